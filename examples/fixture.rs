@@ -1,0 +1,273 @@
+//! A small MCP server over stdio for mcpshare's tests, demo and benchmark.
+//! Its tools make behaviour observable: echo, add, sleep (cancellable),
+//! crash, progress, list_changed, log, roots and sampling (asking the
+//! client), pid and env. Environment knobs: FIXTURE_STARTUP_DELAY_MS delays
+//! the first read; FIXTURE_NOISE=1 prints a non-JSON line on stdout first.
+
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+#[derive(Default)]
+struct Server {
+    out: Mutex<()>,
+    cancelled: Mutex<HashSet<String>>,
+    next_id: Mutex<u64>,
+    waiting: Mutex<HashMap<u64, Sender<Value>>>,
+}
+
+impl Server {
+    fn send(&self, msg: &Value) {
+        let mut line = serde_json::to_vec(msg).expect("json");
+        line.push(b'\n');
+        let _g = self.out.lock().unwrap();
+        let mut out = std::io::stdout().lock();
+        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+    }
+
+    /// Ask the client something and wait (bounded) for the answer.
+    fn ask(&self, method: &str, params: Value) -> Result<Value, String> {
+        let (tx, rx) = channel();
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            let id = *n;
+            *n += 1;
+            id
+        };
+        self.waiting.lock().unwrap().insert(id, tx);
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let reply = rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| format!("no answer to {method}"))?;
+        match reply.get("error") {
+            Some(e) => Err(format!("client error: {e}")),
+            None => Ok(reply.get("result").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    fn is_cancelled(&self, id: &Value) -> bool {
+        self.cancelled.lock().unwrap().contains(&id.to_string())
+    }
+}
+
+fn text(s: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": s.into()}]})
+}
+
+fn tools() -> Value {
+    let t = |name: &str, desc: &str, props: Value| json!({"name": name, "description": desc, "inputSchema": {"type": "object", "properties": props}});
+    json!([
+        t(
+            "echo",
+            "Echo the text back",
+            json!({"text": {"type": "string"}})
+        ),
+        t(
+            "add",
+            "Add a and b",
+            json!({"a": {"type": "number"}, "b": {"type": "number"}})
+        ),
+        t(
+            "sleep",
+            "Sleep for ms milliseconds (cancellable)",
+            json!({"ms": {"type": "integer"}})
+        ),
+        t(
+            "crash",
+            "Exit the server at once without answering",
+            json!({"code": {"type": "integer"}})
+        ),
+        t(
+            "progress",
+            "Send steps progress notifications, then answer",
+            json!({"steps": {"type": "integer"}, "delay_ms": {"type": "integer"}})
+        ),
+        t(
+            "list_changed",
+            "Send notifications/tools/list_changed",
+            json!({})
+        ),
+        t(
+            "log",
+            "Send a notifications/message",
+            json!({"level": {"type": "string"}, "message": {"type": "string"}})
+        ),
+        t("roots", "Ask the client for its roots", json!({})),
+        t(
+            "sampling",
+            "Ask the client to sample a message",
+            json!({"prompt": {"type": "string"}})
+        ),
+        t("pid", "Report this server's pid", json!({})),
+        t(
+            "env",
+            "Report an environment variable",
+            json!({"name": {"type": "string"}})
+        ),
+    ])
+}
+
+fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, String)> {
+    let args = params.get("arguments").cloned().unwrap_or(json!({}));
+    let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+    let num = |k: &str| args.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    match name {
+        "echo" => Ok(text(args.get("text").and_then(Value::as_str).unwrap_or(""))),
+        "add" => {
+            let sum = num("a") + num("b");
+            let mut r = text(format!("{sum}"));
+            r["structuredContent"] = json!({"sum": sum});
+            Ok(r)
+        }
+        "sleep" => {
+            let until = Instant::now() + Duration::from_millis(num("ms") as u64);
+            while Instant::now() < until {
+                if server.is_cancelled(id) {
+                    return Err((-32800, "cancelled".into()));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(text(format!("slept {} ms", num("ms") as u64)))
+        }
+        "crash" => std::process::exit(num("code") as i32),
+        "progress" => {
+            let token = params.pointer("/_meta/progressToken").cloned();
+            let steps = num("steps") as u64;
+            for i in 1..=steps {
+                if let Some(t) = &token {
+                    server.send(
+                        &json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": {"progressToken": t, "progress": i, "total": steps}}),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(num("delay_ms") as u64));
+            }
+            Ok(text(format!("done {steps}")))
+        }
+        "list_changed" => {
+            server.send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+            Ok(text("sent"))
+        }
+        "log" => {
+            let level = args.get("level").and_then(Value::as_str).unwrap_or("info");
+            let message = args.get("message").and_then(Value::as_str).unwrap_or("");
+            server.send(&json!({"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": level, "logger": "fixture", "data": message}}));
+            Ok(text("logged"))
+        }
+        "roots" => server
+            .ask("roots/list", json!({}))
+            .map(|r| text(r.to_string()))
+            .map_err(|e| (-32603, e)),
+        "sampling" => {
+            let prompt = args
+                .get("prompt")
+                .and_then(Value::as_str)
+                .unwrap_or("hello");
+            let p = json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 10});
+            server
+                .ask("sampling/createMessage", p)
+                .map(|r| text(r.to_string()))
+                .map_err(|e| (-32603, e))
+        }
+        "pid" => Ok(text(std::process::id().to_string())),
+        "env" => {
+            let n = args.get("name").and_then(Value::as_str).unwrap_or("");
+            Ok(text(std::env::var(n).unwrap_or_default()))
+        }
+        _ => Err((-32602, format!("unknown tool {name}"))),
+    }
+}
+
+fn handle(server: &Arc<Server>, msg: Value) {
+    let id = msg.get("id").cloned();
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    match (method.as_deref(), id) {
+        (None, Some(id)) => {
+            if let Some(n) = id.as_u64() {
+                if let Some(tx) = server.waiting.lock().unwrap().remove(&n) {
+                    let _ = tx.send(msg);
+                }
+            }
+        }
+        (Some("notifications/cancelled"), None) => {
+            if let Some(r) = params.get("requestId") {
+                server.cancelled.lock().unwrap().insert(r.to_string());
+            }
+        }
+        (Some(_), None) => {}
+        (Some(method), Some(id)) => {
+            let reply = {
+                let id = id.clone();
+                move |r: Result<Value, (i64, String)>| match r {
+                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    Err((code, message)) => {
+                        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+                    }
+                }
+            };
+            match method {
+                "initialize" => {
+                    let asked = params
+                        .get("protocolVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let v = VERSIONS
+                        .iter()
+                        .find(|v| **v == asked)
+                        .copied()
+                        .unwrap_or("2025-11-25");
+                    server.send(&reply(Ok(json!({
+                        "protocolVersion": v,
+                        "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+                        "serverInfo": {"name": "mcpshare-fixture", "version": "1.0.0"},
+                        "instructions": "A test fixture."
+                    }))));
+                }
+                "ping" => server.send(&reply(Ok(json!({})))),
+                "tools/list" => server.send(&reply(Ok(json!({"tools": tools()})))),
+                "logging/setLevel" => server.send(&reply(Ok(json!({})))),
+                "tools/call" => {
+                    let server = server.clone();
+                    std::thread::spawn(move || {
+                        let r = call(&server, &id, &params);
+                        if !server.is_cancelled(&id) {
+                            server.send(&reply(r));
+                        }
+                    });
+                }
+                _ => server.send(&reply(Err((-32601, format!("Method not found: {method}"))))),
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+fn main() {
+    if let Ok(ms) = std::env::var("FIXTURE_STARTUP_DELAY_MS") {
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+    }
+    if std::env::var("FIXTURE_NOISE").is_ok() {
+        println!("this line is not JSON");
+    }
+    eprintln!("fixture pid {} started", std::process::id());
+    let server = Arc::new(Server::default());
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<Value>(&line) {
+            Ok(msg) => handle(&server, msg),
+            Err(e) => server.send(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": e.to_string()}})),
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! `mcpshare run`: the command MCP clients launch. It relays JSON-RPC lines
+//! between its stdio and the daemon's Streamable HTTP endpoint for one
+//! upstream. stdout carries protocol messages only, one per line; every log
+//! goes to stderr. It never hangs on a dead daemon: in-flight requests get
+//! errors, and the next request re-runs the election and re-attaches.
+
+use crate::client::{Client, McpHeaders, Reply, SendError};
+use crate::election;
+use crate::error::Error;
+use crate::home::Home;
+use crate::identity::Spec;
+use crate::jsonrpc::{self, Kind, Line, LineReader};
+use crate::pool::Pool;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long requests still in flight at stdin EOF get to finish.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One attachment to one daemon: a session on the upstream's endpoint.
+struct Conn {
+    client: Client,
+    path: String,
+    session: String,
+    version: String,
+    capabilities: Value,
+    generation: u64,
+}
+
+impl Conn {
+    fn headers(&self) -> McpHeaders<'_> {
+        McpHeaders {
+            session: Some(&self.session),
+            version: Some(&self.version),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Link {
+    conn: Option<Arc<Conn>>,
+    generation: u64,
+    /// The client's own `initialize` has been answered.
+    answered: bool,
+}
+
+/// Why a connection attempt failed.
+enum ConnectError {
+    /// The daemon answered `initialize` with a JSON-RPC error: relay it.
+    Rpc(Value),
+    Other(String),
+}
+
+impl ConnectError {
+    /// The error as an answer to request `id`.
+    fn answer(&self, id: Value) -> Value {
+        match self {
+            ConnectError::Rpc(e) => {
+                let mut e = e.clone();
+                e["id"] = id;
+                e
+            }
+            ConnectError::Other(s) => jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone()),
+        }
+    }
+}
+
+enum PostError {
+    /// Never reached this attachment (dead daemon, unknown session): reconnect and retry.
+    Stale(String),
+    Broken(String),
+}
+
+pub struct Bridge {
+    home: Home,
+    spec: Spec,
+    max: usize,
+    link: Mutex<Link>,
+    init: Mutex<Option<Value>>,
+    client_initialized: AtomicBool,
+    stopping: AtomicBool,
+    inflight: Mutex<usize>,
+    idle: Condvar,
+    out: Mutex<()>,
+    pool: Pool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn run(home: Home, spec: Spec) -> i32 {
+    let bridge = Arc::new(Bridge {
+        home,
+        spec,
+        max: jsonrpc::max_message(),
+        link: Mutex::new(Link::default()),
+        init: Mutex::new(None),
+        client_initialized: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+        inflight: Mutex::new(0),
+        idle: Condvar::new(),
+        out: Mutex::new(()),
+        pool: Pool::new("bridge"),
+    });
+    let b = bridge.clone();
+    if let Err(e) = crate::sys::on_termination(move |_| b.exit()) {
+        crate::log!("cannot install signal handling: {e}");
+    }
+    let stdin = std::io::stdin().lock();
+    let mut lines = LineReader::new(stdin, bridge.max);
+    loop {
+        match lines.next_line() {
+            Ok(Some(Line::Text(bytes))) => {
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(Value::Array(items)) => bridge.batch(items),
+                    Ok(msg) => bridge.dispatch(msg),
+                    Err(e) => bridge.write(&jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("Parse error: {e}"))),
+                }
+            }
+            Ok(Some(Line::TooLong(n))) => bridge.write(&jsonrpc::error(
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                format!("message of {n} bytes exceeds the limit of {} bytes (MCPSHARE_MAX_MESSAGE_BYTES)", bridge.max),
+            )),
+            Ok(None) => break,
+            Err(e) => {
+                crate::log!("reading stdin: {e}");
+                break;
+            }
+        }
+    }
+    bridge.drain(DRAIN_TIMEOUT);
+    bridge.exit()
+}
+
+impl Bridge {
+    /// Write one message to stdout as one line. A closed stdout ends the bridge.
+    fn write(&self, msg: &Value) {
+        let mut line = serde_json::to_vec(msg).unwrap_or_default();
+        line.push(b'\n');
+        let _guard = lock(&self.out);
+        let mut out = std::io::stdout().lock();
+        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
+            drop(out);
+            drop(_guard);
+            self.exit();
+        }
+    }
+
+    /// End the session at the daemon (best effort, bounded) and exit 0.
+    fn exit(&self) -> ! {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            if let Some(conn) = lock(&self.link).conn.take() {
+                let _ = conn
+                    .client
+                    .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
+            }
+        }
+        std::process::exit(0)
+    }
+
+    fn drain(&self, timeout: Duration) {
+        let n = lock(&self.inflight);
+        let _ = self.idle.wait_timeout_while(n, timeout, |n| *n > 0);
+    }
+
+    /// Run `job` on the pool, counted as in flight until it returns.
+    fn spawn(self: &Arc<Self>, job: impl FnOnce(&Arc<Bridge>) + Send + 'static) {
+        *lock(&self.inflight) += 1;
+        let me = self.clone();
+        self.pool.run(move || {
+            job(&me);
+            let mut n = lock(&me.inflight);
+            *n -= 1;
+            if *n == 0 {
+                me.idle.notify_all();
+            }
+        });
+    }
+
+    fn dispatch(self: &Arc<Self>, msg: Value) {
+        let id = jsonrpc::id(&msg);
+        match jsonrpc::classify(&msg) {
+            Kind::Request => match jsonrpc::method(&msg).unwrap_or("") {
+                "ping" => self.write(&jsonrpc::result(id, json!({}))),
+                // Not a modern-era server: make dual-era clients fall back.
+                "server/discover" => self.write(&jsonrpc::error(
+                    id,
+                    jsonrpc::METHOD_NOT_FOUND,
+                    "Method not found",
+                )),
+                "initialize" => {
+                    let mut init = lock(&self.init);
+                    if init.is_some() {
+                        drop(init);
+                        return self.write(&jsonrpc::error(
+                            id,
+                            jsonrpc::INVALID_REQUEST,
+                            "already initialized",
+                        ));
+                    }
+                    *init = Some(msg);
+                    drop(init);
+                    self.spawn(|b| {
+                        let _ = b.connection();
+                    });
+                }
+                _ => {
+                    if lock(&self.init).is_none() {
+                        let text = "server not initialized: send initialize first";
+                        return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
+                    }
+                    self.spawn(move |b| {
+                        if let Some(answer) = b.request(&msg, &|m| b.write(&m)) {
+                            b.write(&answer);
+                        }
+                    });
+                }
+            },
+            Kind::Notification => {
+                if jsonrpc::method(&msg) == Some("notifications/initialized") {
+                    self.client_initialized.store(true, Ordering::Release);
+                    if let Some(conn) = lock(&self.link).conn.clone() {
+                        self.start_listener(conn);
+                    }
+                    return;
+                }
+                self.send_quietly(&msg);
+            }
+            Kind::Response => self.send_quietly(&msg),
+            Kind::Invalid => self.write(&jsonrpc::error(
+                id,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request",
+            )),
+        }
+    }
+
+    /// JSON-RPC batches are legal only in protocol 2025-03-26: unbatch them
+    /// for the daemon and answer with an array of the responses.
+    fn batch(self: &Arc<Self>, items: Vec<Value>) {
+        let version = lock(&self.link).conn.as_ref().map(|c| c.version.clone());
+        if items.is_empty() || version.as_deref() != Some(jsonrpc::BATCH_VERSION) {
+            let text = "Invalid Request: batches are only accepted in protocol 2025-03-26";
+            return self.write(&jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, text));
+        }
+        self.spawn(move |b| {
+            let mut answers = Vec::new();
+            for msg in items {
+                let id = jsonrpc::id(&msg);
+                match (jsonrpc::classify(&msg), jsonrpc::method(&msg)) {
+                    (Kind::Request, Some("ping")) => answers.push(jsonrpc::result(id, json!({}))),
+                    (Kind::Request, Some("initialize")) => answers.push(jsonrpc::error(
+                        id,
+                        jsonrpc::INVALID_REQUEST,
+                        "initialize must not be part of a batch",
+                    )),
+                    (Kind::Request, _) => answers.extend(b.request(&msg, &|m| b.write(&m))),
+                    (Kind::Notification | Kind::Response, _) => b.send_quietly(&msg),
+                    (Kind::Invalid, _) => answers.push(jsonrpc::error(
+                        id,
+                        jsonrpc::INVALID_REQUEST,
+                        "Invalid Request",
+                    )),
+                }
+            }
+            if !answers.is_empty() {
+                b.write(&Value::Array(answers));
+            }
+        });
+    }
+
+    /// Forward a notification or a response; nothing is owed to the client.
+    fn send_quietly(&self, msg: &Value) {
+        let Some(conn) = lock(&self.link).conn.clone() else {
+            return;
+        };
+        if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(&conn, msg, &|_| {}) {
+            crate::log!("could not deliver a message to the daemon: {e}");
+            self.invalidate(conn.generation);
+        }
+    }
+
+    /// Forward a request; `sink` gets what streams before the answer, which
+    /// is returned (None when the client cancelled it).
+    fn request(self: &Arc<Self>, msg: &Value, sink: &dyn Fn(Value)) -> Option<Value> {
+        let id = jsonrpc::id(msg);
+        for attempt in 0..2 {
+            let conn = match self.connection() {
+                Ok(c) => c,
+                Err(e) => return Some(e.answer(id)),
+            };
+            match self.post(&conn, msg, sink) {
+                Ok(answer) => return answer,
+                Err(PostError::Stale(e)) => {
+                    self.invalidate(conn.generation);
+                    if attempt == 1 {
+                        return Some(jsonrpc::error(
+                            id,
+                            jsonrpc::UNAVAILABLE,
+                            format!("mcpshare daemon: {e}"),
+                        ));
+                    }
+                }
+                Err(PostError::Broken(e)) => {
+                    self.invalidate(conn.generation);
+                    let text = format!(
+                        "connection to the mcpshare daemon was lost during this request ({e}); \
+                         it may or may not have run"
+                    );
+                    return Some(jsonrpc::error(id, jsonrpc::UNAVAILABLE, text));
+                }
+            }
+        }
+        None
+    }
+
+    /// POST one message on an attachment and relay what comes back.
+    fn post(
+        &self,
+        conn: &Conn,
+        msg: &Value,
+        sink: &dyn Fn(Value),
+    ) -> Result<Option<Value>, PostError> {
+        let id = jsonrpc::id(msg);
+        let body = serde_json::to_vec(msg).unwrap_or_default();
+        let reply = conn
+            .client
+            .mcp_post(&conn.path, &conn.headers(), &body)
+            .map_err(|e| match e {
+                SendError::NotReached(s) => PostError::Stale(s),
+                SendError::Broken(s) => PostError::Broken(s),
+            })?;
+        match reply.status {
+            202 => Ok(None),
+            404 => Err(PostError::Stale(
+                "session not found (the daemon restarted)".into(),
+            )),
+            200 if reply.is_sse() => self.relay_events(reply, &id, sink),
+            200 => reply
+                .json(self.max)
+                .map(Some)
+                .map_err(|e| PostError::Broken(e.to_string())),
+            status => {
+                let body = reply.json(self.max).ok();
+                let text = body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/error/message").or_else(|| b.get("error")))
+                    .map(|m| {
+                        m.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| m.to_string())
+                    })
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                let code = body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/error/code"))
+                    .and_then(Value::as_i64);
+                Ok(Some(jsonrpc::error(
+                    id,
+                    code.unwrap_or(jsonrpc::UNAVAILABLE),
+                    format!("mcpshare daemon: {text}"),
+                )))
+            }
+        }
+    }
+
+    fn relay_events(
+        &self,
+        reply: Reply,
+        id: &Value,
+        sink: &dyn Fn(Value),
+    ) -> Result<Option<Value>, PostError> {
+        let mut events = reply.events(self.max);
+        let mut answer = None;
+        loop {
+            match events.next_data() {
+                Ok(Some(data)) => match serde_json::from_str::<Value>(&data) {
+                    Ok(m) if jsonrpc::classify(&m) == Kind::Response && &jsonrpc::id(&m) == id => {
+                        answer = Some(m)
+                    }
+                    Ok(m) => sink(m),
+                    Err(e) => crate::log!("ignoring a bad event from the daemon: {e}"),
+                },
+                Ok(None) => return Ok(answer),
+                Err(e) if answer.is_some() => {
+                    crate::log!("stream ended badly after the answer: {e}");
+                    return Ok(answer);
+                }
+                Err(e) => return Err(PostError::Broken(e.to_string())),
+            }
+        }
+    }
+
+    fn invalidate(&self, generation: u64) {
+        let mut link = lock(&self.link);
+        if link
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.generation == generation)
+        {
+            link.conn = None;
+        }
+    }
+
+    /// The current attachment, attaching (election included) if there is none.
+    fn connection(self: &Arc<Self>) -> Result<Arc<Conn>, ConnectError> {
+        let mut link = lock(&self.link);
+        if let Some(c) = &link.conn {
+            return Ok(c.clone());
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(ConnectError::Other("mcpshare is exiting".into()));
+        }
+        let Some(init) = lock(&self.init).clone() else {
+            return Err(ConnectError::Other("server not initialized".into()));
+        };
+        let generation = link.generation + 1;
+        let attached = self.attach(&init, generation);
+        let first = !link.answered;
+        link.answered = true;
+        let (conn, answer) = match attached {
+            Ok(pair) => pair,
+            Err(e) => {
+                drop(link);
+                if first {
+                    self.write(&e.answer(jsonrpc::id(&init)));
+                }
+                return Err(e);
+            }
+        };
+        let conn = Arc::new(conn);
+        link.generation = generation;
+        link.conn = Some(conn.clone());
+        drop(link);
+        if first {
+            self.write(&answer);
+        } else {
+            self.reattached(&conn);
+        }
+        Ok(conn)
+    }
+
+    /// Elect or find the daemon, ask for our upstream, and open a session
+    /// with the client's own `initialize`.
+    fn attach(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
+        let other = |e: Error| {
+            let mut text = e.to_string();
+            if let Some(h) = e.hint() {
+                text.push_str("; ");
+                text.push_str(&h);
+            }
+            ConnectError::Other(format!("mcpshare: {text}"))
+        };
+        let manifest =
+            election::ensure_daemon(&self.home, Instant::now() + election::STARTUP_TIMEOUT)
+                .map_err(other)?;
+        let client = Client::new(&manifest);
+        let spec = serde_json::to_value(&self.spec).unwrap_or(Value::Null);
+        let (status, body) = client
+            .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
+            .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+        let Some(upstream) = body
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|_| status == 200)
+        else {
+            return Err(ConnectError::Other(format!(
+                "mcpshare daemon refused the upstream: HTTP {status} {body}"
+            )));
+        };
+        let path = format!("/u/{upstream}/mcp");
+        let bytes = serde_json::to_vec(init).unwrap_or_default();
+        let reply = client
+            .mcp_post(&path, &McpHeaders::default(), &bytes)
+            .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+        let (status, session) = (reply.status, reply.session.clone());
+        let answer = reply
+            .json(self.max)
+            .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+        if answer.get("error").is_some() {
+            return Err(ConnectError::Rpc(answer));
+        }
+        let Some(session) = session.filter(|_| status == 200) else {
+            return Err(ConnectError::Other(format!(
+                "mcpshare daemon: initialize failed: HTTP {status} {answer}"
+            )));
+        };
+        let result = answer.get("result").cloned().unwrap_or(Value::Null);
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(jsonrpc::LATEST_VERSION);
+        let conn = Conn {
+            client,
+            path,
+            session,
+            version: version.to_string(),
+            capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+            generation,
+        };
+        Ok((conn, answer))
+    }
+
+    /// After re-attaching to a new daemon: complete the handshake for the
+    /// client, reopen the stream, and tell the client its lists may differ.
+    fn reattached(self: &Arc<Self>, conn: &Arc<Conn>) {
+        crate::log!(
+            "re-attached to the mcpshare daemon (session generation {})",
+            conn.generation
+        );
+        if !self.client_initialized.load(Ordering::Acquire) {
+            return;
+        }
+        let note = jsonrpc::notification("notifications/initialized", None);
+        if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(conn, &note, &|_| {}) {
+            crate::log!("re-attach: {e}");
+        }
+        self.start_listener(conn.clone());
+        for list in ["tools", "prompts", "resources"] {
+            if conn.capabilities.pointer(&format!("/{list}/listChanged"))
+                == Some(&Value::Bool(true))
+            {
+                self.write(&jsonrpc::notification(
+                    &format!("notifications/{list}/list_changed"),
+                    None,
+                ));
+            }
+        }
+    }
+
+    /// Open the GET stream of this attachment and relay what it carries
+    /// until it ends. A lost stream drops the attachment; the next request
+    /// re-attaches.
+    fn start_listener(self: &Arc<Self>, conn: Arc<Conn>) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("listen-{}", conn.generation))
+            .spawn(move || {
+                let reply = match conn.client.mcp_get(&conn.path, &conn.headers()) {
+                    Ok(r) if r.status == 200 && r.is_sse() => r,
+                    // 405: the endpoint offers no stream; nothing is lost.
+                    Ok(r) if r.status != 404 => return,
+                    _ => return me.invalidate(conn.generation),
+                };
+                let mut events = reply.events(me.max);
+                while let Ok(Some(data)) = events.next_data() {
+                    match serde_json::from_str::<Value>(&data) {
+                        Ok(m) => me.write(&m),
+                        Err(e) => crate::log!("ignoring a bad event from the daemon: {e}"),
+                    }
+                }
+                me.invalidate(conn.generation);
+            });
+        if let Err(e) = spawned {
+            crate::log!("cannot start the stream thread: {e}");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The command line: one table of commands and options feeds parsing,
+//! `--help` and the man-page consistency test. `main` maps errors to the
+//! exit statuses documented in mcpshare(1).
+
+use crate::client::Client;
+use crate::election::{self, Probe};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::identity::Spec;
+use crate::{bridge, daemon, lock, log};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub struct CommandDoc {
+    pub name: &'static str,
+    pub synopsis: &'static str,
+    pub about: &'static str,
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "run",
+        synopsis: "mcpshare run [--isolated] [--global] -- COMMAND [ARGS...]",
+        about: "Speak MCP on stdio, sharing one upstream COMMAND with every client of the same identity",
+        options: &[
+            ("--isolated", "give this client an upstream of its own"),
+            ("--global", "share across working directories"),
+        ],
+    },
+    CommandDoc {
+        name: "daemon",
+        synopsis: "mcpshare daemon",
+        about: "Run the daemon in the foreground (clients start it on their own)",
+        options: &[],
+    },
+    CommandDoc {
+        name: "status",
+        synopsis: "mcpshare status [--json]",
+        about: "Show the daemon and its upstreams",
+        options: &[("--json", "print one JSON object")],
+    },
+    CommandDoc {
+        name: "stop",
+        synopsis: "mcpshare stop",
+        about: "Stop the daemon and its upstreams; returns once its lock is free",
+        options: &[],
+    },
+];
+
+/// Every environment variable mcpshare reads; each is in mcpshare(1).
+pub const ENVIRONMENT: &[&str] = &[
+    "MCPSHARE_HOME",
+    "XDG_STATE_HOME",
+    "MCPSHARE_MAX_MESSAGE_BYTES",
+    "MCPSHARE_START_TIMEOUT_SECS",
+    "MCPSHARE_REQUEST_TIMEOUT_SECS",
+    "MCPSHARE_TEST_REPORTED_VERSION",
+];
+
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn help() -> String {
+    let mut s = format!(
+        "mcpshare {} - share one set of MCP servers among every MCP client\n\nUsage:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for c in COMMANDS {
+        s.push_str(&format!("  {}\n      {}\n", c.synopsis, c.about));
+        for (flag, what) in c.options {
+            s.push_str(&format!("      {flag:<12} {what}\n"));
+        }
+    }
+    s.push_str("  mcpshare --help | --version\n\nSee mcpshare(1) for files, environment and exit status.\n");
+    s
+}
+
+pub fn main() -> i32 {
+    match run_cli() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcpshare: {e}");
+            if let Some(h) = e.hint() {
+                eprintln!("hint: {h}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn run_cli() -> Result<i32> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_env();
+    let command = match parser.next()? {
+        None => return Err(Error::Usage("no command given".into())),
+        Some(Long("help") | Short('h')) => {
+            print!("{}", help());
+            return Ok(0);
+        }
+        Some(Long("version") | Short('V')) => {
+            println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
+            return Ok(0);
+        }
+        Some(Value(v)) => v.string()?,
+        Some(other) => return Err(other.unexpected().into()),
+    };
+    match command.as_str() {
+        "run" => run_bridge(&mut parser),
+        "daemon" => {
+            no_more(&mut parser)?;
+            daemon::run(Home::open()?)?;
+            Ok(0)
+        }
+        "status" => {
+            let mut json = false;
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("json") => json = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            status(&Home::open()?, json)
+        }
+        "stop" => {
+            no_more(&mut parser)?;
+            stop(&Home::open()?)
+        }
+        "help" => {
+            print!("{}", help());
+            Ok(0)
+        }
+        other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+fn no_more(parser: &mut lexopt::Parser) -> Result<()> {
+    match parser.next()? {
+        None => Ok(()),
+        Some(arg) => Err(arg.unexpected().into()),
+    }
+}
+
+fn run_bridge(parser: &mut lexopt::Parser) -> Result<i32> {
+    use lexopt::prelude::*;
+    let (mut isolated, mut global) = (false, false);
+    let mut argv: Vec<String> = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("isolated") => isolated = true,
+            Long("global") => global = true,
+            Value(v) => {
+                argv.push(v.string()?);
+                for rest in parser.raw_args()? {
+                    argv.push(
+                        rest.into_string()
+                            .map_err(|_| Error::Usage("arguments must be UTF-8".into()))?,
+                    );
+                }
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    if argv.is_empty() {
+        return Err(Error::Usage(
+            "run needs a command: mcpshare run -- COMMAND [ARGS...]".into(),
+        ));
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the working directory", e))?;
+    let spec = Spec {
+        command: argv.remove(0),
+        args: argv,
+        cwd: cwd.display().to_string(),
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+        global,
+        isolated,
+    };
+    let home = Home::open()?;
+    Ok(bridge::run(home, spec))
+}
+
+/// The daemon's status, or None when none runs.
+fn fetch_status(home: &Home) -> Result<Option<Value>> {
+    match election::probe(home)? {
+        Probe::NotRunning => Ok(None),
+        Probe::Starting => Err(Error::Daemon(
+            "the daemon is starting; try again in a moment".into(),
+        )),
+        Probe::Unresponsive(m) => Err(Error::DaemonHung { pid: m.pid }),
+        Probe::Incompatible(m, h) => Err(Error::Incompatible {
+            pid: m.pid,
+            version: h.version,
+            protocol: h.protocol,
+        }),
+        Probe::Alive(m) => {
+            let (code, body) = Client::new(&m)
+                .call("GET", "/api/status", None, Duration::from_secs(5))
+                .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+            if code != 200 {
+                return Err(Error::Daemon(format!(
+                    "daemon pid {} answered HTTP {code}: {body}",
+                    m.pid
+                )));
+            }
+            Ok(Some(body))
+        }
+    }
+}
+
+fn status(home: &Home, as_json: bool) -> Result<i32> {
+    let st = fetch_status(home)?;
+    if as_json {
+        let v = st.unwrap_or_else(|| json!({"daemon": null, "upstreams": []}));
+        println!("{v}");
+        return Ok(0);
+    }
+    let Some(st) = st else {
+        println!("no daemon running for {}", home.dir().display());
+        return Ok(0);
+    };
+    print!("{}", render_status(&st, log::unix_millis()));
+    Ok(0)
+}
+
+/// The human table of `mcpshare status`.
+pub fn render_status(st: &Value, now_ms: u64) -> String {
+    let d = &st["daemon"];
+    let up_ms = now_ms.saturating_sub(d["started_at"].as_u64().unwrap_or(now_ms));
+    let mut s = format!(
+        "daemon pid {}  port {}  version {}  up {}  sessions {}\nhome {}\n",
+        d["pid"],
+        d["port"],
+        d["version"].as_str().unwrap_or("?"),
+        human_duration(up_ms / 1000),
+        d["sessions"],
+        d["home"].as_str().unwrap_or("?"),
+    );
+    let ups = st["upstreams"].as_array().cloned().unwrap_or_default();
+    if ups.is_empty() {
+        s.push_str("no upstreams\n");
+        return s;
+    }
+    s.push_str(&format!(
+        "\n{:<36} {:<9} {:>7} {:>8} {:>8}  COMMAND\n",
+        "UPSTREAM", "STATE", "PID", "SESSIONS", "RESTARTS"
+    ));
+    for u in ups {
+        let cmd: Vec<&str> = u["command"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let pid = u["pid"]
+            .as_u64()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        s.push_str(&format!(
+            "{:<36} {:<9} {:>7} {:>8} {:>8}  {}\n",
+            u["id"].as_str().unwrap_or("?"),
+            u["state"].as_str().unwrap_or("?"),
+            pid,
+            u["sessions"].to_string(),
+            u["restarts"].to_string(),
+            cmd.join(" ")
+        ));
+        if let Some(e) = u["last_error"].as_str() {
+            s.push_str(&format!("  last error: {e}\n"));
+        }
+    }
+    s
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+fn stop(home: &Home) -> Result<i32> {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    let m = loop {
+        match election::probe(home)? {
+            Probe::NotRunning => {
+                println!("no daemon running for {}", home.dir().display());
+                return Ok(0);
+            }
+            Probe::Alive(m) | Probe::Incompatible(m, _) => break m,
+            Probe::Unresponsive(m) => return Err(Error::DaemonHung { pid: m.pid }),
+            Probe::Starting if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Probe::Starting => {
+                return Err(Error::Daemon("the daemon did not finish starting".into()));
+            }
+        }
+    };
+    let (code, _) = Client::new(&m)
+        .call("POST", "/api/stop", None, Duration::from_secs(5))
+        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    if code != 202 {
+        return Err(Error::Daemon(format!(
+            "daemon pid {} refused to stop: HTTP {code}",
+            m.pid
+        )));
+    }
+    let lock_path = home.daemon_lock();
+    if !lock::wait_free(&lock_path, deadline).map_err(|e| Error::Path(lock_path, e))? {
+        return Err(Error::Daemon(format!(
+            "daemon pid {} did not stop within {} s",
+            m.pid,
+            STOP_TIMEOUT.as_secs()
+        )));
+    }
+    println!("stopped daemon pid {}", m.pid);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table_shows_each_upstream() {
+        let st = json!({
+            "daemon": {"pid": 10, "port": 4000, "version": "0.1.0", "started_at": 0, "sessions": 2, "home": "/h"},
+            "upstreams": [{"id": "fixture-ab", "state": "running", "pid": 11, "sessions": 2, "restarts": 0,
+                           "command": ["fixture", "--x"]}]
+        });
+        let out = render_status(&st, 61_000);
+        assert!(
+            out.contains("daemon pid 10  port 4000  version 0.1.0  up 1m1s  sessions 2"),
+            "{out}"
+        );
+        assert!(out.contains("fixture-ab"), "{out}");
+        assert!(out.contains("fixture --x"), "{out}");
+    }
+
+    #[test]
+    fn help_lists_every_command_and_option() {
+        let h = help();
+        for c in COMMANDS {
+            assert!(h.contains(c.synopsis));
+            for (flag, _) in c.options {
+                assert!(h.contains(flag));
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The HTTP client side of the daemon's API, used by the bridge and the
+//! CLI: loopback only, bearer token on every call but health, bounded
+//! timeouts, and an SSE reader that yields one event's data at a time.
+
+use crate::jsonrpc::{Line, LineReader};
+use crate::manifest::Manifest;
+use serde_json::Value;
+use std::io::{self, BufReader};
+use std::time::Duration;
+
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub enum SendError {
+    /// The request never reached the daemon: safe to retry elsewhere.
+    NotReached(String),
+    /// The connection failed after the request may have been acted on.
+    Broken(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::NotReached(s) | SendError::Broken(s) => f.write_str(s),
+        }
+    }
+}
+
+fn classify(e: ureq::Error) -> SendError {
+    use io::ErrorKind::*;
+    match &e {
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+            SendError::NotReached(e.to_string())
+        }
+        ureq::Error::Timeout(ureq::Timeout::Connect) => SendError::NotReached(e.to_string()),
+        ureq::Error::Io(io)
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | NotFound) =>
+        {
+            SendError::NotReached(e.to_string())
+        }
+        _ => SendError::Broken(e.to_string()),
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub session: Option<String>,
+    pub content_type: String,
+    body: ureq::Body,
+}
+
+impl Reply {
+    pub fn is_sse(&self) -> bool {
+        self.content_type.starts_with("text/event-stream")
+    }
+
+    pub fn bytes(self, max: usize) -> Result<Vec<u8>, SendError> {
+        self.body
+            .into_with_config()
+            .limit(max as u64)
+            .read_to_vec()
+            .map_err(|e| SendError::Broken(e.to_string()))
+    }
+
+    pub fn json(self, max: usize) -> Result<Value, SendError> {
+        let bytes = self.bytes(max)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SendError::Broken(format!("bad JSON from daemon: {e}")))
+    }
+
+    pub fn events(self, max: usize) -> Events {
+        Events {
+            lines: LineReader::new(BufReader::new(self.body.into_reader()), max),
+        }
+    }
+}
+
+/// Reads `text/event-stream`, yielding each event's data.
+pub struct Events {
+    lines: LineReader<BufReader<ureq::BodyReader<'static>>>,
+}
+
+impl Events {
+    /// The next event's data, or None when the stream ends.
+    pub fn next_data(&mut self) -> io::Result<Option<String>> {
+        let mut data: Option<String> = None;
+        loop {
+            let line = match self.lines.next_line()? {
+                None => return Ok(data),
+                Some(Line::TooLong(n)) => {
+                    return Err(io::Error::other(format!(
+                        "an event line of {n} bytes exceeds the limit"
+                    )));
+                }
+                Some(Line::Text(t)) => String::from_utf8_lossy(&t).into_owned(),
+            };
+            if line.is_empty() {
+                if data.is_some() {
+                    return Ok(data);
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("data:") {
+                let v = v.strip_prefix(' ').unwrap_or(v);
+                match &mut data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(v);
+                    }
+                    None => data = Some(v.to_string()),
+                }
+            }
+            // `event:`, `id:`, `retry:` and `:` comments carry nothing we use.
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    pub base: String,
+    token: String,
+}
+
+/// Per-request headers of the MCP endpoint.
+#[derive(Default)]
+pub struct McpHeaders<'a> {
+    pub session: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .max_idle_connections_per_host(64)
+        .user_agent(concat!("mcpshare/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+impl Client {
+    pub fn new(m: &Manifest) -> Client {
+        Client {
+            agent: agent(),
+            base: m.url.clone(),
+            token: m.token.clone(),
+        }
+    }
+
+    fn reply(resp: ureq::http::Response<ureq::Body>) -> Reply {
+        let header = |k: &str| {
+            resp.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let session = header("mcp-session-id");
+        let content_type = header("content-type").unwrap_or_default();
+        let status = resp.status().as_u16();
+        Reply {
+            status,
+            session,
+            content_type,
+            body: resp.into_body(),
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// A control-API call with a JSON body (or none) and a total timeout.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<(u16, Value), SendError> {
+        let url = format!("{}{path}", self.base);
+        let resp = match body {
+            Some(b) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth())
+                .header("Content-Type", "application/json")
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .send(serde_json::to_vec(b).unwrap_or_default()),
+            None if method == "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth())
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .send_empty(),
+            None => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth())
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .call(),
+        }
+        .map_err(classify)?;
+        let reply = Client::reply(resp);
+        let status = reply.status;
+        Ok((status, reply.json(crate::jsonrpc::DEFAULT_MAX_MESSAGE)?))
+    }
+
+    pub fn mcp_post(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Result<Reply, SendError> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth())
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json");
+        if let Some(s) = h.session {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        if let Some(v) = h.version {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        req.send(body).map(Client::reply).map_err(classify)
+    }
+
+    pub fn mcp_get(&self, path: &str, h: &McpHeaders) -> Result<Reply, SendError> {
+        let mut req = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth())
+            .header("Accept", "text/event-stream");
+        if let Some(s) = h.session {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        if let Some(v) = h.version {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        req.call().map(Client::reply).map_err(classify)
+    }
+
+    pub fn mcp_delete(
+        &self,
+        path: &str,
+        h: &McpHeaders,
+        timeout: Duration,
+    ) -> Result<u16, SendError> {
+        let mut req = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth())
+            .config()
+            .timeout_global(Some(timeout))
+            .build();
+        if let Some(s) = h.session {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        req.call().map(|r| r.status().as_u16()).map_err(classify)
+    }
+}
+
+/// What `/health` says.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub pid: u32,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// GET /health on the daemon's port, bounded by `timeout`.
+pub fn health(port: u16, timeout: Duration) -> Option<Health> {
+    let resp = agent()
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
+        .call()
+        .ok()?;
+    if resp.status().as_u16() != 200 {
+        return None;
+    }
+    let bytes = resp
+        .into_body()
+        .into_with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .ok()?;
+    let h: Health = serde_json::from_slice(&bytes).ok()?;
+    (h.status == "ok").then_some(h)
+}

@@ -1,0 +1,436 @@
+//! The daemon: holds `daemon.lock` for its whole life, serves HTTP on an
+//! ephemeral loopback port, owns the upstreams and the sessions, heartbeats
+//! into the manifest, and on SIGTERM/SIGINT/SIGHUP or `mcpshare stop` stops
+//! every upstream and removes only the files it owns.
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::identity::Spec;
+use crate::manifest::{self, Manifest};
+use crate::pool::Pool;
+use crate::session::Session;
+use crate::upstream::{Spawner, Upstream};
+use crate::{endpoint, http, lock, log, sys};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// How long a second daemon keeps trying for the lock before giving up,
+/// so that a client's brief probe of the lock never defeats a real start.
+const LOCK_RETRY_FOR: Duration = Duration::from_millis(250);
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub fn env_secs(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(default)
+}
+
+pub struct Daemon {
+    pub home: Home,
+    token: String,
+    port: u16,
+    manifest: Mutex<Manifest>,
+    upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    spawner: Spawner,
+    stop_tx: Mutex<Sender<String>>,
+    stopping: AtomicBool,
+    isolated_seq: AtomicU64,
+    pub max_message: usize,
+    pub request_timeout: Duration,
+    start_timeout: Duration,
+}
+
+/// Reported version; tests may override it to exercise version handling.
+pub fn version() -> String {
+    std::env::var("MCPSHARE_TEST_REPORTED_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+}
+
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    sys::random_bytes(&mut bytes).map_err(|e| Error::io("cannot read random bytes", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Run the daemon in the foreground until stopped.
+pub fn run(home: Home) -> Result<()> {
+    let lock_path = home.daemon_lock();
+    let deadline = Instant::now() + LOCK_RETRY_FOR;
+    let held = lock::wait_exclusive(&lock_path, deadline)
+        .map_err(|e| Error::Path(lock_path.clone(), e))?
+        .ok_or(Error::AlreadyRunning)?;
+
+    let (stop_tx, stop_rx) = channel::<String>();
+    let signal_tx = stop_tx.clone();
+    sys::on_termination(move |sig| {
+        let _ = signal_tx.send(format!("signal {sig}"));
+    })
+    .map_err(|e| Error::io("cannot install signal handling", e))?;
+
+    let server = tiny_http::Server::http("127.0.0.1:0")
+        .map_err(|e| Error::Daemon(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+    let pid = std::process::id();
+    let now = log::unix_millis();
+    let m = Manifest {
+        schema: manifest::SCHEMA,
+        version: version(),
+        protocol: manifest::PROTOCOL,
+        pid,
+        start_time: sys::start_time(pid).unwrap_or(0),
+        port,
+        url: manifest::url_for(port),
+        token: random_token()?,
+        started_at: now,
+        heartbeat_at: now,
+        exe: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    };
+    m.write(&home.manifest())
+        .map_err(|e| Error::Path(home.manifest(), e))?;
+
+    let daemon = Arc::new(Daemon {
+        token: m.token.clone(),
+        port,
+        manifest: Mutex::new(m.clone()),
+        upstreams: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
+        spawner: Spawner::start().map_err(|e| Error::io("cannot start the spawner thread", e))?,
+        stop_tx: Mutex::new(stop_tx),
+        stopping: AtomicBool::new(false),
+        isolated_seq: AtomicU64::new(1),
+        max_message: crate::jsonrpc::max_message(),
+        request_timeout: env_secs("MCPSHARE_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT),
+        start_timeout: env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT),
+        home,
+    });
+    let server = Arc::new(server);
+    {
+        let (d, s) = (daemon.clone(), server.clone());
+        std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(d, s))
+            .map_err(|e| Error::io("cannot start the accept thread", e))?;
+    }
+    let (beat_stop, beat_rx) = channel::<()>();
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    beat_rx.recv_timeout(HEARTBEAT_EVERY)
+                {
+                    d.heartbeat();
+                }
+            })
+            .map_err(|e| Error::io("cannot start the heartbeat thread", e))?;
+    }
+
+    // Readiness goes to whoever started us (a pipe when spawned by a
+    // client); afterwards stdout joins the log.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "mcpshare daemon ready on {} (pid {pid})",
+        manifest::url_for(port)
+    );
+    let _ = out.flush();
+    drop(out);
+    let _ = sys::stdout_to_stderr();
+    log!(
+        "daemon started: pid {pid}, port {port}, home {}, version {}",
+        daemon.home.dir().display(),
+        version()
+    );
+
+    let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
+    drop(beat_stop);
+    daemon.shutdown(&reason);
+    server.unblock();
+    drop(held);
+    Ok(())
+}
+
+fn accept_loop(d: Arc<Daemon>, server: Arc<tiny_http::Server>) {
+    let pool = Pool::new("http");
+    for req in server.incoming_requests() {
+        let d = d.clone();
+        pool.run(move || route(&d, req));
+    }
+}
+
+fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
+    use tiny_http::Method;
+    if !http::host_ok(&req, d.port) {
+        return http::text(
+            req,
+            403,
+            "forbidden: Host must be 127.0.0.1, localhost or [::1] with the daemon's port\n",
+        );
+    }
+    if !http::origin_ok(&req) {
+        return http::text(req, 403, "forbidden: foreign Origin\n");
+    }
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    if path == "/health" {
+        let body = json!({"status": "ok", "pid": std::process::id(), "version": version(), "protocol": manifest::PROTOCOL});
+        return http::json(req, 200, &body, &[]);
+    }
+    if !http::authorized(&req, &d.token) {
+        return http::json(
+            req,
+            401,
+            &json!({"error": "missing or wrong bearer token"}),
+            &[("WWW-Authenticate", "Bearer realm=\"mcpshare\"")],
+        );
+    }
+    if let Some(id) = path
+        .strip_prefix("/u/")
+        .and_then(|r| r.strip_suffix("/mcp"))
+    {
+        let id = id.to_string();
+        return endpoint::handle(d, req, &id);
+    }
+    match (req.method(), path.as_str()) {
+        (Method::Post, "/api/upstreams") => {
+            let spec = match http::read_body(&mut req, d.max_message) {
+                Ok(http::Body::Bytes(b)) => serde_json::from_slice::<Spec>(&b),
+                _ => return http::json(req, 413, &json!({"error": "body too large"}), &[]),
+            };
+            match spec {
+                Ok(spec) => {
+                    let up = d.register(spec);
+                    http::json(req, 200, &json!({"id": up.id}), &[])
+                }
+                Err(e) => http::json(
+                    req,
+                    400,
+                    &json!({"error": format!("bad upstream spec: {e}")}),
+                    &[],
+                ),
+            }
+        }
+        (Method::Get, "/api/status") => http::json(req, 200, &d.status(), &[]),
+        (Method::Post, "/api/stop") => {
+            d.request_stop("stop requested by mcpshare stop");
+            http::json(req, 202, &json!({"stopping": true}), &[])
+        }
+        _ => http::json(req, 404, &json!({"error": format!("no route {path}")}), &[]),
+    }
+}
+
+impl Daemon {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn request_stop(&self, reason: &str) {
+        let tx = self.stop_tx.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = tx.send(reason.to_string());
+    }
+
+    /// The upstream for this identity, created (not started) if new.
+    pub fn register(&self, spec: Spec) -> Arc<Upstream> {
+        let mut id = spec.id();
+        if spec.isolated {
+            id = format!(
+                "{id}-i{}",
+                self.isolated_seq.fetch_add(1, Ordering::Relaxed)
+            );
+        }
+        let mut ups = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        ups.entry(id.clone())
+            .or_insert_with(|| {
+                log!(
+                    "upstream {id} registered: {} {:?} in {}",
+                    spec.command,
+                    spec.args,
+                    spec.cwd
+                );
+                let log_path = self.home.upstream_log(&id);
+                Arc::new(Upstream::new(
+                    id,
+                    spec,
+                    log_path,
+                    self.spawner.clone(),
+                    self.start_timeout,
+                ))
+            })
+            .clone()
+    }
+
+    pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
+        self.upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn new_session(
+        &self,
+        upstream: &Arc<Upstream>,
+        version: String,
+        capabilities: Value,
+    ) -> Arc<Session> {
+        let id = random_token().unwrap_or_else(|_| format!("{:x}", log::unix_millis()));
+        let session = Arc::new(Session::new(
+            id.clone(),
+            upstream.clone(),
+            version,
+            capabilities,
+        ));
+        upstream.attach(&session);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, session.clone());
+        session
+    }
+
+    pub fn end_session(&self, id: &str, reason: &str) {
+        let Some(session) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+        else {
+            return;
+        };
+        session.close(reason);
+        let up = session.upstream.clone();
+        if up.spec.isolated && up.session_count() == 0 {
+            // An isolated upstream belongs to its one session.
+            self.upstreams
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&up.id);
+            let _ = std::thread::Builder::new()
+                .name(format!("stop-{}", up.id))
+                .spawn(move || up.stop());
+        }
+    }
+
+    fn heartbeat(&self) {
+        let mut m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        // Only ever rewrite our own manifest.
+        match Manifest::read(&self.home.manifest()) {
+            Some(disk) if disk.pid == m.pid && disk.token == m.token => {}
+            _ => {
+                log!(
+                    "manifest {} is no longer ours; rewriting it",
+                    self.home.manifest().display()
+                );
+            }
+        }
+        m.heartbeat_at = log::unix_millis();
+        if let Err(e) = m.write(&self.home.manifest()) {
+            log!(
+                "heartbeat: cannot write {}: {e}",
+                self.home.manifest().display()
+            );
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        let m = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut ups: Vec<_> = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|u| u.status())
+            .collect();
+        ups.sort_by(|a, b| a.id.cmp(&b.id));
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        json!({
+            "daemon": {
+                "pid": m.pid,
+                "port": m.port,
+                "version": m.version,
+                "protocol": m.protocol,
+                "started_at": m.started_at,
+                "heartbeat_at": m.heartbeat_at,
+                "url": m.url,
+                "home": self.home.dir().display().to_string(),
+                "sessions": sessions,
+            },
+            "upstreams": ups,
+        })
+    }
+
+    fn shutdown(&self, reason: &str) {
+        self.stopping.store(true, Ordering::Release);
+        log!("daemon stopping: {reason}");
+        let sessions: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for id in sessions {
+            self.end_session(&id, "daemon stopping");
+        }
+        let ups: Vec<Arc<Upstream>> = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, u)| u)
+            .collect();
+        let stoppers: Vec<_> = ups
+            .into_iter()
+            .filter_map(|u| {
+                std::thread::Builder::new()
+                    .name(format!("stop-{}", u.id))
+                    .spawn(move || u.stop())
+                    .ok()
+            })
+            .collect();
+        for s in stoppers {
+            let _ = s.join();
+        }
+        let ours = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let path = self.home.manifest();
+        // Remove the manifest only if it is still ours.
+        if Manifest::read(&path).is_some_and(|m| m.pid == ours.pid && m.token == ours.token) {
+            let _ = std::fs::remove_file(&path);
+        }
+        log!("daemon stopped");
+    }
+}

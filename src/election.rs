@@ -1,0 +1,190 @@
+//! The election: make sure exactly one daemon serves this home, and find
+//! it. Connect first; only when nobody holds the daemon lock take the start
+//! lock, *probe again* (someone may have won meanwhile), then spawn. Every
+//! wait is bounded. Nothing here signals a process.
+
+use crate::client::{self, Health};
+use crate::error::{Error, Result};
+use crate::home::{self, Home};
+use crate::lock;
+use crate::manifest::{self, Manifest};
+use crate::sys;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// The default bound on finding or starting a daemon.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// A daemon that holds the lock and does not answer for this long is hung.
+pub const HUNG_AFTER: Duration = Duration::from_secs(3);
+/// Spawns per `ensure_daemon` call before giving up.
+const MAX_SPAWNS: u32 = 3;
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub enum Probe {
+    /// Nobody holds the daemon lock.
+    NotRunning,
+    /// The lock is held but no valid manifest of a live process says where.
+    Starting,
+    Alive(Manifest),
+    /// The manifest's process lives but `/health` does not answer.
+    Unresponsive(Manifest),
+    Incompatible(Manifest, Health),
+}
+
+pub fn probe(home: &Home) -> Result<Probe> {
+    let lock_path = home.daemon_lock();
+    if !lock::is_held(&lock_path).map_err(|e| Error::Path(lock_path, e))? {
+        return Ok(Probe::NotRunning);
+    }
+    let Some(m) = Manifest::read(&home.manifest()) else {
+        return Ok(Probe::Starting);
+    };
+    if !sys::same_process(&m.process()) {
+        // A stale manifest of a dead daemon; the lock holder has not written its own yet.
+        return Ok(Probe::Starting);
+    }
+    match client::health(m.port, client::HEALTH_TIMEOUT) {
+        Some(h) if h.pid != m.pid => Ok(Probe::Starting),
+        Some(h) if h.protocol != manifest::PROTOCOL => Ok(Probe::Incompatible(m, h)),
+        Some(_) => Ok(Probe::Alive(m)),
+        None => Ok(Probe::Unresponsive(m)),
+    }
+}
+
+/// Find the live daemon, starting one if none runs, before `deadline`.
+pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
+    let mut unresponsive_since: Option<Instant> = None;
+    let mut spawns = 0;
+    loop {
+        let now = Instant::now();
+        match probe(home)? {
+            Probe::Alive(m) => return Ok(m),
+            Probe::Incompatible(m, h) => {
+                return Err(Error::Incompatible {
+                    pid: m.pid,
+                    version: h.version,
+                    protocol: h.protocol,
+                });
+            }
+            Probe::Unresponsive(m) => {
+                let since = *unresponsive_since.get_or_insert(now);
+                if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
+                    return Err(Error::DaemonHung { pid: m.pid });
+                }
+                std::thread::sleep(POLL_EVERY);
+            }
+            Probe::Starting => {
+                if now >= deadline {
+                    return Err(unavailable(
+                        home,
+                        "a process holds the daemon lock but published no manifest".into(),
+                    ));
+                }
+                std::thread::sleep(POLL_EVERY);
+            }
+            Probe::NotRunning => {
+                let start_path = home.start_lock();
+                let Some(_start) = lock::wait_exclusive(&start_path, deadline)
+                    .map_err(|e| Error::Path(start_path, e))?
+                else {
+                    return Err(unavailable(
+                        home,
+                        "timed out waiting for another client to start the daemon".into(),
+                    ));
+                };
+                if !matches!(probe(home)?, Probe::NotRunning) {
+                    continue;
+                }
+                spawns += 1;
+                if spawns > MAX_SPAWNS {
+                    return Err(unavailable(
+                        home,
+                        format!("{MAX_SPAWNS} daemons started and none stayed up"),
+                    ));
+                }
+                spawn_daemon(home, deadline)?;
+                // Probe again: either our daemon is ready, or it lost a race to another.
+            }
+        }
+    }
+}
+
+fn unavailable(home: &Home, reason: String) -> Error {
+    Error::DaemonUnavailable {
+        reason,
+        log_tail: home::tail(&home.daemon_log(), 10),
+    }
+}
+
+enum Boot {
+    Ready,
+    Exited(Option<std::process::ExitStatus>),
+}
+
+/// Start `mcpshare daemon` detached (own session, stdin from /dev/null,
+/// stderr to daemon.log) and wait, bounded, for its readiness line.
+fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the mcpshare executable", e))?;
+    let log_path = home.daemon_log();
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let log = o
+        .open(&log_path)
+        .map_err(|e| Error::Path(log_path.clone(), e))?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("daemon")
+        .env("MCPSHARE_HOME", home.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    sys::detach(&mut cmd);
+    crate::log!("starting the mcpshare daemon for {}", home.dir().display());
+    let mut child = cmd.spawn().map_err(|e| Error::Path(exe.clone(), e))?;
+    let stdout = child.stdout.take();
+    let (tx, rx) = channel::<Boot>();
+    // The daemon is our child until we exit: reap it whenever it ends, so it
+    // never lingers as a zombie that still looks alive.
+    std::thread::Builder::new()
+        .name("daemon-reaper".into())
+        .spawn(move || {
+            let mut line = String::new();
+            if let Some(out) = stdout {
+                let _ = BufReader::new(out).read_line(&mut line);
+            }
+            if line.contains("ready") {
+                let _ = tx.send(Boot::Ready);
+            }
+            let _ = tx.send(Boot::Exited(child.wait().ok()));
+        })
+        .map_err(|e| Error::io("cannot start a thread", e))?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Boot::Ready) => Ok(()),
+        // It lost the lock to another daemon: the caller probes and attaches.
+        Ok(Boot::Exited(status))
+            if status.and_then(|s| s.code()) == Some(Error::AlreadyRunning.exit_code()) =>
+        {
+            Ok(())
+        }
+        Ok(Boot::Exited(status)) => Err(unavailable(
+            home,
+            format!(
+                "the daemon exited during start-up ({})",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            ),
+        )),
+        Err(RecvTimeoutError::Timeout) => Err(unavailable(
+            home,
+            "the daemon did not become ready in time".into(),
+        )),
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(unavailable(home, "lost track of the daemon".into()))
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The daemon's per-upstream MCP endpoint, `/u/<id>/mcp`, speaking
+//! Streamable HTTP: sessions minted on `initialize` and answered from the
+//! upstream's cached handshake, POST answered with JSON or SSE, the GET
+//! stream for unsolicited messages, DELETE to end a session.
+
+use crate::daemon::Daemon;
+use crate::http::{self, Body, Sse};
+use crate::jsonrpc::{self, Kind};
+use crate::session::Session;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+use tiny_http::{Method, Request};
+
+/// A comment on an idle GET stream this often; a failed write ends the session.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+const SESSION_HEADER: &str = "Mcp-Session-Id";
+const VERSION_HEADER: &str = "MCP-Protocol-Version";
+
+fn rpc_error(req: Request, status: u16, id: Value, code: i64, message: &str) {
+    http::json(req, status, &jsonrpc::error(id, code, message), &[]);
+}
+
+pub fn handle(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+    match req.method() {
+        Method::Post => post(d, req, upstream_id),
+        Method::Get => get(d, req, upstream_id),
+        Method::Delete => delete(d, req, upstream_id),
+        _ => http::empty(req, 405, &[("Allow", "GET, POST, DELETE")]),
+    }
+}
+
+/// The session a request names, or the HTTP error already sent.
+fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, Arc<Session>), ()> {
+    let Some(sid) = http::header(&req, SESSION_HEADER).map(str::to_string) else {
+        rpc_error(
+            req,
+            400,
+            Value::Null,
+            -32000,
+            "Bad Request: missing Mcp-Session-Id header",
+        );
+        return Err(());
+    };
+    let session = match d.session(&sid) {
+        Some(s) if s.upstream.id == upstream_id => s,
+        _ => {
+            rpc_error(req, 404, Value::Null, -32001, "Session not found");
+            return Err(());
+        }
+    };
+    if let Some(v) = http::header(&req, VERSION_HEADER) {
+        if !jsonrpc::is_supported(v) || v != session.version {
+            let msg = format!(
+                "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
+                session.version
+            );
+            rpc_error(req, 400, Value::Null, -32000, &msg);
+            return Err(());
+        }
+    }
+    Ok((req, session))
+}
+
+fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
+    if !http::accepts(&req, &["application/json", "text/event-stream"]) {
+        return rpc_error(
+            req,
+            406,
+            Value::Null,
+            -32000,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+        );
+    }
+    let ct = http::header(&req, "Content-Type").unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some("application/json") {
+        return rpc_error(
+            req,
+            415,
+            Value::Null,
+            -32000,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
+    }
+    let bytes = match http::read_body(&mut req, d.max_message) {
+        Ok(Body::Bytes(b)) => b,
+        Ok(Body::TooLarge) => {
+            let msg = format!(
+                "message exceeds {} bytes (MCPSHARE_MAX_MESSAGE_BYTES)",
+                d.max_message
+            );
+            return rpc_error(req, 413, Value::Null, jsonrpc::INVALID_REQUEST, &msg);
+        }
+        Err(_) => return,
+    };
+    let msg: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                req,
+                400,
+                Value::Null,
+                jsonrpc::PARSE_ERROR,
+                &format!("Parse error: {e}"),
+            );
+        }
+    };
+    if msg.is_array() {
+        let text = "Invalid Request: batches are not accepted on this endpoint";
+        return rpc_error(req, 400, Value::Null, jsonrpc::INVALID_REQUEST, text);
+    }
+    let kind = jsonrpc::classify(&msg);
+    let method = jsonrpc::method(&msg).unwrap_or("");
+    if http::header(&req, SESSION_HEADER).is_none() {
+        return match (kind, method) {
+            (Kind::Request, "initialize") => initialize(d, req, upstream_id, msg),
+            // A modern-era probe: a non-modern error makes dual-era clients fall back.
+            _ => rpc_error(
+                req,
+                400,
+                jsonrpc::id(&msg),
+                -32000,
+                "Bad Request: Server not initialized",
+            ),
+        };
+    }
+    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+        return;
+    };
+    match kind {
+        Kind::Request => match method {
+            "ping" => http::json(
+                req,
+                200,
+                &jsonrpc::result(jsonrpc::id(&msg), json!({})),
+                &[],
+            ),
+            "initialize" => rpc_error(
+                req,
+                400,
+                jsonrpc::id(&msg),
+                jsonrpc::INVALID_REQUEST,
+                "session is already initialized",
+            ),
+            _ => forward(d, req, &session, msg),
+        },
+        Kind::Notification => {
+            if method != "notifications/initialized" {
+                if let Err(e) = session.upstream.notify(&session, msg) {
+                    crate::log!("session {}: notification not delivered: {e}", session.id);
+                }
+            }
+            http::empty(req, 202, &[])
+        }
+        Kind::Response => {
+            match session.take_server_request(&jsonrpc::id(&msg)) {
+                Some((generation, child_id)) => {
+                    if let Err(e) = session.upstream.respond(generation, child_id, msg) {
+                        crate::log!("session {}: response not delivered: {e}", session.id);
+                    }
+                }
+                None => crate::log!(
+                    "session {}: dropping a response to an unknown request",
+                    session.id
+                ),
+            }
+            http::empty(req, 202, &[])
+        }
+        Kind::Invalid => rpc_error(
+            req,
+            400,
+            jsonrpc::id(&msg),
+            jsonrpc::INVALID_REQUEST,
+            "Invalid Request",
+        ),
+    }
+}
+
+fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
+    let id = jsonrpc::id(&msg);
+    let Some(upstream) = d.upstream(upstream_id) else {
+        return rpc_error(
+            req,
+            404,
+            id,
+            -32001,
+            &format!("unknown upstream {upstream_id}"),
+        );
+    };
+    if d.is_stopping() {
+        return rpc_error(
+            req,
+            503,
+            id,
+            jsonrpc::UNAVAILABLE,
+            "daemon is shutting down",
+        );
+    }
+    let init = match upstream.ensure_running() {
+        Ok(init) => init,
+        Err(e) => return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]),
+    };
+    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    let version = jsonrpc::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let mut result = init;
+    result["protocolVersion"] = json!(version);
+    if let Some(caps) = result
+        .get_mut("capabilities")
+        .and_then(Value::as_object_mut)
+    {
+        // Task ids are not isolated per session here; do not offer them.
+        caps.remove("tasks");
+    }
+    let capabilities = params.get("capabilities").cloned().unwrap_or(json!({}));
+    let session = d.new_session(&upstream, version.to_string(), capabilities);
+    let sid = session.id.clone();
+    http::json(
+        req,
+        200,
+        &jsonrpc::result(id, result),
+        &[(SESSION_HEADER, &sid), (VERSION_HEADER, version)],
+    );
+}
+
+/// Send a request to the upstream and stream back what belongs to it:
+/// plain JSON when the answer is all there is, SSE when progress, log
+/// messages or the upstream's own requests come first.
+fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
+    let id = jsonrpc::id(&msg);
+    let rx = match session.upstream.call(session, msg) {
+        Ok(rx) => rx,
+        Err(e) => return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]),
+    };
+    let deadline = Instant::now() + d.request_timeout;
+    let timeout = |session: &Session| {
+        if let Some(child) = session.untrack(&id) {
+            session.upstream.cancel(child, "mcpshare request timeout");
+        }
+        let text = format!(
+            "request timed out after {} s (MCPSHARE_REQUEST_TIMEOUT_SECS)",
+            d.request_timeout.as_secs()
+        );
+        jsonrpc::error(id.clone(), jsonrpc::TIMEOUT, text)
+    };
+    let first = match rx.recv_timeout(d.request_timeout) {
+        Ok(m) => m,
+        Err(RecvTimeoutError::Timeout) => return http::json(req, 200, &timeout(session), &[]),
+        // Cancelled by the client: no response is owed.
+        Err(RecvTimeoutError::Disconnected) => {
+            if let Ok(s) = Sse::start(req, &[]) {
+                let _ = s.finish();
+            }
+            return;
+        }
+    };
+    if jsonrpc::classify(&first) == Kind::Response {
+        return http::json(req, 200, &first, &[]);
+    }
+    let Ok(mut sse) = Sse::start(req, &[]) else {
+        return;
+    };
+    let mut next = Some(first);
+    while let Some(m) = next.take() {
+        let last = jsonrpc::classify(&m) == Kind::Response;
+        // A client that went away is not a cancellation: the upstream keeps
+        // working and its answer is dropped with the pending entry.
+        if sse.event(&m).is_err() || last {
+            break;
+        }
+        next = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => Some(timeout(session)),
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+    }
+    let _ = sse.finish();
+}
+
+fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+    if !http::accepts(&req, &["text/event-stream"]) {
+        return rpc_error(
+            req,
+            406,
+            Value::Null,
+            -32000,
+            "Not Acceptable: Accept must list text/event-stream",
+        );
+    }
+    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+        return;
+    };
+    let (tx, rx) = channel();
+    if !session.open_stream(tx) {
+        return rpc_error(
+            req,
+            409,
+            Value::Null,
+            -32000,
+            "Conflict: this session already has a GET stream",
+        );
+    }
+    let Ok(mut sse) = Sse::start(req, &[]) else {
+        session.close_stream();
+        return;
+    };
+    let client_gone = loop {
+        let sent = match rx.recv_timeout(KEEPALIVE_EVERY) {
+            Ok(m) => sse.event(&m),
+            Err(RecvTimeoutError::Timeout) if session.is_closed() => break false,
+            Err(RecvTimeoutError::Timeout) => sse.comment("keepalive"),
+            Err(RecvTimeoutError::Disconnected) => break false,
+        };
+        if sent.is_err() {
+            break true;
+        }
+    };
+    session.close_stream();
+    if client_gone {
+        d.end_session(&session.id, "client disconnected");
+    } else {
+        let _ = sse.finish();
+    }
+}
+
+fn delete(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+        return;
+    };
+    d.end_session(&session.id, "session deleted by client");
+    http::empty(req, 200, &[])
+}

@@ -1,0 +1,144 @@
+//! The home directory: where it is, that it is private to this user, and
+//! the name of every file mcpshare keeps there. Nothing outside this module
+//! builds a path inside the home by hand.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// `$MCPSHARE_HOME`, else `$XDG_STATE_HOME/mcpshare`, else
+    /// `$HOME/.local/state/mcpshare`. Created 0700 if missing.
+    pub fn open() -> Result<Home> {
+        let dir = match std::env::var_os("MCPSHARE_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => default_dir()?,
+        };
+        Home::at(&dir)
+    }
+
+    /// Use (and create) `dir` as the home, checking owner and mode.
+    pub fn at(dir: &Path) -> Result<Home> {
+        create_private_dir(dir)?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
+        check_private(&dir)?;
+        let home = Home { dir };
+        create_private_dir(&home.logs_dir())?;
+        Ok(home)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.dir.join("daemon.lock")
+    }
+    pub fn start_lock(&self) -> PathBuf {
+        self.dir.join("start.lock")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("daemon.json")
+    }
+    pub fn daemon_log(&self) -> PathBuf {
+        self.dir.join("daemon.log")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+    pub fn upstream_log(&self, id: &str) -> PathBuf {
+        self.logs_dir().join(format!("{id}.log"))
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(state).join("mcpshare"));
+    }
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::Usage("neither MCPSHARE_HOME nor HOME is set".into()))?;
+    Ok(PathBuf::from(home)
+        .join(".local")
+        .join("state")
+        .join("mcpshare"))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| Error::Path(dir.to_path_buf(), e))
+}
+
+/// The home must belong to us; a group- or world-accessible one is
+/// tightened to 0700 (it holds the bearer token).
+#[cfg(unix)]
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(dir).map_err(|e| Error::Path(dir.to_path_buf(), e))?;
+    if !md.is_dir() {
+        return Err(Error::UnsafeHome(dir.into(), "not a directory".into()));
+    }
+    if let Some(uid) = crate::sys::uid() {
+        if md.uid() != uid {
+            return Err(Error::UnsafeHome(
+                dir.into(),
+                format!("owned by uid {}, not by this user (uid {uid})", md.uid()),
+            ));
+        }
+    }
+    if md.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically: a private temp file in the same
+/// directory, fsync, rename over the target, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The last `n` lines of a text file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(text) = std::fs::read(path) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,197 @@
+//! One client session on one upstream: its negotiated version and
+//! capabilities, the map from its request ids to the child's, the ids of
+//! the child's requests forwarded to it, and the queue feeding its GET
+//! stream. Nothing here is shared with another session.
+
+use crate::upstream::Upstream;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+/// Messages kept for a session with no GET stream open; older ones drop.
+const OUTBOX_LIMIT: usize = 1024;
+
+/// A JSON id as a map key that keeps its type: `1` and `"1"` differ.
+pub fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+struct Outbox {
+    stream: Option<Sender<Value>>,
+    queue: VecDeque<Value>,
+}
+
+pub struct Session {
+    pub id: String,
+    pub upstream: Arc<Upstream>,
+    pub version: String,
+    capabilities: Value,
+    /// Client request id (as key) → child request id.
+    inflight: Mutex<HashMap<String, u64>>,
+    /// Client-side id (as key) → (child generation, child's request id).
+    server_requests: Mutex<HashMap<String, (u64, Value)>>,
+    next_server_request: AtomicU64,
+    outbox: Mutex<Outbox>,
+    closed: AtomicBool,
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        upstream: Arc<Upstream>,
+        version: String,
+        capabilities: Value,
+    ) -> Session {
+        Session {
+            id,
+            upstream,
+            version,
+            capabilities,
+            inflight: Mutex::new(HashMap::new()),
+            server_requests: Mutex::new(HashMap::new()),
+            next_server_request: AtomicU64::new(1),
+            outbox: Mutex::new(Outbox {
+                stream: None,
+                queue: VecDeque::new(),
+            }),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn track(&self, orig: &Value, child_id: u64) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id_key(orig), child_id);
+    }
+
+    pub fn untrack(&self, orig: &Value) -> Option<u64> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id_key(orig))
+    }
+
+    /// Rewrite a child's request for this client, remembering the way back.
+    pub fn server_request(&self, generation: u64, mut msg: Value) -> Value {
+        let client_id = json!(format!(
+            "mcpshare-{}",
+            self.next_server_request.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child_id = msg.get("id").cloned().unwrap_or(Value::Null);
+        self.server_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id_key(&client_id), (generation, child_id));
+        msg["id"] = client_id;
+        msg
+    }
+
+    /// The client's answer to a forwarded request: (generation, child id).
+    pub fn take_server_request(&self, client_id: &Value) -> Option<(u64, Value)> {
+        self.server_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id_key(client_id))
+    }
+
+    /// The client-side id of a child's request forwarded here, if any.
+    pub fn server_request_id(&self, child_id: &Value) -> Option<Value> {
+        let map = self
+            .server_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .find(|(_, (_, c))| c == child_id)
+            .and_then(|(k, _)| serde_json::from_str(k).ok())
+    }
+
+    /// The child restarted: its pending requests to this client are void.
+    pub fn forget_server_requests(&self, generation: u64) {
+        self.server_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (g, _)| *g != generation);
+    }
+
+    /// Deliver an unsolicited message on the GET stream, or keep it until
+    /// one opens.
+    pub fn push(&self, msg: Value) {
+        let mut out = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = &out.stream {
+            match tx.send(msg) {
+                Ok(()) => return,
+                Err(e) => {
+                    out.stream = None;
+                    out.queue.push_back(e.0);
+                }
+            }
+        } else {
+            out.queue.push_back(msg);
+        }
+        if out.queue.len() > OUTBOX_LIMIT {
+            out.queue.pop_front();
+        }
+    }
+
+    /// Attach a GET stream; queued messages go to it first. Refused (false)
+    /// while another GET stream is open: a message is never sent twice.
+    pub fn open_stream(&self, tx: Sender<Value>) -> bool {
+        let mut out = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if out.stream.is_some() {
+            return false;
+        }
+        while let Some(m) = out.queue.pop_front() {
+            if let Err(e) = tx.send(m) {
+                out.queue.push_front(e.0);
+                return false;
+            }
+        }
+        out.stream = Some(tx);
+        true
+    }
+
+    pub fn close_stream(&self) {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).stream = None;
+    }
+
+    /// End the session: cancel what it has in flight at the child.
+    pub fn close(&self, reason: &str) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inflight: Vec<u64> = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for id in inflight {
+            self.upstream.cancel(id, reason);
+        }
+        self.close_stream();
+        self.upstream.detach(&self.id);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_keys_keep_json_types_apart() {
+        assert_ne!(id_key(&json!(1)), id_key(&json!("1")));
+        assert_eq!(id_key(&json!("a")), id_key(&json!("a")));
+    }
+}

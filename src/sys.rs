@@ -1,0 +1,331 @@
+//! Every call into the OS that std does not offer, behind safe wrappers.
+//! This is the only module allowed `unsafe`; each block says why it is sound.
+//! It never decides whom to signal: callers confirm a pid's identity first.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::path::PathBuf;
+/// The signals mcpshare sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// The identity of a running process, enough to tell a reused pid apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessId {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22), 0 if unknown.
+    pub start_time: u64,
+}
+
+/// Parse the start time (field 22) out of a `/proc/<pid>/stat` line. The
+/// command name (field 2) may hold spaces and `)`, so fields are counted
+/// from the last `)`.
+pub fn parse_stat_start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Parse the parent pid (field 4) and process group (field 5) out of a stat line.
+pub fn parse_stat_parent_group(stat: &str) -> Option<(u32, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_ascii_whitespace().skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+fn read_stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// The start time of `pid`, or None where the OS does not tell (or it is gone).
+pub fn start_time(pid: u32) -> Option<u64> {
+    parse_stat_start_time(&read_stat(pid)?)
+}
+
+/// (parent pid, process group) of `pid`, where the OS tells.
+pub fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    parse_stat_parent_group(&read_stat(pid)?)
+}
+
+/// The executable of `pid`, where the OS tells.
+pub fn exe(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// Fill `buf` with random bytes from the OS.
+#[cfg(unix)]
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+#[cfg(not(unix))]
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    // std seeds RandomState from the OS generator; fold several fresh ones.
+    use std::hash::{BuildHasher, Hasher};
+    for chunk in buf.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(chunk.as_ptr() as usize);
+        let v = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+mod imp {
+    use super::Signal;
+    use std::io;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    fn signo(s: Signal) -> libc::c_int {
+        match s {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+
+    /// `kill(pid, 0)`: alive, where EPERM (someone else's process) counts as alive.
+    pub fn pid_alive(pid: u32) -> bool {
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if p <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks permission and existence.
+        let r = unsafe { libc::kill(p, 0) };
+        r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+
+    pub fn signal(pid: u32, s: Signal) -> io::Result<()> {
+        let p = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+        if p <= 0 {
+            return Err(io::Error::other("refusing to signal pid <= 0"));
+        }
+        // SAFETY: plain syscall on a positive pid; no memory is shared.
+        if unsafe { libc::kill(p, signo(s)) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    pub fn signal_group(pgid: u32, s: Signal) -> io::Result<()> {
+        let p = libc::pid_t::try_from(pgid).map_err(|_| io::Error::other("pgid out of range"))?;
+        if p <= 1 {
+            return Err(io::Error::other("refusing to signal process group <= 1"));
+        }
+        // SAFETY: a negative pid names a process group; p > 1 so never "all processes".
+        if unsafe { libc::kill(-p, signo(s)) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Make the spawned process the leader of a new session, detached from
+    /// the caller's terminal and process group.
+    pub fn detach(cmd: &mut Command) {
+        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Put the spawned process in its own process group and, on Linux, have
+    /// the kernel SIGKILL it when the spawning thread's process dies.
+    pub fn die_with_parent(cmd: &mut Command) {
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        {
+            let parent = std::process::id();
+            // SAFETY: prctl and getppid are async-signal-safe; `parent` is a
+            // plain integer copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    // The parent may have died before prctl took effect.
+                    if libc::getppid() as u32 != parent {
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    /// Point fd 1 at whatever fd 2 is (the daemon's log once it is ready).
+    pub fn stdout_to_stderr() -> io::Result<()> {
+        // SAFETY: dup2 on two valid standard descriptors.
+        if unsafe { libc::dup2(2, 1) } < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Block SIGTERM, SIGINT and SIGHUP in this thread (threads spawned
+    /// afterwards inherit the mask), and run `f` with the signal number on a
+    /// named thread when one arrives. Call before spawning other threads.
+    pub fn on_termination(f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+        // SAFETY: sigset_t is plain data; it is initialised by sigemptyset
+        // before use, and pthread_sigmask only reads it.
+        let set = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                libc::sigaddset(&mut set, s);
+            }
+            let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            set
+        };
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: `set` is an initialised sigset owned by this closure.
+                let r = unsafe { libc::sigwait(&set, &mut sig) };
+                if r == 0 {
+                    f(sig)
+                }
+            })?;
+        Ok(())
+    }
+
+    pub fn uid() -> Option<u32> {
+        // SAFETY: getuid cannot fail.
+        Some(unsafe { libc::getuid() })
+    }
+
+    /// Is this path on a network filesystem, where locks may not hold?
+    pub fn on_network_fs(path: &std::path::Path) -> Option<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+            // SAFETY: statfs writes into a zeroed struct we own; `c` is a valid C string.
+            let kind = unsafe {
+                let mut st: libc::statfs = std::mem::zeroed();
+                if libc::statfs(c.as_ptr(), &mut st) != 0 {
+                    return None;
+                }
+                st.f_type as i64
+            };
+            const NFS: i64 = 0x6969;
+            const SMB: i64 = 0x517b;
+            const CIFS: i64 = 0xff53_4d42;
+            const SMB2: i64 = 0xfe53_4d42;
+            const FUSE: i64 = 0x6573_5546;
+            Some(matches!(kind, NFS | SMB | CIFS | SMB2 | FUSE))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod imp {
+    use super::Signal;
+    use std::io;
+    use std::process::Command;
+
+    fn unsupported() -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, "not supported on this platform")
+    }
+    /// Without a portable liveness call, assume alive: the lock stays the truth.
+    pub fn pid_alive(_pid: u32) -> bool {
+        true
+    }
+    pub fn signal(_pid: u32, _s: Signal) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub fn signal_group(_pgid: u32, _s: Signal) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub fn detach(_cmd: &mut Command) {}
+    pub fn die_with_parent(_cmd: &mut Command) {}
+    pub fn stdout_to_stderr() -> io::Result<()> {
+        Ok(())
+    }
+    pub fn on_termination(_f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+        Ok(())
+    }
+    pub fn uid() -> Option<u32> {
+        None
+    }
+    pub fn on_network_fs(_path: &std::path::Path) -> Option<bool> {
+        None
+    }
+}
+
+pub use imp::{
+    detach, die_with_parent, on_network_fs, on_termination, pid_alive, signal, signal_group,
+    stdout_to_stderr, uid,
+};
+
+/// Identify a live process by pid and start time.
+pub fn identify(pid: u32) -> ProcessId {
+    ProcessId {
+        pid,
+        start_time: start_time(pid).unwrap_or(0),
+    }
+}
+
+/// Is `id` still the same process (alive, and where known, same start time)?
+pub fn same_process(id: &ProcessId) -> bool {
+    if !pid_alive(id.pid) {
+        return false;
+    }
+    match (id.start_time, start_time(id.pid)) {
+        (0, _) | (_, None) => true,
+        (want, Some(now)) => want == now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_survives_spaces_and_parens_in_the_name() {
+        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(parse_stat_start_time(line), Some(98765));
+        assert_eq!(parse_stat_parent_group(line), Some((1, 4242)));
+    }
+
+    #[test]
+    fn stat_parsing_rejects_garbage() {
+        assert_eq!(parse_stat_start_time("garbage"), None);
+        assert_eq!(parse_stat_start_time("1 (x) S 1"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn own_process_is_identified() {
+        let me = identify(std::process::id());
+        assert!(me.start_time > 0);
+        assert!(same_process(&me));
+        let reused = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!same_process(&reused));
+    }
+}

@@ -195,10 +195,10 @@ fn handle(server: &Arc<Server>, msg: Value) {
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
     match (method.as_deref(), id) {
         (None, Some(id)) => {
-            if let Some(n) = id.as_u64() {
-                if let Some(tx) = server.waiting.lock().unwrap().remove(&n) {
-                    let _ = tx.send(msg);
-                }
+            if let Some(n) = id.as_u64()
+                && let Some(tx) = server.waiting.lock().unwrap().remove(&n)
+            {
+                let _ = tx.send(msg);
             }
         }
         (Some("notifications/cancelled"), None) => {

@@ -158,12 +158,12 @@ impl Bridge {
 
     /// End the session at the daemon (best effort, bounded) and exit 0.
     fn exit(&self) -> ! {
-        if !self.stopping.swap(true, Ordering::AcqRel) {
-            if let Some(conn) = lock(&self.link).conn.take() {
-                let _ = conn
-                    .client
-                    .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
-            }
+        if !self.stopping.swap(true, Ordering::AcqRel)
+            && let Some(conn) = lock(&self.link).conn.take()
+        {
+            let _ = conn
+                .client
+                .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
         }
         std::process::exit(0)
     }

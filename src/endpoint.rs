@@ -51,15 +51,15 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
             return Err(());
         }
     };
-    if let Some(v) = http::header(&req, VERSION_HEADER) {
-        if !jsonrpc::is_supported(v) || v != session.version {
-            let msg = format!(
-                "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
-                session.version
-            );
-            rpc_error(req, 400, Value::Null, -32000, &msg);
-            return Err(());
-        }
+    if let Some(v) = http::header(&req, VERSION_HEADER)
+        && (!jsonrpc::is_supported(v) || v != session.version)
+    {
+        let msg = format!(
+            "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
+            session.version
+        );
+        rpc_error(req, 400, Value::Null, -32000, &msg);
+        return Err(());
     }
     Ok((req, session))
 }
@@ -147,10 +147,10 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
             _ => forward(d, req, &session, msg),
         },
         Kind::Notification => {
-            if method != "notifications/initialized" {
-                if let Err(e) = session.upstream.notify(&session, msg) {
-                    crate::log!("session {}: notification not delivered: {e}", session.id);
-                }
+            if method != "notifications/initialized"
+                && let Err(e) = session.upstream.notify(&session, msg)
+            {
+                crate::log!("session {}: notification not delivered: {e}", session.id);
             }
             http::empty(req, 202, &[])
         }

@@ -87,13 +87,13 @@ fn check_private(dir: &Path) -> Result<()> {
     if !md.is_dir() {
         return Err(Error::UnsafeHome(dir.into(), "not a directory".into()));
     }
-    if let Some(uid) = crate::sys::uid() {
-        if md.uid() != uid {
-            return Err(Error::UnsafeHome(
-                dir.into(),
-                format!("owned by uid {}, not by this user (uid {uid})", md.uid()),
-            ));
-        }
+    if let Some(uid) = crate::sys::uid()
+        && md.uid() != uid
+    {
+        return Err(Error::UnsafeHome(
+            dir.into(),
+            format!("owned by uid {}, not by this user (uid {uid})", md.uid()),
+        ));
     }
     if md.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))

@@ -123,14 +123,13 @@ impl Spec {
         ];
         let base = |s: &str| s.rsplit(['/', '\\']).next().unwrap_or(s).to_string();
         let mut name = base(&self.command);
-        if RUNNERS.contains(&name.trim_end_matches(".exe")) {
-            if let Some(arg) = self
+        if RUNNERS.contains(&name.trim_end_matches(".exe"))
+            && let Some(arg) = self
                 .args
                 .iter()
                 .find(|a| !a.starts_with('-') && !matches!(a.as_str(), "run" | "x" | "exec"))
-            {
-                name = base(arg);
-            }
+        {
+            name = base(arg);
         }
         let clean: String = name
             .chars()

@@ -111,6 +111,8 @@ pub struct Status {
     pub sessions: usize,
     pub state: &'static str,
     pub restarts: u32,
+    /// Requests of clients waiting for the child's answer.
+    pub inflight: usize,
     pub isolated: bool,
     pub last_error: Option<String>,
 }
@@ -176,6 +178,7 @@ impl Upstream {
             sessions: self.session_count(),
             state: st.phase.name(),
             restarts: st.restarts,
+            inflight: st.pending.values().filter(|p| p.session.is_some()).count(),
             isolated: self.spec.isolated,
             last_error: st.last_error.clone(),
         }
@@ -604,11 +607,11 @@ impl Upstream {
             };
             let st = self.lock();
             // Progress for a finished (or foreign) request is dropped.
-            if let Some(p) = st.pending.get(&token) {
-                if let (Some(_), Some(orig)) = (&p.session, &p.orig_token) {
-                    msg["params"]["progressToken"] = orig.clone();
-                    let _ = p.tx.send(msg);
-                }
+            if let Some(p) = st.pending.get(&token)
+                && let (Some(_), Some(orig)) = (&p.session, &p.orig_token)
+            {
+                msg["params"]["progressToken"] = orig.clone();
+                let _ = p.tx.send(msg);
             }
             return;
         }

@@ -1,0 +1,64 @@
+# mcpshare: `make` builds the static binary at target/mcpshare.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+CARGO ?= cargo
+MUSL = x86_64-unknown-linux-musl
+GNU = x86_64-unknown-linux-gnu
+
+# With vendored crates (make vendor), every cargo call stays offline.
+OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
+
+.PHONY: all static test lint man-lint vendor demo install uninstall clean
+
+all: static
+
+# musl when its target is installed (tried once with rustup), else glibc crt-static.
+static:
+	@if ! rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
+		rustup target add $(MUSL) >/dev/null 2>&1 || true; fi
+	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
+		echo "building static musl binary"; \
+		$(CARGO) build $(OFFLINE) --release --target $(MUSL) && \
+		cp target/$(MUSL)/release/mcpshare target/mcpshare; \
+	else \
+		echo "musl target unavailable: building glibc crt-static binary"; \
+		RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build $(OFFLINE) --release --target $(GNU) && \
+		cp target/$(GNU)/release/mcpshare target/mcpshare; \
+	fi
+	@ls -l target/mcpshare
+
+test:
+	$(CARGO) test $(OFFLINE) --all-targets
+
+lint: man-lint
+	$(CARGO) fmt --check
+	$(CARGO) clippy $(OFFLINE) --all-targets -- -D warnings
+
+# groff exits 0 on warnings, so its stderr decides.
+man-lint:
+	@for m in man/*.1; do \
+		out=$$(groff -man -Tutf8 -ww -z $$m 2>&1); \
+		if [ -n "$$out" ]; then echo "$$m: $$out"; exit 1; fi; \
+	done; echo "man pages: no groff warnings"
+
+vendor:
+	mkdir -p .cargo
+	$(CARGO) vendor --locked vendor > .cargo/config.toml
+	touch vendor/.vendored
+
+demo:
+	$(CARGO) build $(OFFLINE) --release --bin mcpshare --example fixture --example demo
+	target/release/examples/demo target/release/mcpshare target/release/examples/fixture
+
+install: static
+	install -d $(BINDIR) $(MANDIR)
+	install -m 0755 target/mcpshare $(BINDIR)/mcpshare
+	install -m 0644 man/*.1 $(MANDIR)/
+
+uninstall:
+	rm -f $(BINDIR)/mcpshare $(MANDIR)/mcpshare.1
+
+clean:
+	$(CARGO) clean

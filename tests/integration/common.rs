@@ -1,0 +1,364 @@
+//! Test harness: a temp MCPSHARE_HOME whose guard stops the daemon by its
+//! recorded pid, bridges driven over pipes with deadline-bounded reads, and
+//! process checks by pid (never by name).
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcpshare");
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn fixture() -> PathBuf {
+    let p = Path::new(BIN)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("fixture");
+    assert!(p.exists(), "fixture not built at {}", p.display());
+    p
+}
+
+/// Poll `f` until it holds or the deadline passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Alive and not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    assert!(pid > 1);
+    // SAFETY: plain kill(2) on a pid this test started or recorded.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct TestHome {
+    pub dir: PathBuf,
+    /// Upstream pids seen, checked dead when the guard drops.
+    pub seen_upstreams: std::sync::Mutex<Vec<u32>>,
+}
+
+impl TestHome {
+    pub fn new(name: &str) -> TestHome {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("mcpshare-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestHome {
+            dir,
+            seen_upstreams: Default::default(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("MCPSHARE_HOME", &self.dir);
+        c
+    }
+
+    pub fn mcpshare(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(args).stdin(Stdio::null());
+        run_bounded(c, WAIT)
+    }
+
+    pub fn manifest(&self) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(self.dir.join("daemon.json")).ok()?).ok()
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.manifest()
+            .and_then(|m| m["pid"].as_u64())
+            .map(|p| p as u32)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// How many daemons ever started in this home (each logs one line).
+    pub fn daemons_started(&self) -> usize {
+        self.log().matches("daemon started:").count()
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self.mcpshare(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    pub fn bridge(&self, args: &[&str]) -> Bridge {
+        self.bridge_with(args, &[])
+    }
+
+    /// `mcpshare run [flags] -- fixture` with extra environment.
+    pub fn bridge_with(&self, flags: &[&str], env: &[(&str, &str)]) -> Bridge {
+        let mut c = self.cmd();
+        c.arg("run").args(flags).arg("--").arg(fixture());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Bridge::spawn(c)
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        if let Some(m) = self.manifest() {
+            let pid = m["pid"].as_u64().unwrap_or(0) as u32;
+            let start = m["start_time"].as_u64().unwrap_or(0);
+            let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(19)?
+                        .parse::<u64>()
+                        .ok()
+                })
+                == Some(start);
+            if pid > 1 && ours && pid_alive(pid) {
+                signal(pid, libc::SIGTERM);
+                if !wait_until(Duration::from_secs(15), || !pid_alive(pid)) {
+                    signal(pid, libc::SIGKILL);
+                }
+            }
+        }
+        for pid in self.seen_upstreams.lock().unwrap().iter() {
+            let gone = wait_until(Duration::from_secs(5), || !pid_alive(*pid));
+            if !gone {
+                signal(*pid, libc::SIGKILL);
+                if !std::thread::panicking() {
+                    panic!("upstream pid {pid} outlived its daemon");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run a command to completion, killing it (by pid) if it overruns.
+pub fn run_bounded(mut c: Command, timeout: Duration) -> Output {
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            panic!("command did not finish within {timeout:?}");
+        }
+    }
+}
+
+pub struct Bridge {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<String>,
+    /// Messages received but not yet asked for.
+    pub backlog: Vec<Value>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Bridge {
+    pub fn spawn(mut c: Command) -> Bridge {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcpshare run");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err2 = err.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut e = err2.lock().unwrap();
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        let stdin = child.stdin.take();
+        Bridge {
+            child,
+            stdin,
+            rx,
+            backlog: Vec::new(),
+            stderr: err,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send_raw(&mut self, line: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn send(&mut self, msg: &Value) {
+        self.send_raw(&serde_json::to_vec(msg).unwrap());
+    }
+
+    /// The next message from stdout, which must be exactly one JSON value per line.
+    pub fn recv(&mut self, timeout: Duration) -> Option<Value> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(line) => Some(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}")),
+            ),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Wait for the response with this id; other messages go to the backlog.
+    pub fn response(&mut self, id: &Value, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        if let Some(i) = self.backlog.iter().position(|m| is_response_to(m, id)) {
+            return self.backlog.remove(i);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(m) = self.recv(left) else {
+                panic!(
+                    "no response to id {id} within {timeout:?}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            };
+            if is_response_to(&m, id) {
+                return m;
+            }
+            self.backlog.push(m);
+        }
+    }
+
+    pub fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response(&id, WAIT)
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({}))
+    }
+
+    pub fn initialize_with(&mut self, capabilities: Value) -> Value {
+        let r = self.request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": capabilities,
+                   "clientInfo": {"name": "mcpshare-test", "version": "1"}}),
+        );
+        assert!(r.get("result").is_some(), "initialize failed: {r}");
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        r
+    }
+
+    pub fn call(&mut self, id: Value, tool: &str, args: Value) -> Value {
+        self.request(id, "tools/call", json!({"name": tool, "arguments": args}))
+    }
+
+    /// The text of a successful tool result.
+    pub fn call_text(&mut self, id: Value, tool: &str, args: Value) -> String {
+        let r = self.call(id, tool, args);
+        text_of(&r).unwrap_or_else(|| panic!("tool {tool} failed: {r}"))
+    }
+
+    /// The upstream's pid, asked of the upstream itself.
+    pub fn upstream_pid(&mut self, id: Value) -> u32 {
+        self.call_text(id, "pid", json!({})).parse().unwrap()
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Wait (bounded) for the bridge to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stdin.take();
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn is_response_to(m: &Value, id: &Value) -> bool {
+    m.get("method").is_none() && m.get("id") == Some(id)
+}
+
+pub fn text_of(r: &Value) -> Option<String> {
+    r.pointer("/result/content/0/text")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}

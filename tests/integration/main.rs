@@ -1,0 +1,11 @@
+//! Integration tests: the real binary, a temp MCPSHARE_HOME each, the
+//! fixture server, loopback only, every wait bounded.
+#![allow(clippy::zombie_processes)]
+
+mod common;
+
+mod bridge;
+mod cli;
+mod election;
+mod security;
+mod upstream;

@@ -1,0 +1,179 @@
+//! Sharing one upstream: identity, per-session ids, crash handling,
+//! notifications to every session.
+
+use crate::common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sessions_with_the_same_ids_each_get_their_own_answers() {
+    let home = TestHome::new("ids");
+    let mut a = home.bridge(&[]);
+    let mut b = home.bridge(&[]);
+    a.initialize();
+    b.initialize();
+    for round in 0..50 {
+        let id = json!(round % 3); // both sessions reuse the same small ids
+        a.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": format!("a{round}")}}}));
+        b.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": format!("b{round}")}}}));
+        assert_eq!(
+            text_of(&a.response(&id, WAIT)).unwrap(),
+            format!("a{round}")
+        );
+        assert_eq!(
+            text_of(&b.response(&id, WAIT)).unwrap(),
+            format!("b{round}")
+        );
+    }
+    // String and number ids with the same digits stay apart, types kept.
+    a.send(&json!({"jsonrpc": "2.0", "id": "1", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "s"}}}));
+    a.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "n"}}}));
+    assert_eq!(text_of(&a.response(&json!("1"), WAIT)).unwrap(), "s");
+    assert_eq!(text_of(&a.response(&json!(1), WAIT)).unwrap(), "n");
+    let pa = a.upstream_pid(json!(90));
+    assert_eq!(pa, b.upstream_pid(json!(90)));
+    home.seen_upstreams.lock().unwrap().push(pa);
+}
+
+#[test]
+fn attach_storm_every_reply_reaches_its_caller() {
+    let home = TestHome::new("storm");
+    let (n, calls) = (8, 200);
+    let mut bridges: Vec<Bridge> = (0..n).map(|_| home.bridge(&[])).collect();
+    for b in bridges.iter_mut() {
+        b.initialize();
+    }
+    // Pipeline every call, then collect: replies must match id*1000+i.
+    for (i, b) in bridges.iter_mut().enumerate() {
+        for c in 0..calls {
+            b.send(&json!({"jsonrpc": "2.0", "id": c, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": format!("{}", i * 1000 + c)}}}));
+        }
+    }
+    let mut ok = 0;
+    for (i, b) in bridges.iter_mut().enumerate() {
+        for c in 0..calls {
+            let r = b.response(&json!(c), WAIT);
+            assert_eq!(
+                text_of(&r).unwrap(),
+                format!("{}", i * 1000 + c),
+                "cross-talk"
+            );
+            ok += 1;
+        }
+    }
+    println!("storm ok={ok} n={}", n * calls);
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(bridges[0].upstream_pid(json!("p")));
+}
+
+#[test]
+fn an_upstream_crash_fails_every_session_at_once_and_the_next_call_restarts_it() {
+    let home = TestHome::new("crash");
+    let mut a = home.bridge(&[]);
+    let mut b = home.bridge(&[]);
+    a.initialize();
+    b.initialize();
+    let first = a.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(first);
+    a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 10000}}}));
+    assert!(wait_until(
+        WAIT,
+        || home.status()["upstreams"][0]["inflight"] == json!(1)
+    ));
+    let t = Instant::now();
+    b.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "crash", "arguments": {}}}));
+    let ra = a.response(&json!(2), Duration::from_secs(2));
+    let rb = b.response(&json!(3), Duration::from_secs(2));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "errors took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        ra["error"]["message"].as_str().unwrap().contains("exited"),
+        "{ra}"
+    );
+    assert!(rb.get("error").is_some(), "{rb}");
+    let second = b.upstream_pid(json!(4));
+    home.seen_upstreams.lock().unwrap().push(second);
+    assert_ne!(first, second);
+    assert_eq!(
+        a.upstream_pid(json!(5)),
+        second,
+        "both sessions carry on with the new upstream"
+    );
+    assert_eq!(home.status()["upstreams"][0]["restarts"], json!(1));
+}
+
+#[test]
+fn list_changed_reaches_every_session() {
+    let home = TestHome::new("listchanged");
+    let mut a = home.bridge(&[]);
+    let mut b = home.bridge(&[]);
+    a.initialize();
+    b.initialize();
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(a.upstream_pid(json!(1)));
+    a.call_text(json!(2), "list_changed", json!({}));
+    for s in [&mut a, &mut b] {
+        let got = wait_until(WAIT, || {
+            if let Some(m) = s.recv(Duration::from_millis(50)) {
+                s.backlog.push(m);
+            }
+            s.backlog
+                .iter()
+                .any(|m| m["method"] == json!("notifications/tools/list_changed"))
+        });
+        assert!(got, "a session missed list_changed");
+    }
+}
+
+#[test]
+fn identity_shares_across_terminals_but_not_across_secrets_or_isolation() {
+    let home = TestHome::new("identity");
+    let mut base = home.bridge_with(&[], &[("API_KEY", "one"), ("TERM_SESSION_ID", "tab1")]);
+    let mut other_terminal =
+        home.bridge_with(&[], &[("API_KEY", "one"), ("TERM_SESSION_ID", "tab2")]);
+    let mut other_key = home.bridge_with(&[], &[("API_KEY", "two"), ("TERM_SESSION_ID", "tab1")]);
+    let mut isolated = home.bridge_with(
+        &["--isolated"],
+        &[("API_KEY", "one"), ("TERM_SESSION_ID", "tab1")],
+    );
+    for b in [
+        &mut base,
+        &mut other_terminal,
+        &mut other_key,
+        &mut isolated,
+    ] {
+        b.initialize();
+    }
+    let p = [
+        &mut base,
+        &mut other_terminal,
+        &mut other_key,
+        &mut isolated,
+    ]
+    .map(|b| b.upstream_pid(json!(1)));
+    home.seen_upstreams.lock().unwrap().extend(p);
+    assert_eq!(p[0], p[1], "terminal variables must not split an upstream");
+    assert_ne!(p[0], p[2], "a different secret must never share");
+    assert_ne!(p[0], p[3], "--isolated gets its own upstream");
+    assert_eq!(
+        other_key.call_text(json!(2), "env", json!({"name": "API_KEY"})),
+        "two"
+    );
+    assert_eq!(home.status()["upstreams"].as_array().unwrap().len(), 3);
+    // The isolated upstream goes with its session.
+    drop(isolated);
+    assert!(
+        wait_until(WAIT, || !pid_alive(p[3])),
+        "isolated upstream outlived its session"
+    );
+}

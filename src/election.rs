@@ -146,6 +146,7 @@ fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
     sys::detach(&mut cmd);
     crate::log!("starting the mcpshare daemon for {}", home.dir().display());
     let mut child = cmd.spawn().map_err(|e| Error::Path(exe.clone(), e))?;
+    let pid = child.id();
     let stdout = child.stdout.take();
     let (tx, rx) = channel::<Boot>();
     // The daemon is our child until we exit: reap it whenever it ends, so it
@@ -179,10 +180,15 @@ fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
                 status.map(|s| s.to_string()).unwrap_or_default()
             ),
         )),
-        Err(RecvTimeoutError::Timeout) => Err(unavailable(
-            home,
-            "the daemon did not become ready in time".into(),
-        )),
+        Err(RecvTimeoutError::Timeout) => {
+            // Our own child, not yet reaped (the reaper thread waits on it),
+            // and a session leader, so its group is exactly what we started.
+            let _ = sys::signal_group(pid, sys::Signal::Kill);
+            Err(unavailable(
+                home,
+                format!("the daemon (pid {pid}) did not become ready in time and was killed"),
+            ))
+        }
         Err(RecvTimeoutError::Disconnected) => {
             Err(unavailable(home, "lost track of the daemon".into()))
         }

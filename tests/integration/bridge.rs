@@ -190,3 +190,32 @@ fn a_missing_upstream_command_is_named_in_the_initialize_error() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_bridge() {
+    let home = TestHome::new("epipe");
+    let mut c = home.cmd();
+    c.args(["run", "--"]).arg(fixture());
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    )
+    .unwrap();
+    let exited = wait_until(Duration::from_secs(5), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited, "bridge kept running with a closed stdout");
+    assert!(status.success(), "{status:?}");
+}

@@ -217,3 +217,170 @@ fn stop_returns_once_the_lock_is_free_and_the_upstream_is_gone() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("no daemon running"));
 }
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    let home = TestHome::new("sigterm");
+    let mut b = home.bridge(&[]);
+    b.initialize();
+    let up = b.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(up);
+    let daemon = home.daemon_pid().unwrap();
+    signal(daemon, libc::SIGTERM);
+    assert!(
+        wait_until(WAIT, || !pid_alive(daemon)),
+        "daemon ignored SIGTERM"
+    );
+    assert!(!pid_alive(up), "upstream outlived its daemon");
+    assert!(
+        !home.dir.join("daemon.json").exists(),
+        "manifest left behind"
+    );
+    let lock = std::fs::File::open(home.dir.join("daemon.lock")).unwrap();
+    lock.try_lock().expect("lock free");
+    assert!(
+        home.log().contains("daemon stopping: signal 15"),
+        "{}",
+        home.log()
+    );
+}
+
+#[test]
+fn a_daemon_that_dies_during_start_up_is_reported_with_its_log() {
+    let home = TestHome::new("bootfail");
+    // The daemon cannot write its manifest over a directory, so it fails to boot.
+    std::fs::create_dir(home.dir.join("daemon.json")).unwrap();
+    let mut b = home.bridge(&[]);
+    let r = b.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let msg = r["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("want an error: {r}"));
+    assert!(msg.contains("exited during start-up"), "{msg}");
+    assert!(
+        msg.contains("daemon.json"),
+        "the log tail names the cause: {msg}"
+    );
+    assert!(
+        msg.contains("mcpshare daemon"),
+        "a hint says what to run: {msg}"
+    );
+}
+
+#[test]
+fn a_daemon_of_another_version_with_the_same_protocol_is_attached() {
+    let home = TestHome::new("version");
+    let mut old = home.bridge_with(&[], &[("MCPSHARE_TEST_REPORTED_VERSION", "0.0.1")]);
+    old.initialize();
+    assert_eq!(home.status()["daemon"]["version"], json!("0.0.1"));
+    let mut new = home.bridge(&[]);
+    new.initialize();
+    let p = old.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(p);
+    assert_eq!(new.upstream_pid(json!(1)), p);
+    assert_eq!(home.daemons_started(), 1);
+}
+
+/// A stand-in "daemon": this test process holds the lock and publishes a
+/// manifest pointing at a server it controls.
+fn fake_daemon(
+    home: &TestHome,
+    answer_health: Option<u32>,
+) -> (std::fs::File, std::sync::Arc<tiny_http::Server>) {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.dir.join("daemon.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let port = server.server_addr().to_ip().unwrap().port();
+    let me = std::process::id();
+    let start: u64 = std::fs::read_to_string("/proc/self/stat")
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let m = json!({"schema": 1, "version": "9.0.0", "protocol": 1, "pid": me, "start_time": start, "port": port,
+        "url": format!("http://127.0.0.1:{port}"), "token": "ef".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
+    std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
+    if let Some(protocol) = answer_health {
+        let s = server.clone();
+        std::thread::spawn(move || {
+            for req in s.incoming_requests() {
+                let body =
+                    json!({"status": "ok", "pid": me, "version": "9.0.0", "protocol": protocol})
+                        .to_string();
+                let _ = req.respond(tiny_http::Response::from_string(body));
+            }
+        });
+    }
+    (lock, server)
+}
+
+#[test]
+fn an_incompatible_daemon_is_refused_with_what_to_run() {
+    let home = TestHome::new("incompat");
+    let (_lock, server) = fake_daemon(&home, Some(99));
+    let out = home.mcpshare(&["status"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("control protocol 99") && err.contains("hint: stop it with 'mcpshare stop'"),
+        "{err}"
+    );
+    let mut b = home.bridge(&[]);
+    let r = b.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("control protocol 99"),
+        "{r}"
+    );
+    server.unblock();
+}
+
+#[test]
+fn a_hung_daemon_fails_clients_fast_naming_its_pid() {
+    let home = TestHome::new("hung");
+    let (_lock, server) = fake_daemon(&home, None);
+    let t = Instant::now();
+    let mut b = home.bridge(&[]);
+    let r = b.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let msg = r["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("want an error: {r}"))
+        .to_string();
+    println!("hung: client failed after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())) && msg.contains("not responding"),
+        "{msg}"
+    );
+    server.unblock();
+}

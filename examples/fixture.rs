@@ -1,8 +1,12 @@
 //! A small MCP server over stdio for mcpshare's tests, demo and benchmark.
 //! Its tools make behaviour observable: echo, add, sleep (cancellable),
 //! crash, progress, list_changed, log, roots and sampling (asking the
-//! client), pid and env. Environment knobs: FIXTURE_STARTUP_DELAY_MS delays
-//! the first read; FIXTURE_NOISE=1 prints a non-JSON line on stdout first.
+//! client), pid, env, hang (stop answering anything), update (announce a
+//! resource change), and level (the log level last set). It also serves
+//! prompts and subscribable resources, and pages tools/list by 5.
+//! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
+//! FIXTURE_NOISE=1 prints a non-JSON line on stdout first; FIXTURE_STDERR=N
+//! writes N lines to stderr at start.
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -13,8 +17,14 @@ use std::time::{Duration, Instant};
 
 const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
+const PAGE: usize = 5;
+
 #[derive(Default)]
 struct Server {
+    hung: std::sync::atomic::AtomicBool,
+    level: Mutex<Option<String>>,
+    subscriptions: Mutex<HashSet<String>>,
+    counts: Mutex<HashMap<String, u64>>,
     out: Mutex<()>,
     cancelled: Mutex<HashSet<String>>,
     next_id: Mutex<u64>,
@@ -182,6 +192,45 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             let n = args.get("name").and_then(Value::as_str).unwrap_or("");
             Ok(text(std::env::var(n).unwrap_or_default()))
         }
+        "hang" => {
+            server.hung.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(text("hanging"))
+        }
+        "update" => {
+            let uri = args.get("uri").and_then(Value::as_str).unwrap_or("");
+            server.send(&json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}));
+            Ok(text("sent"))
+        }
+        "level" => {
+            let mut subs: Vec<String> = server
+                .subscriptions
+                .lock()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect();
+            subs.sort();
+            let level = server
+                .level
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "unset".into());
+            Ok(text(format!("{level} {}", subs.join(","))))
+        }
+        "count" => {
+            let m = args.get("method").and_then(Value::as_str).unwrap_or("");
+            Ok(text(
+                server
+                    .counts
+                    .lock()
+                    .unwrap()
+                    .get(m)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+            ))
+        }
         _ => Err((-32602, format!("unknown tool {name}"))),
     }
 }
@@ -230,14 +279,48 @@ fn handle(server: &Arc<Server>, msg: Value) {
                         .unwrap_or("2025-11-25");
                     server.send(&reply(Ok(json!({
                         "protocolVersion": v,
-                        "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+                        "capabilities": {"tools": {"listChanged": true}, "logging": {},
+                            "prompts": {"listChanged": true}, "resources": {"subscribe": true, "listChanged": true}},
                         "serverInfo": {"name": "mcpshare-fixture", "version": "1.0.0"},
                         "instructions": "A test fixture."
                     }))));
                 }
                 "ping" => server.send(&reply(Ok(json!({})))),
-                "tools/list" => server.send(&reply(Ok(json!({"tools": tools()})))),
-                "logging/setLevel" => server.send(&reply(Ok(json!({})))),
+                "tools/list" => {
+                    let all = tools().as_array().cloned().unwrap_or_default();
+                    let start: usize = params.get("cursor").and_then(Value::as_str).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    let page: Vec<Value> = all.iter().skip(start).take(PAGE).cloned().collect();
+                    let mut result = json!({"tools": page});
+                    if start + PAGE < all.len() {
+                        result["nextCursor"] = json!((start + PAGE).to_string());
+                    }
+                    server.send(&reply(Ok(result)));
+                }
+                "prompts/list" => server.send(&reply(Ok(json!({"prompts": [{"name": "greet", "description": "Say hello"}]})))),
+                "prompts/get" => server.send(&reply(Ok(json!({"messages": [{"role": "user", "content": {"type": "text", "text": "hello"}}]})))),
+                "resources/list" => server.send(&reply(Ok(json!({"resources": [
+                    {"uri": "fixture://a", "name": "a"}, {"uri": "fixture://b", "name": "b"}]})))),
+                "resources/templates/list" => server.send(&reply(Ok(json!({"resourceTemplates": [
+                    {"uriTemplate": "fixture://{name}", "name": "any"}]})))),
+                "resources/read" => {
+                    let uri = params.get("uri").and_then(Value::as_str).unwrap_or("");
+                    server.send(&reply(Ok(json!({"contents": [{"uri": uri, "text": format!("contents of {uri}")}]}))));
+                }
+                "resources/subscribe" | "resources/unsubscribe" => {
+                    let uri = params.get("uri").and_then(Value::as_str).unwrap_or("").to_string();
+                    let mut subs = server.subscriptions.lock().unwrap();
+                    if method == "resources/subscribe" {
+                        subs.insert(uri);
+                    } else {
+                        subs.remove(&uri);
+                    }
+                    drop(subs);
+                    server.send(&reply(Ok(json!({}))));
+                }
+                "logging/setLevel" => {
+                    *server.level.lock().unwrap() = params.get("level").and_then(Value::as_str).map(str::to_string);
+                    server.send(&reply(Ok(json!({}))));
+                }
                 "tools/call" => {
                     let server = server.clone();
                     std::thread::spawn(move || {
@@ -262,6 +345,13 @@ fn main() {
         println!("this line is not JSON");
     }
     eprintln!("fixture pid {} started", std::process::id());
+    let noise: u64 = std::env::var("FIXTURE_STDERR")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for i in 0..noise {
+        eprintln!("fixture stderr line {i}");
+    }
     let server = Arc::new(Server::default());
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };

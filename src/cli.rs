@@ -41,6 +41,21 @@ pub const COMMANDS: &[CommandDoc] = &[
         options: &[("--json", "print one JSON object")],
     },
     CommandDoc {
+        name: "logs",
+        synopsis: "mcpshare logs ID [-n N] [-f]",
+        about: "Show the standard error of upstream ID",
+        options: &[
+            ("-n", "show the last N lines (default 100)"),
+            ("-f", "follow: keep printing new lines"),
+        ],
+    },
+    CommandDoc {
+        name: "restart",
+        synopsis: "mcpshare restart ID",
+        about: "Restart upstream ID (also after it was marked crashed)",
+        options: &[],
+    },
+    CommandDoc {
         name: "stop",
         synopsis: "mcpshare stop",
         about: "Stop the daemon and its upstreams; returns once its lock is free",
@@ -55,6 +70,9 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_MAX_MESSAGE_BYTES",
     "MCPSHARE_START_TIMEOUT_SECS",
     "MCPSHARE_REQUEST_TIMEOUT_SECS",
+    "MCPSHARE_PING_EVERY_MS",
+    "MCPSHARE_UPSTREAM_IDLE_MS",
+    "MCPSHARE_DAEMON_IDLE_SECS",
     "MCPSHARE_TEST_REPORTED_VERSION",
 ];
 
@@ -125,11 +143,152 @@ fn run_cli() -> Result<i32> {
             no_more(&mut parser)?;
             stop(&Home::open()?)
         }
+        "logs" => {
+            let (mut id, mut n, mut follow) = (None, 100u64, false);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Short('n') => {
+                        n = parser
+                            .value()?
+                            .parse()
+                            .map_err(|_| Error::Usage("-n takes a number".into()))?
+                    }
+                    Short('f') => follow = true,
+                    Value(v) if id.is_none() => id = Some(v.string()?),
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            let id = upstream_id(id)?;
+            logs(&Home::open()?, &id, n, follow)
+        }
+        "restart" => {
+            let id = match parser.next()? {
+                Some(Value(v)) => Some(v.string()?),
+                Some(other) => return Err(other.unexpected().into()),
+                None => None,
+            };
+            no_more(&mut parser)?;
+            restart(&Home::open()?, &upstream_id(id)?)
+        }
         "help" => {
             print!("{}", help());
             Ok(0)
         }
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+/// An upstream id as `status` shows it; also a safe file name.
+fn upstream_id(id: Option<String>) -> Result<String> {
+    let id =
+        id.ok_or_else(|| Error::Usage("an upstream ID is needed (see 'mcpshare status')".into()))?;
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::Usage(format!(
+            "'{id}' is not an upstream id (see 'mcpshare status')"
+        )));
+    }
+    Ok(id)
+}
+
+/// The live daemon, or None when none runs; a hung or foreign one is an error.
+fn live_daemon(home: &Home) -> Result<Option<crate::manifest::Manifest>> {
+    match election::probe(home)? {
+        Probe::NotRunning => Ok(None),
+        Probe::Starting => Err(Error::Daemon(
+            "the daemon is starting; try again in a moment".into(),
+        )),
+        Probe::Unresponsive(m) => Err(Error::DaemonHung { pid: m.pid }),
+        Probe::Incompatible(m, h) => Err(Error::Incompatible {
+            pid: m.pid,
+            version: h.version,
+            protocol: h.protocol,
+        }),
+        Probe::Alive(m) => Ok(Some(m)),
+    }
+}
+
+fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
+    use std::io::Write;
+    let daemon = live_daemon(home)?;
+    let client = daemon.as_ref().map(Client::new);
+    let first = match &client {
+        Some(c) => c
+            .call(
+                "GET",
+                &format!("/api/logs/{id}?n={n}"),
+                None,
+                Duration::from_secs(5),
+            )
+            .map_err(|e| Error::Daemon(format!("daemon: {e}")))?,
+        None => (404, Value::Null),
+    };
+    let (code, body) = first;
+    if code == 404 {
+        // The daemon does not know it (stopped for idleness, or no daemon): read the file.
+        let path = home.upstream_log(id);
+        if !path.exists() {
+            return Err(Error::Daemon(format!(
+                "no upstream {id}: {} does not exist",
+                path.display()
+            )));
+        }
+        if follow {
+            return Err(Error::Daemon(format!(
+                "upstream {id} is not running; -f needs it running"
+            )));
+        }
+        for line in crate::logbook::file_tail(&path, n as usize) {
+            println!("{line}");
+        }
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut last = print_lines(&mut out, &body)?;
+    let Some(client) = client.filter(|_| follow) else {
+        return Ok(0);
+    };
+    loop {
+        let path = format!("/api/logs/{id}?after={last}&wait_ms=10000");
+        match client.call("GET", &path, None, Duration::from_secs(15)) {
+            Ok((200, body)) => last = print_lines(&mut out, &body)?.max(last),
+            // The daemon or the upstream went away: the log ends here.
+            _ => return Ok(0),
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Print the lines of a logs answer; returns the number of the last one.
+fn print_lines(out: &mut impl std::io::Write, body: &Value) -> Result<u64> {
+    let mut last = 0;
+    for l in body["lines"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{}", l["text"].as_str().unwrap_or(""));
+        last = l["n"].as_u64().unwrap_or(last);
+    }
+    Ok(last)
+}
+
+fn restart(home: &Home, id: &str) -> Result<i32> {
+    let m = live_daemon(home)?
+        .ok_or_else(|| Error::Daemon(format!("no daemon running for {}", home.dir().display())))?;
+    let timeout = daemon::env_secs("MCPSHARE_START_TIMEOUT_SECS", daemon::DEFAULT_START_TIMEOUT)
+        + STOP_TIMEOUT;
+    let (code, body) = Client::new(&m)
+        .call("POST", &format!("/api/restart/{id}"), None, timeout)
+        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    match code {
+        200 => {
+            println!("restarted {id} (pid {})", body["pid"]);
+            Ok(0)
+        }
+        _ => Err(Error::Daemon(format!(
+            "cannot restart {id}: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        ))),
     }
 }
 
@@ -183,30 +342,19 @@ fn run_bridge(parser: &mut lexopt::Parser) -> Result<i32> {
 
 /// The daemon's status, or None when none runs.
 fn fetch_status(home: &Home) -> Result<Option<Value>> {
-    match election::probe(home)? {
-        Probe::NotRunning => Ok(None),
-        Probe::Starting => Err(Error::Daemon(
-            "the daemon is starting; try again in a moment".into(),
-        )),
-        Probe::Unresponsive(m) => Err(Error::DaemonHung { pid: m.pid }),
-        Probe::Incompatible(m, h) => Err(Error::Incompatible {
-            pid: m.pid,
-            version: h.version,
-            protocol: h.protocol,
-        }),
-        Probe::Alive(m) => {
-            let (code, body) = Client::new(&m)
-                .call("GET", "/api/status", None, Duration::from_secs(5))
-                .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
-            if code != 200 {
-                return Err(Error::Daemon(format!(
-                    "daemon pid {} answered HTTP {code}: {body}",
-                    m.pid
-                )));
-            }
-            Ok(Some(body))
-        }
+    let Some(m) = live_daemon(home)? else {
+        return Ok(None);
+    };
+    let (code, body) = Client::new(&m)
+        .call("GET", "/api/status", None, Duration::from_secs(5))
+        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    if code != 200 {
+        return Err(Error::Daemon(format!(
+            "daemon pid {} answered HTTP {code}: {body}",
+            m.pid
+        )));
     }
+    Ok(Some(body))
 }
 
 fn status(home: &Home, as_json: bool) -> Result<i32> {

@@ -9,7 +9,7 @@ use crate::identity::Spec;
 use crate::manifest::{self, Manifest};
 use crate::pool::Pool;
 use crate::session::Session;
-use crate::upstream::{Spawner, Upstream};
+use crate::upstream::{Spawner, Tuning, Upstream};
 use crate::{endpoint, http, lock, log, sys};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -25,12 +25,29 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 const LOCK_RETRY_FOR: Duration = Duration::from_millis(250);
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_PING_EVERY: Duration = Duration::from_secs(30);
+/// An upstream with no session for this long is stopped.
+pub const DEFAULT_UPSTREAM_IDLE: Duration = Duration::from_secs(30);
+/// The daemon exits after this long with no upstream and no session.
+pub const DEFAULT_DAEMON_IDLE: Duration = Duration::from_secs(600);
+/// How often the reaper looks for idle upstreams and an idle daemon.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+/// The longest `mcpshare logs -f` waits for a line in one request.
+const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
 pub fn env_secs(name: &str, default: Duration) -> Duration {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .map(Duration::from_secs)
+        .unwrap_or(default)
+}
+
+pub fn env_millis(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
         .unwrap_or(default)
 }
 
@@ -47,7 +64,9 @@ pub struct Daemon {
     isolated_seq: AtomicU64,
     pub max_message: usize,
     pub request_timeout: Duration,
-    start_timeout: Duration,
+    tuning: Tuning,
+    upstream_idle: Duration,
+    daemon_idle: Duration,
 }
 
 /// Reported version; tests may override it to exercise version handling.
@@ -114,7 +133,12 @@ pub fn run(home: Home) -> Result<()> {
         isolated_seq: AtomicU64::new(1),
         max_message: crate::jsonrpc::max_message(),
         request_timeout: env_secs("MCPSHARE_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT),
-        start_timeout: env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT),
+        tuning: Tuning {
+            start_timeout: env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT),
+            ping_every: env_millis("MCPSHARE_PING_EVERY_MS", DEFAULT_PING_EVERY),
+        },
+        upstream_idle: env_millis("MCPSHARE_UPSTREAM_IDLE_MS", DEFAULT_UPSTREAM_IDLE),
+        daemon_idle: env_secs("MCPSHARE_DAEMON_IDLE_SECS", DEFAULT_DAEMON_IDLE),
         home,
     });
     let server = Arc::new(server);
@@ -131,10 +155,21 @@ pub fn run(home: Home) -> Result<()> {
         std::thread::Builder::new()
             .name("heartbeat".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    beat_rx.recv_timeout(HEARTBEAT_EVERY)
-                {
-                    d.heartbeat();
+                let mut last_beat = Instant::now();
+                let mut idle_since = Instant::now();
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = beat_rx.recv_timeout(REAP_EVERY) {
+                    if last_beat.elapsed() >= HEARTBEAT_EVERY {
+                        d.heartbeat();
+                        last_beat = Instant::now();
+                    }
+                    if !d.reap_idle() {
+                        idle_since = Instant::now();
+                    } else if !d.daemon_idle.is_zero() && idle_since.elapsed() >= d.daemon_idle {
+                        d.request_stop(&format!(
+                            "idle for {} s with no upstream and no session (MCPSHARE_DAEMON_IDLE_SECS)",
+                            d.daemon_idle.as_secs()
+                        ));
+                    }
                 }
             })
             .map_err(|e| Error::io("cannot start the heartbeat thread", e))?;
@@ -225,6 +260,58 @@ fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
             }
         }
         (Method::Get, "/api/status") => http::json(req, 200, &d.status(), &[]),
+        (Method::Get, p) if p.starts_with("/api/logs/") => {
+            let id = &p["/api/logs/".len()..];
+            let query = req
+                .url()
+                .split_once('?')
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default();
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let Some(up) = d.upstream(id) else {
+                return http::json(
+                    req,
+                    404,
+                    &json!({"error": format!("no upstream {id} in this daemon")}),
+                    &[],
+                );
+            };
+            let wait = Duration::from_millis(param("wait_ms").unwrap_or(0)).min(LOG_WAIT_MAX);
+            let lines = up
+                .logbook
+                .lines(param("n").unwrap_or(100) as usize, param("after"), wait);
+            let lines: Vec<Value> = lines
+                .into_iter()
+                .map(|(n, text)| json!({"n": n, "text": text}))
+                .collect();
+            http::json(
+                req,
+                200,
+                &json!({"id": id, "log": up.logbook.path().display().to_string(), "lines": lines}),
+                &[],
+            )
+        }
+        (Method::Post, p) if p.starts_with("/api/restart/") => {
+            let id = &p["/api/restart/".len()..];
+            let Some(up) = d.upstream(id) else {
+                return http::json(
+                    req,
+                    404,
+                    &json!({"error": format!("no upstream {id} in this daemon")}),
+                    &[],
+                );
+            };
+            log!("upstream {id}: restart requested");
+            match up.restart() {
+                Ok(_) => http::json(req, 200, &json!({"id": id, "pid": up.pid()}), &[]),
+                Err(e) => http::json(req, 500, &json!({"error": e}), &[]),
+            }
+        }
         (Method::Post, "/api/stop") => {
             d.request_stop("stop requested by mcpshare stop");
             http::json(req, 202, &json!({"stopping": true}), &[])
@@ -267,7 +354,7 @@ impl Daemon {
                     spec,
                     log_path,
                     self.spawner.clone(),
-                    self.start_timeout,
+                    self.tuning.clone(),
                 ))
             })
             .clone()
@@ -331,6 +418,44 @@ impl Daemon {
                 .name(format!("stop-{}", up.id))
                 .spawn(move || up.stop());
         }
+    }
+
+    /// Stop upstreams idle past their grace period. True when the daemon
+    /// itself is idle: no upstream and no session left.
+    fn reap_idle(&self) -> bool {
+        let mut retired = Vec::new();
+        {
+            let mut ups = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+            ups.retain(|_, up| {
+                let idle = up.idle_for().is_some_and(|t| t >= self.upstream_idle);
+                if idle {
+                    up.retire();
+                    retired.push(up.clone());
+                }
+                !idle
+            });
+        }
+        for up in retired {
+            log!(
+                "upstream {} idle for {} ms with no session: stopping it",
+                up.id,
+                self.upstream_idle.as_millis()
+            );
+            let _ = std::thread::Builder::new()
+                .name(format!("stop-{}", up.id))
+                .spawn(move || up.stop());
+        }
+        let no_upstreams = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        no_upstreams
+            && self
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
     }
 
     fn heartbeat(&self) {

@@ -7,6 +7,7 @@ use crate::daemon::Daemon;
 use crate::http::{self, Body, Sse};
 use crate::jsonrpc::{self, Kind};
 use crate::session::Session;
+use crate::upstream::Reply;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -131,12 +132,6 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
     };
     match kind {
         Kind::Request => match method {
-            "ping" => http::json(
-                req,
-                200,
-                &jsonrpc::result(jsonrpc::id(&msg), json!({})),
-                &[],
-            ),
             "initialize" => rpc_error(
                 req,
                 400,
@@ -198,9 +193,16 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
             "daemon is shutting down",
         );
     }
-    let init = match upstream.ensure_running() {
-        Ok(init) => init,
-        Err(e) => return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]),
+    let mut upstream = upstream;
+    let init = loop {
+        match upstream.ensure_running(true) {
+            Ok(init) => break init,
+            // Stopped for idleness just now: the daemon registers it anew.
+            Err(_) if upstream.is_retired() => upstream = d.register(upstream.spec.clone()),
+            Err(e) => {
+                return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]);
+            }
+        }
     };
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
     let version = jsonrpc::negotiate(params.get("protocolVersion").and_then(Value::as_str));
@@ -212,6 +214,12 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
     {
         // Task ids are not isolated per session here; do not offer them.
         caps.remove("tasks");
+        // The daemon itself announces list changes after an upstream restart.
+        for list in ["tools", "prompts", "resources"] {
+            if let Some(obj) = caps.get_mut(list).and_then(Value::as_object_mut) {
+                obj.insert("listChanged".into(), json!(true));
+            }
+        }
     }
     let capabilities = params.get("capabilities").cloned().unwrap_or(json!({}));
     let session = d.new_session(&upstream, version.to_string(), capabilities);
@@ -229,8 +237,9 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
 /// messages or the upstream's own requests come first.
 fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
     let id = jsonrpc::id(&msg);
-    let rx = match session.upstream.call(session, msg) {
-        Ok(rx) => rx,
+    let rx = match session.upstream.request(session, msg) {
+        Ok(Reply::Local(answer)) => return http::json(req, 200, &answer, &[]),
+        Ok(Reply::Forwarded(rx)) => rx,
         Err(e) => return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]),
     };
     let deadline = Instant::now() + d.request_timeout;

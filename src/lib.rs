@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod jsonrpc;
 pub mod lock;
+pub mod logbook;
 pub mod manifest;
 pub mod pool;
 pub mod session;

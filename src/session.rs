@@ -5,7 +5,7 @@
 
 use crate::upstream::Upstream;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,26 @@ pub struct Session {
     next_server_request: AtomicU64,
     outbox: Mutex<Outbox>,
     closed: AtomicBool,
+    /// The level this client asked for with `logging/setLevel`.
+    level: Mutex<Option<String>>,
+    /// Resource URIs this client subscribed to.
+    subscriptions: Mutex<HashSet<String>>,
+}
+
+/// Log levels from least to most severe (RFC 5424, as MCP names them).
+pub const LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+pub fn severity(level: &str) -> Option<usize> {
+    LEVELS.iter().position(|l| *l == level)
 }
 
 impl Session {
@@ -57,7 +77,60 @@ impl Session {
                 queue: VecDeque::new(),
             }),
             closed: AtomicBool::new(false),
+            level: Mutex::new(None),
+            subscriptions: Mutex::new(HashSet::new()),
         }
+    }
+
+    pub fn level(&self) -> Option<String> {
+        self.level.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_level(&self, level: &str) {
+        *self.level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level.to_string());
+    }
+
+    /// Does this client want a log message of `level`?
+    pub fn wants_log(&self, level: Option<&str>) -> bool {
+        match (
+            self.level().as_deref().and_then(severity),
+            level.and_then(severity),
+        ) {
+            (Some(min), Some(l)) => l >= min,
+            _ => true,
+        }
+    }
+
+    /// Record a subscription; false if this session had it already.
+    pub fn subscribe(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uri.to_string())
+    }
+
+    /// Drop a subscription; false if this session did not have it.
+    pub fn unsubscribe(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uri)
+    }
+
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(uri)
+    }
+
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn has_capability(&self, name: &str) -> bool {
@@ -161,7 +234,8 @@ impl Session {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner()).stream = None;
     }
 
-    /// End the session: cancel what it has in flight at the child.
+    /// End the session: cancel what it has in flight at the child, and
+    /// release its subscriptions and log level there.
     pub fn close(&self, reason: &str) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -177,7 +251,7 @@ impl Session {
             self.upstream.cancel(id, reason);
         }
         self.close_stream();
-        self.upstream.detach(&self.id);
+        self.upstream.detach(self);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -188,6 +262,12 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_levels_filter_by_severity() {
+        assert!(severity("debug") < severity("emergency"));
+        assert_eq!(severity("loud"), None);
+    }
 
     #[test]
     fn id_keys_keep_json_types_apart() {

@@ -1,19 +1,23 @@
 //! One upstream MCP server: a child process the daemon owns, shared by many
 //! sessions. This module spawns it (own process group, dies with the
-//! daemon), does the handshake once, rewrites request ids and progress
-//! tokens per session, and routes what the child sends back. It never
-//! forwards a client's id to the child and never shares an id map between
-//! sessions.
+//! daemon), does the handshake once, supervises it (restart with backoff,
+//! `crashed` after a crash loop, health pings), rewrites request ids and
+//! progress tokens per session, and routes what the child sends back:
+//! answers to their callers, progress to its request, log messages by each
+//! session's level, resource updates to subscribers. It never forwards a
+//! client's id to the child and never shares an id map between sessions.
 
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind};
-use crate::session::Session;
+use crate::logbook::Logbook;
+use crate::session::{self, Session};
 use crate::sys;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -25,6 +29,27 @@ const TERM_GRACE: Duration = Duration::from_secs(10);
 /// How long a child that closed its stdout gets to exit on its own.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 const REAP_POLL: Duration = Duration::from_millis(10);
+/// This many crashes within CRASH_WINDOW mark the upstream `crashed`.
+pub const CRASH_LIMIT: usize = 5;
+pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// Automatic restarts wait 1 s, doubling per recent crash, at most 30 s.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Health pings: this many missed in a row restart the upstream.
+pub const PING_FAILURES: u32 = 3;
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The lists the daemon answers from cache, and the notification that
+/// invalidates each.
+const CACHED_LISTS: [(&str, &str); 4] = [
+    ("tools/list", "notifications/tools/list_changed"),
+    ("prompts/list", "notifications/prompts/list_changed"),
+    ("resources/list", "notifications/resources/list_changed"),
+    (
+        "resources/templates/list",
+        "notifications/resources/list_changed",
+    ),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -33,6 +58,9 @@ pub enum Phase {
     Starting,
     Running,
     Stopping,
+    /// Crashed CRASH_LIMIT times within CRASH_WINDOW: requests are refused
+    /// until a client connects anew or `mcpshare restart`.
+    Crashed,
 }
 
 impl Phase {
@@ -42,16 +70,35 @@ impl Phase {
             Phase::Starting => "starting",
             Phase::Running => "running",
             Phase::Stopping => "stopping",
+            Phase::Crashed => "crashed",
         }
     }
 }
 
+/// Supervision settings, from the daemon's environment.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub start_timeout: Duration,
+    pub ping_every: Duration,
+}
+
+/// What a session's request became.
+pub enum Reply {
+    /// Answered by the daemon itself.
+    Local(Value),
+    /// Sent to the child; the receiver yields what belongs to the request
+    /// and ends with its response (or disconnects if it was cancelled).
+    Forwarded(Receiver<Value>),
+}
+
 /// Where the answer to a request sent to the child goes.
 struct Pending {
-    /// None for the daemon's own requests (the handshake).
+    /// None for the daemon's own requests (handshake, pings, re-applied state).
     session: Option<Arc<Session>>,
     orig_id: Value,
     orig_token: Option<Value>,
+    /// Cache the result under this key if the cache epoch is unchanged.
+    cache: Option<(String, u64)>,
     tx: Sender<Value>,
 }
 
@@ -65,12 +112,21 @@ struct State {
     next_id: u64,
     pending: HashMap<u64, Pending>,
     restarts: u32,
+    crashes: VecDeque<Instant>,
     last_error: Option<String>,
     /// Session that most recently sent a request, for routing the child's
     /// own requests when several sessions have calls in flight.
     last_caller: Option<Weak<Session>>,
+    /// Cached list results by method and cursor.
+    cache: HashMap<String, Value>,
+    cache_epoch: u64,
+    /// The level last sent with `logging/setLevel`.
+    applied_level: Option<String>,
+    /// Sessions subscribed to each resource URI.
+    subscribers: HashMap<String, usize>,
+    /// Since when no session is attached.
+    idle_since: Instant,
 }
-
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
 #[derive(Clone)]
@@ -115,19 +171,26 @@ pub struct Status {
     pub inflight: usize,
     pub isolated: bool,
     pub last_error: Option<String>,
+    pub log: String,
 }
 
 pub struct Upstream {
     pub id: String,
     pub spec: Spec,
-    log_path: PathBuf,
+    pub logbook: Arc<Logbook>,
     spawner: Spawner,
-    start_timeout: Duration,
+    tuning: Tuning,
     state: Mutex<State>,
     changed: Condvar,
     /// The running child's stdin, tagged with its generation.
     stdin: Mutex<Option<(u64, ChildStdin)>>,
     sessions: Mutex<HashMap<String, Weak<Session>>>,
+    /// Removed from the daemon for idleness: never start again.
+    retired: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Upstream {
@@ -136,14 +199,14 @@ impl Upstream {
         spec: Spec,
         log_path: PathBuf,
         spawner: Spawner,
-        start_timeout: Duration,
+        tuning: Tuning,
     ) -> Upstream {
         Upstream {
             id,
             spec,
-            log_path,
+            logbook: Arc::new(Logbook::new(log_path)),
             spawner,
-            start_timeout,
+            tuning,
             state: Mutex::new(State {
                 phase: Phase::Idle,
                 generation: 0,
@@ -153,20 +216,28 @@ impl Upstream {
                 next_id: 1,
                 pending: HashMap::new(),
                 restarts: 0,
+                crashes: VecDeque::new(),
                 last_error: None,
                 last_caller: None,
+                cache: HashMap::new(),
+                cache_epoch: 0,
+                applied_level: None,
+                subscribers: HashMap::new(),
+                idle_since: Instant::now(),
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
+            retired: AtomicBool::new(false),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     pub fn status(&self) -> Status {
+        let sessions = self.session_count();
         let st = self.lock();
         let mut command = vec![self.spec.command.clone()];
         command.extend(self.spec.args.iter().cloned());
@@ -175,12 +246,13 @@ impl Upstream {
             pid: st.pid,
             command,
             cwd: self.spec.cwd.clone(),
-            sessions: self.session_count(),
+            sessions,
             state: st.phase.name(),
             restarts: st.restarts,
             inflight: st.pending.values().filter(|p| p.session.is_some()).count(),
             isolated: self.spec.isolated,
             last_error: st.last_error.clone(),
+            log: self.logbook.path().display().to_string(),
         }
     }
 
@@ -189,35 +261,96 @@ impl Upstream {
     }
 
     pub fn session_count(&self) -> usize {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.sessions);
         s.retain(|_, w| w.strong_count() > 0);
         s.len()
     }
 
     pub fn attach(&self, session: &Arc<Session>) {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        s.insert(session.id.clone(), Arc::downgrade(session));
+        lock(&self.sessions).insert(session.id.clone(), Arc::downgrade(session));
     }
 
-    pub fn detach(&self, session_id: &str) {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        s.remove(session_id);
+    /// A session ended: release its subscriptions and its log level here.
+    pub fn detach(&self, session: &Session) {
+        let now_idle = {
+            let mut s = lock(&self.sessions);
+            s.remove(&session.id);
+            s.retain(|_, w| w.strong_count() > 0);
+            s.is_empty()
+        };
+        let mut st = self.lock();
+        if now_idle {
+            st.idle_since = Instant::now();
+        }
+        let generation = st.generation;
+        let mut release = Vec::new();
+        for uri in session.subscriptions() {
+            if let Some(n) = st.subscribers.get_mut(&uri) {
+                *n -= 1;
+                if *n == 0 {
+                    st.subscribers.remove(&uri);
+                    release.push(uri);
+                }
+            }
+        }
+        let running = st.phase == Phase::Running;
+        drop(st);
+        if running {
+            for uri in release {
+                let _ =
+                    self.send_internal("resources/unsubscribe", json!({"uri": uri}), generation);
+            }
+            self.apply_level(Some(&session.id));
+        }
+    }
+
+    /// How long no session has been attached, if none is.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.session_count() > 0 {
+            return None;
+        }
+        let st = self.lock();
+        matches!(st.phase, Phase::Idle | Phase::Running | Phase::Crashed)
+            .then(|| st.idle_since.elapsed())
+    }
+
+    /// Mark as removed from the daemon; it will not start again.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn live_sessions(&self) -> Vec<Arc<Session>> {
-        let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        s.values().filter_map(Weak::upgrade).collect()
+        lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// Start the child if needed and wait (bounded) for its handshake.
-    /// Returns the child's `initialize` result.
-    pub fn ensure_running(self: &Arc<Self>) -> Result<Value, String> {
-        let deadline = Instant::now() + self.start_timeout;
+    /// Returns the child's `initialize` result. A new client (`fresh`) may
+    /// start a `crashed` upstream again; a request may not.
+    pub fn ensure_running(self: &Arc<Self>, fresh: bool) -> Result<Value, String> {
+        let deadline = Instant::now() + self.tuning.start_timeout;
         let mut st = self.lock();
         loop {
+            if self.is_retired() {
+                return Err(format!("upstream {} was retired", self.id));
+            }
+            if self.session_count() == 0 {
+                st.idle_since = Instant::now();
+            }
             match st.phase {
                 Phase::Running => return Ok(st.init.clone().unwrap_or(Value::Null)),
                 Phase::Stopping => return Err(format!("upstream {} is stopping", self.id)),
+                Phase::Crashed if fresh => {
+                    st.crashes.clear();
+                    st.phase = Phase::Idle;
+                }
+                Phase::Crashed => return Err(self.crashed_message(&st)),
                 Phase::Starting => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -251,8 +384,10 @@ impl Upstream {
                     }
                     drop(st);
                     self.changed.notify_all();
-                    if result.is_err() {
-                        self.kill_generation(generation);
+                    match &result {
+                        Ok(_) if generation > 1 => self.after_restart(generation),
+                        Ok(_) => {}
+                        Err(_) => self.kill_generation(generation),
                     }
                     return result;
                 }
@@ -260,23 +395,29 @@ impl Upstream {
         }
     }
 
+    fn crashed_message(&self, st: &State) -> String {
+        format!(
+            "upstream {} crashed {} times within {} s and is not restarted; see 'mcpshare logs {}', \
+             then 'mcpshare restart {}' (a newly connecting client also retries)",
+            self.id,
+            st.crashes.len(),
+            CRASH_WINDOW.as_secs(),
+            self.id,
+            self.id
+        )
+    }
+
     fn start_timeout_message(&self) -> String {
         format!(
             "upstream {} did not finish its MCP handshake within {} s (MCPSHARE_START_TIMEOUT_SECS); \
-             see 'mcpshare logs {}' or {}",
+             see 'mcpshare logs {}'",
             self.id,
-            self.start_timeout.as_secs(),
+            self.tuning.start_timeout.as_secs(),
             self.id,
-            self.log_path.display()
         )
     }
 
     fn start(self: &Arc<Self>, generation: u64, deadline: Instant) -> Result<Value, String> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|e| format!("cannot open {}: {e}", self.log_path.display()))?;
         let mut cmd = Command::new(&self.spec.command);
         cmd.args(&self.spec.args)
             .current_dir(&self.spec.cwd)
@@ -284,7 +425,7 @@ impl Upstream {
             .envs(&self.spec.env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
+            .stderr(Stdio::piped());
         sys::die_with_parent(&mut cmd);
         let mut child = self.spawner.spawn(cmd).map_err(|e| {
             format!(
@@ -293,7 +434,9 @@ impl Upstream {
             )
         })?;
         let pid = child.id();
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err("child has no stdio pipes".into());
         };
         {
@@ -301,17 +444,29 @@ impl Upstream {
             st.child = Some(child);
             st.pid = Some(pid);
         }
-        *self.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, stdin));
+        *lock(&self.stdin) = Some((generation, stdin));
         crate::log!(
             "upstream {} started: pid {pid}, generation {generation}",
             self.id
         );
 
+        let book = self.logbook.clone();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map(|_| ())
+                .map_err(|e| format!("cannot start a thread: {e}"))
+        };
+        spawn(
+            format!("stderr-{}", self.id),
+            Box::new(move || book.capture(stderr)),
+        )?;
         let me = self.clone();
-        std::thread::Builder::new()
-            .name(format!("read-{}", self.id))
-            .spawn(move || me.read_loop(generation, stdout))
-            .map_err(|e| format!("cannot start reader thread: {e}"))?;
+        spawn(
+            format!("read-{}", self.id),
+            Box::new(move || me.read_loop(generation, stdout)),
+        )?;
 
         let init = json!({
             "protocolVersion": jsonrpc::LATEST_VERSION,
@@ -322,15 +477,14 @@ impl Upstream {
             },
             "clientInfo": {"name": "mcpshare", "version": env!("CARGO_PKG_VERSION")}
         });
-        let rx = self.send_internal("initialize", init, generation)?;
+        let (rx, _) = self.send_internal("initialize", init, generation)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let reply = rx.recv_timeout(left).map_err(|e| match e {
             std::sync::mpsc::RecvTimeoutError::Timeout => self.start_timeout_message(),
             std::sync::mpsc::RecvTimeoutError::Disconnected => {
                 format!(
-                    "upstream {} exited during its handshake; see {}",
-                    self.id,
-                    self.log_path.display()
+                    "upstream {} exited during its handshake; see 'mcpshare logs {}'",
+                    self.id, self.id
                 )
             }
         })?;
@@ -353,7 +507,118 @@ impl Upstream {
             &jsonrpc::notification("notifications/initialized", None),
         )?;
         crate::log!("upstream {} ready (protocol {version})", self.id);
+        if !self.tuning.ping_every.is_zero() {
+            let me = self.clone();
+            spawn(
+                format!("health-{}", self.id),
+                Box::new(move || me.health_loop(generation)),
+            )?;
+        }
         Ok(result)
+    }
+
+    /// The child came back after a crash or a restart: re-apply what the
+    /// sessions asked of it, and tell them its lists may have changed.
+    fn after_restart(&self, generation: u64) {
+        let (uris, lists) = {
+            let st = self.lock();
+            let caps = st
+                .init
+                .as_ref()
+                .and_then(|i| i.get("capabilities"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let lists: Vec<&str> = ["tools", "prompts", "resources"]
+                .into_iter()
+                .filter(|l| caps.get(l).is_some())
+                .collect();
+            (st.subscribers.keys().cloned().collect::<Vec<_>>(), lists)
+        };
+        for uri in uris {
+            let _ = self.send_internal("resources/subscribe", json!({"uri": uri}), generation);
+        }
+        self.apply_level(None);
+        for s in self.live_sessions() {
+            for l in &lists {
+                s.push(jsonrpc::notification(
+                    &format!("notifications/{l}/list_changed"),
+                    None,
+                ));
+            }
+        }
+    }
+
+    /// Send the child the lowest level any session asked for, if it changed.
+    fn apply_level(&self, leaving: Option<&str>) {
+        let min = self
+            .live_sessions()
+            .iter()
+            .filter(|s| Some(s.id.as_str()) != leaving)
+            .filter_map(|s| s.level())
+            .min_by_key(|l| session::severity(l));
+        let Some(min) = min else { return };
+        let generation = {
+            let mut st = self.lock();
+            if st.applied_level.as_deref() == Some(min.as_str()) || st.phase != Phase::Running {
+                return;
+            }
+            st.applied_level = Some(min.clone());
+            st.generation
+        };
+        let _ = self.send_internal("logging/setLevel", json!({"level": min}), generation);
+    }
+
+    fn health_loop(self: Arc<Self>, generation: u64) {
+        let mut failures = 0;
+        loop {
+            let deadline = Instant::now() + self.tuning.ping_every;
+            let mut st = self.lock();
+            loop {
+                if st.generation != generation || st.phase != Phase::Running {
+                    return;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                st = self
+                    .changed
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            drop(st);
+            let Ok((rx, id)) = self.send_internal("ping", json!({}), generation) else {
+                return;
+            };
+            let timeout = PING_TIMEOUT.min(self.tuning.ping_every.max(Duration::from_millis(100)));
+            let answered = rx
+                .recv_timeout(timeout)
+                .is_ok_and(|m| m.get("result").is_some());
+            self.lock().pending.remove(&id);
+            if answered {
+                failures = 0;
+                continue;
+            }
+            failures += 1;
+            crate::log!(
+                "upstream {} missed a health ping ({failures}/{PING_FAILURES})",
+                self.id
+            );
+            if failures >= PING_FAILURES {
+                crate::log!(
+                    "upstream {} does not answer pings; killing it so it restarts",
+                    self.id
+                );
+                let st = self.lock();
+                if st.generation == generation {
+                    if let Some(pid) = st.pid {
+                        let _ = sys::signal_group(pid, sys::Signal::Kill);
+                    }
+                }
+                return;
+            }
+        }
     }
 
     /// Send one of the daemon's own requests to the child.
@@ -362,7 +627,7 @@ impl Upstream {
         method: &str,
         params: Value,
         generation: u64,
-    ) -> Result<Receiver<Value>, String> {
+    ) -> Result<(Receiver<Value>, u64), String> {
         let (tx, rx) = channel();
         let id = {
             let mut st = self.lock();
@@ -374,6 +639,7 @@ impl Upstream {
                     session: None,
                     orig_id: Value::Null,
                     orig_token: None,
+                    cache: None,
                     tx,
                 },
             );
@@ -383,18 +649,110 @@ impl Upstream {
         self.write(generation, &msg).inspect_err(|_| {
             self.lock().pending.remove(&id);
         })?;
-        Ok(rx)
+        Ok((rx, id))
     }
 
-    /// Forward a session's request. The receiver yields the messages that
-    /// belong to this request (progress, server→client requests) and ends
-    /// with its response; it disconnects without a response if cancelled.
-    pub fn call(
+    /// Handle a session's request: answered here (ping, a cached list, a
+    /// log level, a subscription another session already holds) or
+    /// forwarded to the child.
+    pub fn request(self: &Arc<Self>, session: &Arc<Session>, msg: Value) -> Result<Reply, String> {
+        let id = jsonrpc::id(&msg);
+        let method = jsonrpc::method(&msg).unwrap_or("").to_string();
+        let local = |result: Value| Ok(Reply::Local(jsonrpc::result(id.clone(), result)));
+        match method.as_str() {
+            "ping" => return local(json!({})),
+            "logging/setLevel" => {
+                let level = msg
+                    .pointer("/params/level")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if session::severity(level).is_none() {
+                    let e = jsonrpc::error(
+                        id,
+                        jsonrpc::INVALID_PARAMS,
+                        format!("unknown log level {level:?}"),
+                    );
+                    return Ok(Reply::Local(e));
+                }
+                let init = self.ensure_running(false)?;
+                if init.pointer("/capabilities/logging").is_none() {
+                    let e = jsonrpc::error(
+                        id,
+                        jsonrpc::METHOD_NOT_FOUND,
+                        "the server does not support logging",
+                    );
+                    return Ok(Reply::Local(e));
+                }
+                session.set_level(level);
+                self.apply_level(None);
+                return local(json!({}));
+            }
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let Some(uri) = msg
+                    .pointer("/params/uri")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                else {
+                    return Ok(Reply::Local(jsonrpc::error(
+                        id,
+                        jsonrpc::INVALID_PARAMS,
+                        "missing uri",
+                    )));
+                };
+                self.ensure_running(false)?;
+                let subscribe = method == "resources/subscribe";
+                let first_or_last = {
+                    let mut st = self.lock();
+                    if subscribe {
+                        if !session.subscribe(&uri) {
+                            return local(json!({}));
+                        }
+                        let n = st.subscribers.entry(uri.clone()).or_insert(0);
+                        *n += 1;
+                        *n == 1
+                    } else {
+                        if !session.unsubscribe(&uri) {
+                            return local(json!({}));
+                        }
+                        let n = st.subscribers.entry(uri.clone()).or_insert(1);
+                        *n -= 1;
+                        let last = *n == 0;
+                        if last {
+                            st.subscribers.remove(&uri);
+                        }
+                        last
+                    }
+                };
+                if !first_or_last {
+                    return local(json!({}));
+                }
+            }
+            _ => {}
+        }
+        let mut cache = None;
+        if CACHED_LISTS.iter().any(|(m, _)| *m == method) {
+            self.ensure_running(false)?;
+            let cursor = msg
+                .pointer("/params/cursor")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let key = format!("{method}\n{cursor}");
+            let st = self.lock();
+            if let Some(result) = st.cache.get(&key) {
+                return local(result.clone());
+            }
+            cache = Some((key, st.cache_epoch));
+        }
+        self.call(session, msg, cache).map(Reply::Forwarded)
+    }
+
+    fn call(
         self: &Arc<Self>,
         session: &Arc<Session>,
         mut msg: Value,
+        cache: Option<(String, u64)>,
     ) -> Result<Receiver<Value>, String> {
-        self.ensure_running()?;
+        self.ensure_running(false)?;
         let (tx, rx) = channel();
         let orig_id = jsonrpc::id(&msg);
         let orig_token = msg.pointer("/params/_meta/progressToken").cloned();
@@ -405,15 +763,14 @@ impl Upstream {
             }
             let id = st.next_id;
             st.next_id += 1;
-            st.pending.insert(
-                id,
-                Pending {
-                    session: Some(session.clone()),
-                    orig_id: orig_id.clone(),
-                    orig_token: orig_token.clone(),
-                    tx,
-                },
-            );
+            let pending = Pending {
+                session: Some(session.clone()),
+                orig_id: orig_id.clone(),
+                orig_token: orig_token.clone(),
+                cache,
+                tx,
+            };
+            st.pending.insert(id, pending);
             st.last_caller = Some(Arc::downgrade(session));
             (id, st.generation)
         };
@@ -473,7 +830,7 @@ impl Upstream {
     fn write(&self, generation: u64, msg: &Value) -> Result<(), String> {
         let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        let mut slot = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.stdin);
         match slot.as_mut() {
             Some((g, stdin)) if *g == generation => stdin
                 .write_all(&line)
@@ -518,25 +875,50 @@ impl Upstream {
     }
 
     /// The child closed stdout: it is gone (or useless). Fail everything in
-    /// flight at once, reap it, and go idle so the next request restarts it.
-    fn on_exit(&self, generation: u64) {
-        let (pending, child, sessions) = {
+    /// flight at once, reap it, and restart it with backoff while sessions
+    /// remain, unless it crashes in a loop.
+    fn on_exit(self: &Arc<Self>, generation: u64) {
+        let (pending, child, crashed, backoff) = {
             let mut st = self.lock();
             if st.generation != generation {
                 return;
             }
-            let stopping = st.phase == Phase::Stopping;
-            if !stopping {
+            let crashed = st.phase != Phase::Stopping;
+            let mut backoff = None;
+            if crashed {
                 st.phase = Phase::Idle;
                 st.restarts += 1;
+                let now = Instant::now();
+                st.crashes.push_back(now);
+                while st
+                    .crashes
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+                {
+                    st.crashes.pop_front();
+                }
+                if st.crashes.len() >= CRASH_LIMIT {
+                    st.phase = Phase::Crashed;
+                    st.last_error = Some(self.crashed_message(&st));
+                } else {
+                    let doublings = (st.crashes.len() as u32).saturating_sub(1).min(5);
+                    backoff = Some(
+                        BACKOFF_FIRST
+                            .saturating_mul(1 << doublings)
+                            .min(BACKOFF_MAX),
+                    );
+                }
             }
             st.pid = None;
             st.init = None;
+            st.cache.clear();
+            st.cache_epoch += 1;
+            st.applied_level = None;
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
-            (pending, st.child.take(), !stopping)
+            (pending, st.child.take(), crashed, backoff)
         };
         {
-            let mut slot = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = lock(&self.stdin);
             if matches!(slot.as_ref(), Some((g, _)) if *g == generation) {
                 *slot = None;
             }
@@ -552,7 +934,7 @@ impl Upstream {
             pending.len()
         );
         let message = format!(
-            "upstream {} exited ({how}) before answering; it restarts on the next request (see 'mcpshare logs {}')",
+            "upstream {} exited ({how}) before answering; see 'mcpshare logs {}'",
             self.id, self.id
         );
         for p in pending {
@@ -565,14 +947,55 @@ impl Upstream {
                 message.clone(),
             ));
         }
-        if sessions {
-            self.forget_server_requests(generation);
+        for s in self.live_sessions() {
+            s.forget_server_requests(generation);
+        }
+        if crashed {
+            match backoff {
+                Some(delay) => self.restart_later(generation, delay),
+                None => crate::log!(
+                    "upstream {} marked crashed: {CRASH_LIMIT} crashes within {} s",
+                    self.id,
+                    CRASH_WINDOW.as_secs()
+                ),
+            }
         }
     }
 
-    fn forget_server_requests(&self, generation: u64) {
-        for s in self.live_sessions() {
-            s.forget_server_requests(generation);
+    /// Restart after `delay`, unless something else started or stopped it
+    /// meanwhile, or no session is left to want it.
+    fn restart_later(self: &Arc<Self>, generation: u64, delay: Duration) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("restart-{}", self.id))
+            .spawn(move || {
+                let deadline = Instant::now() + delay;
+                let mut st = me.lock();
+                loop {
+                    if st.generation != generation || st.phase != Phase::Idle || me.is_retired() {
+                        return;
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    st = me
+                        .changed
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                drop(st);
+                if me.session_count() == 0 {
+                    return;
+                }
+                crate::log!("upstream {}: restarting after {delay:?}", me.id);
+                if let Err(e) = me.ensure_running(false) {
+                    crate::log!("upstream {}: restart failed: {e}", me.id);
+                }
+            });
+        if let Err(e) = spawned {
+            crate::log!("cannot start a restart thread: {e}");
         }
     }
 
@@ -589,8 +1012,17 @@ impl Upstream {
         let Some(id) = msg.get("id").and_then(Value::as_u64) else {
             return;
         };
-        let Some(p) = self.lock().pending.remove(&id) else {
-            return;
+        let p = {
+            let mut st = self.lock();
+            let Some(p) = st.pending.remove(&id) else {
+                return;
+            };
+            if let (Some((key, epoch)), Some(result)) = (&p.cache, msg.get("result")) {
+                if *epoch == st.cache_epoch {
+                    st.cache.insert(key.clone(), result.clone());
+                }
+            }
+            p
         };
         if let Some(s) = &p.session {
             s.untrack(&p.orig_id);
@@ -601,23 +1033,26 @@ impl Upstream {
 
     fn route_notification(&self, mut msg: Value) {
         let method = jsonrpc::method(&msg).unwrap_or("").to_string();
-        if method == "notifications/progress" {
-            let Some(token) = msg.pointer("/params/progressToken").and_then(Value::as_u64) else {
-                return;
-            };
-            let st = self.lock();
-            // Progress for a finished (or foreign) request is dropped.
-            if let Some(p) = st.pending.get(&token)
-                && let (Some(_), Some(orig)) = (&p.session, &p.orig_token)
-            {
-                msg["params"]["progressToken"] = orig.clone();
-                let _ = p.tx.send(msg);
+        match method.as_str() {
+            "notifications/progress" => {
+                let Some(token) = msg.pointer("/params/progressToken").and_then(Value::as_u64)
+                else {
+                    return;
+                };
+                let st = self.lock();
+                // Progress for a finished (or foreign) request is dropped.
+                if let Some(p) = st.pending.get(&token) {
+                    if let (Some(_), Some(orig)) = (&p.session, &p.orig_token) {
+                        msg["params"]["progressToken"] = orig.clone();
+                        let _ = p.tx.send(msg);
+                    }
+                }
             }
-            return;
-        }
-        if method == "notifications/cancelled" {
-            // The child cancels one of its own requests to a client.
-            if let Some(child_id) = msg.pointer("/params/requestId").cloned() {
+            "notifications/cancelled" => {
+                // The child cancels one of its own requests to a client.
+                let Some(child_id) = msg.pointer("/params/requestId").cloned() else {
+                    return;
+                };
                 for s in self.live_sessions() {
                     if let Some(client_id) = s.server_request_id(&child_id) {
                         msg["params"]["requestId"] = client_id;
@@ -626,17 +1061,53 @@ impl Upstream {
                     }
                 }
             }
-            return;
-        }
-        if method == "notifications/message" {
-            // A log message during exactly one session's call belongs to that call.
-            if let Some(tx) = self.sole_caller_stream() {
-                let _ = tx.send(msg);
-                return;
+            "notifications/message" => {
+                let level = msg
+                    .pointer("/params/level")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                // A log message during exactly one session's calls belongs to that call.
+                if let Some((s, tx)) = self.sole_caller() {
+                    if s.wants_log(level.as_deref()) {
+                        let _ = tx.send(msg);
+                    }
+                    return;
+                }
+                for s in self
+                    .live_sessions()
+                    .into_iter()
+                    .filter(|s| s.wants_log(level.as_deref()))
+                {
+                    s.push(msg.clone());
+                }
             }
-        }
-        for s in self.live_sessions() {
-            s.push(msg.clone());
+            "notifications/resources/updated" => {
+                let uri = msg
+                    .pointer("/params/uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                for s in self
+                    .live_sessions()
+                    .into_iter()
+                    .filter(|s| s.is_subscribed(uri))
+                {
+                    s.push(msg.clone());
+                }
+            }
+            _ => {
+                if CACHED_LISTS.iter().any(|(_, n)| *n == method) {
+                    let mut st = self.lock();
+                    st.cache.retain(|key, _| {
+                        !CACHED_LISTS
+                            .iter()
+                            .any(|(m, n)| *n == method && key.starts_with(m))
+                    });
+                    st.cache_epoch += 1;
+                }
+                for s in self.live_sessions() {
+                    s.push(msg.clone());
+                }
+            }
         }
     }
 
@@ -644,44 +1115,25 @@ impl Upstream {
     /// call in flight, else the most recent caller. With it, the stream of
     /// that session's newest call if it has one.
     fn pick_session(&self) -> Option<(Arc<Session>, Option<Sender<Value>>)> {
+        if let Some((s, tx)) = self.sole_caller() {
+            return Some((s, Some(tx)));
+        }
         let st = self.lock();
-        let mut callers: HashMap<&str, (u64, &Pending)> = HashMap::new();
-        for (id, p) in &st.pending {
-            if let Some(s) = &p.session {
-                let e = callers.entry(s.id.as_str()).or_insert((*id, p));
-                if *id > e.0 {
-                    *e = (*id, p);
-                }
-            }
-        }
-        if callers.len() == 1 {
-            let (_, p) = callers.into_values().next()?;
-            return Some((p.session.clone()?, Some(p.tx.clone())));
-        }
         let s = st.last_caller.as_ref()?.upgrade()?;
-        let tx = callers.get(s.id.as_str()).map(|(_, p)| p.tx.clone());
+        let tx = newest_call(&st, &s.id);
         Some((s, tx))
     }
 
-    fn sole_caller_stream(&self) -> Option<Sender<Value>> {
+    /// The one session with calls in flight, and its newest call's stream.
+    fn sole_caller(&self) -> Option<(Arc<Session>, Sender<Value>)> {
         let st = self.lock();
-        let mut it = st.pending.values().filter(|p| p.session.is_some());
-        let first = it.next()?;
-        let sid = first.session.as_ref()?.id.clone();
-        if st
-            .pending
-            .values()
-            .filter_map(|p| p.session.as_ref())
-            .all(|s| s.id == sid)
-        {
-            let newest = st
-                .pending
-                .iter()
-                .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.id == sid))
-                .max_by_key(|(id, _)| **id)?;
-            return Some(newest.1.tx.clone());
+        let mut callers = st.pending.values().filter_map(|p| p.session.as_ref());
+        let first = callers.next()?.clone();
+        if callers.any(|s| s.id != first.id) {
+            return None;
         }
-        None
+        let tx = newest_call(&st, &first.id)?;
+        Some((first, tx))
     }
 
     fn route_request(&self, generation: u64, msg: Value) {
@@ -727,7 +1179,8 @@ impl Upstream {
             st.phase = Phase::Stopping;
             st.child.take()
         };
-        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.changed.notify_all();
+        lock(&self.stdin).take();
         if let Some(child) = child {
             let pid = child.id();
             let status = reap(child, STDIN_CLOSE_GRACE);
@@ -741,6 +1194,17 @@ impl Upstream {
         self.changed.notify_all();
     }
 
+    /// `mcpshare restart`: stop it, forget its crash history, start it again.
+    pub fn restart(self: &Arc<Self>) -> Result<Value, String> {
+        self.stop();
+        {
+            let mut st = self.lock();
+            st.crashes.clear();
+            st.last_error = None;
+        }
+        self.ensure_running(true)
+    }
+
     fn kill_generation(&self, generation: u64) {
         let child = {
             let mut st = self.lock();
@@ -750,11 +1214,20 @@ impl Upstream {
             st.pid = None;
             st.child.take()
         };
-        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        lock(&self.stdin).take();
         if let Some(child) = child {
             reap(child, Duration::ZERO);
         }
     }
+}
+
+/// The stream of a session's newest call in flight.
+fn newest_call(st: &State, session_id: &str) -> Option<Sender<Value>> {
+    st.pending
+        .iter()
+        .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.id == session_id))
+        .max_by_key(|(id, _)| **id)
+        .map(|(_, p)| p.tx.clone())
 }
 
 /// Wait for `child` to exit: `grace` on its own, then SIGTERM to its group,

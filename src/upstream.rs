@@ -611,10 +611,10 @@ impl Upstream {
                     self.id
                 );
                 let st = self.lock();
-                if st.generation == generation {
-                    if let Some(pid) = st.pid {
-                        let _ = sys::signal_group(pid, sys::Signal::Kill);
-                    }
+                if st.generation == generation
+                    && let Some(pid) = st.pid
+                {
+                    let _ = sys::signal_group(pid, sys::Signal::Kill);
                 }
                 return;
             }
@@ -1017,10 +1017,10 @@ impl Upstream {
             let Some(p) = st.pending.remove(&id) else {
                 return;
             };
-            if let (Some((key, epoch)), Some(result)) = (&p.cache, msg.get("result")) {
-                if *epoch == st.cache_epoch {
-                    st.cache.insert(key.clone(), result.clone());
-                }
+            if let (Some((key, epoch)), Some(result)) = (&p.cache, msg.get("result"))
+                && *epoch == st.cache_epoch
+            {
+                st.cache.insert(key.clone(), result.clone());
             }
             p
         };
@@ -1041,11 +1041,11 @@ impl Upstream {
                 };
                 let st = self.lock();
                 // Progress for a finished (or foreign) request is dropped.
-                if let Some(p) = st.pending.get(&token) {
-                    if let (Some(_), Some(orig)) = (&p.session, &p.orig_token) {
-                        msg["params"]["progressToken"] = orig.clone();
-                        let _ = p.tx.send(msg);
-                    }
+                if let Some(p) = st.pending.get(&token)
+                    && let (Some(_), Some(orig)) = (&p.session, &p.orig_token)
+                {
+                    msg["params"]["progressToken"] = orig.clone();
+                    let _ = p.tx.send(msg);
                 }
             }
             "notifications/cancelled" => {

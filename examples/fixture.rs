@@ -236,12 +236,18 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
 }
 
 fn handle(server: &Arc<Server>, msg: Value) {
+    if server.hung.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let id = msg.get("id").cloned();
     let method = msg
         .get("method")
         .and_then(Value::as_str)
         .map(str::to_string);
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    if let Some(m) = &method {
+        *server.counts.lock().unwrap().entry(m.clone()).or_default() += 1;
+    }
     match (method.as_deref(), id) {
         (None, Some(id)) => {
             if let Some(n) = id.as_u64()

@@ -3,7 +3,7 @@
 //! exit statuses documented in mcpshare(1).
 
 use crate::client::Client;
-use crate::election::{self, Probe};
+use crate::election;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::identity::Spec;
@@ -196,19 +196,7 @@ fn upstream_id(id: Option<String>) -> Result<String> {
 
 /// The live daemon, or None when none runs; a hung or foreign one is an error.
 fn live_daemon(home: &Home) -> Result<Option<crate::manifest::Manifest>> {
-    match election::probe(home)? {
-        Probe::NotRunning => Ok(None),
-        Probe::Starting => Err(Error::Daemon(
-            "the daemon is starting; try again in a moment".into(),
-        )),
-        Probe::Unresponsive(m) => Err(Error::DaemonHung { pid: m.pid }),
-        Probe::Incompatible(m, h) => Err(Error::Incompatible {
-            pid: m.pid,
-            version: h.version,
-            protocol: h.protocol,
-        }),
-        Probe::Alive(m) => Ok(Some(m)),
-    }
+    election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
 }
 
 fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
@@ -429,21 +417,17 @@ fn human_duration(secs: u64) -> String {
 
 fn stop(home: &Home) -> Result<i32> {
     let deadline = Instant::now() + STOP_TIMEOUT;
-    let m = loop {
-        match election::probe(home)? {
-            Probe::NotRunning => {
-                println!("no daemon running for {}", home.dir().display());
-                return Ok(0);
-            }
-            Probe::Alive(m) | Probe::Incompatible(m, _) => break m,
-            Probe::Unresponsive(m) => return Err(Error::DaemonHung { pid: m.pid }),
-            Probe::Starting if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Probe::Starting => {
-                return Err(Error::Daemon("the daemon did not finish starting".into()));
-            }
+    let m = match live_daemon(home) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            println!("no daemon running for {}", home.dir().display());
+            return Ok(0);
         }
+        // A daemon of another protocol still takes a stop request.
+        Err(Error::Incompatible { pid, .. }) => crate::manifest::Manifest::read(&home.manifest())
+            .filter(|m| m.pid == pid)
+            .ok_or_else(|| Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again")))?,
+        Err(e) => return Err(e),
     };
     let (code, _) = Client::new(&m)
         .call("POST", "/api/stop", None, Duration::from_secs(5))

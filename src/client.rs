@@ -273,24 +273,24 @@ pub struct Health {
     pub protocol: u32,
 }
 
-/// GET /health on the daemon's port, bounded by `timeout`.
-pub fn health(port: u16, timeout: Duration) -> Option<Health> {
+/// GET /health on the daemon's port, bounded by `timeout`; the error says
+/// what went wrong.
+pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
     let resp = agent()
         .get(format!("http://127.0.0.1:{port}/health"))
         .config()
         .timeout_global(Some(timeout))
         .build()
         .call()
-        .ok()?;
-    if resp.status().as_u16() != 200 {
-        return None;
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(format!("HTTP {status}"));
     }
-    let bytes = resp
-        .into_body()
-        .into_with_config()
-        .limit(64 * 1024)
-        .read_to_vec()
-        .ok()?;
-    let h: Health = serde_json::from_slice(&bytes).ok()?;
-    (h.status == "ok").then_some(h)
+    let bytes = resp.into_body().into_with_config().limit(64 * 1024).read_to_vec().map_err(|e| e.to_string())?;
+    let h: Health = serde_json::from_slice(&bytes).map_err(|e| format!("bad answer: {e}"))?;
+    if h.status != "ok" {
+        return Err(format!("status {:?}", h.status));
+    }
+    Ok(h)
 }

@@ -29,8 +29,8 @@ pub enum Probe {
     /// The lock is held but no valid manifest of a live process says where.
     Starting,
     Alive(Manifest),
-    /// The manifest's process lives but `/health` does not answer.
-    Unresponsive(Manifest),
+    /// The manifest's process lives but `/health` does not answer; why.
+    Unresponsive(Manifest, String),
     Incompatible(Manifest, Health),
 }
 
@@ -47,68 +47,62 @@ pub fn probe(home: &Home) -> Result<Probe> {
         return Ok(Probe::Starting);
     }
     match client::health(m.port, client::HEALTH_TIMEOUT) {
-        Some(h) if h.pid != m.pid => Ok(Probe::Starting),
-        Some(h) if h.protocol != manifest::PROTOCOL => Ok(Probe::Incompatible(m, h)),
-        Some(_) => Ok(Probe::Alive(m)),
-        None => Ok(Probe::Unresponsive(m)),
+        Ok(h) if h.pid != m.pid => Ok(Probe::Starting),
+        Ok(h) if h.protocol != manifest::PROTOCOL => Ok(Probe::Incompatible(m, h)),
+        Ok(_) => Ok(Probe::Alive(m)),
+        Err(why) => Ok(Probe::Unresponsive(m, why)),
+    }
+}
+
+/// The live daemon, or None when nobody holds the lock. A daemon that is
+/// starting is waited for until `deadline`; one that holds the lock and
+/// does not answer for HUNG_AFTER is an error naming its pid.
+pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
+    let mut unresponsive_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        match probe(home)? {
+            Probe::NotRunning => return Ok(None),
+            Probe::Alive(m) => return Ok(Some(m)),
+            Probe::Incompatible(m, h) => {
+                return Err(Error::Incompatible { pid: m.pid, version: h.version, protocol: h.protocol });
+            }
+            Probe::Unresponsive(m, why) => {
+                let since = *unresponsive_since.get_or_insert(now);
+                if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
+                    return Err(Error::DaemonHung { pid: m.pid, why });
+                }
+            }
+            Probe::Starting if now >= deadline => {
+                return Err(unavailable(home, "a process holds the daemon lock but published no manifest".into()));
+            }
+            Probe::Starting => {}
+        }
+        std::thread::sleep(POLL_EVERY);
     }
 }
 
 /// Find the live daemon, starting one if none runs, before `deadline`.
 pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
-    let mut unresponsive_since: Option<Instant> = None;
     let mut spawns = 0;
     loop {
-        let now = Instant::now();
-        match probe(home)? {
-            Probe::Alive(m) => return Ok(m),
-            Probe::Incompatible(m, h) => {
-                return Err(Error::Incompatible {
-                    pid: m.pid,
-                    version: h.version,
-                    protocol: h.protocol,
-                });
-            }
-            Probe::Unresponsive(m) => {
-                let since = *unresponsive_since.get_or_insert(now);
-                if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
-                    return Err(Error::DaemonHung { pid: m.pid });
-                }
-                std::thread::sleep(POLL_EVERY);
-            }
-            Probe::Starting => {
-                if now >= deadline {
-                    return Err(unavailable(
-                        home,
-                        "a process holds the daemon lock but published no manifest".into(),
-                    ));
-                }
-                std::thread::sleep(POLL_EVERY);
-            }
-            Probe::NotRunning => {
-                let start_path = home.start_lock();
-                let Some(_start) = lock::wait_exclusive(&start_path, deadline)
-                    .map_err(|e| Error::Path(start_path, e))?
-                else {
-                    return Err(unavailable(
-                        home,
-                        "timed out waiting for another client to start the daemon".into(),
-                    ));
-                };
-                if !matches!(probe(home)?, Probe::NotRunning) {
-                    continue;
-                }
-                spawns += 1;
-                if spawns > MAX_SPAWNS {
-                    return Err(unavailable(
-                        home,
-                        format!("{MAX_SPAWNS} daemons started and none stayed up"),
-                    ));
-                }
-                spawn_daemon(home, deadline)?;
-                // Probe again: either our daemon is ready, or it lost a race to another.
-            }
+        if let Some(m) = find_daemon(home, deadline)? {
+            return Ok(m);
         }
+        let start_path = home.start_lock();
+        let Some(_start) = lock::wait_exclusive(&start_path, deadline).map_err(|e| Error::Path(start_path, e))? else {
+            return Err(unavailable(home, "timed out waiting for another client to start the daemon".into()));
+        };
+        // Someone may have won while we waited for the start lock.
+        if !matches!(probe(home)?, Probe::NotRunning) {
+            continue;
+        }
+        spawns += 1;
+        if spawns > MAX_SPAWNS {
+            return Err(unavailable(home, format!("{MAX_SPAWNS} daemons started and none stayed up")));
+        }
+        // Then probe again: either our daemon is ready, or it lost a race to another.
+        spawn_daemon(home, deadline)?;
     }
 }
 

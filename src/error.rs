@@ -16,7 +16,7 @@ pub enum Error {
     /// The daemon could not be started or reached before the deadline.
     DaemonUnavailable { reason: String, log_tail: String },
     /// A daemon holds the lock but does not answer.
-    DaemonHung { pid: u32 },
+    DaemonHung { pid: u32, why: String },
     /// A daemon of an incompatible protocol is running.
     Incompatible {
         pid: u32,
@@ -54,7 +54,7 @@ impl Error {
             Error::DaemonUnavailable { .. } => Some(
                 "run 'mcpshare daemon' in a terminal to see why it does not start".to_string(),
             ),
-            Error::DaemonHung { pid } => Some(format!(
+            Error::DaemonHung { pid, .. } => Some(format!(
                 "daemon pid {pid} holds the lock but does not answer; run 'mcpshare stop --force'"
             )),
             Error::Incompatible { .. } => Some(
@@ -81,7 +81,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::DaemonHung { pid } => write!(f, "daemon pid {pid} is not responding"),
+            Error::DaemonHung { pid, why } => write!(f, "daemon pid {pid} is not responding ({why})"),
             Error::Incompatible {
                 pid,
                 version,

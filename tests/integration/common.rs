@@ -19,7 +19,14 @@ pub fn fixture() -> PathBuf {
         .unwrap()
         .join("examples")
         .join("fixture");
-    assert!(p.exists(), "fixture not built at {}", p.display());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fixture.rs");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    assert!(
+        modified(&p).is_some() && modified(&p) >= modified(&src),
+        "the fixture at {} is missing or older than its source: run `cargo test --all-targets` \
+         (make test), which builds examples, or `cargo build --examples`",
+        p.display()
+    );
     p
 }
 
@@ -138,6 +145,9 @@ impl TestHome {
 
 impl Drop for TestHome {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- daemon log of {} ---\n{}", self.dir.display(), self.log());
+        }
         if let Some(m) = self.manifest() {
             let pid = m["pid"].as_u64().unwrap_or(0) as u32;
             let start = m["start_time"].as_u64().unwrap_or(0);
@@ -257,6 +267,11 @@ impl Bridge {
         self.send_raw(&serde_json::to_vec(msg).unwrap());
     }
 
+    /// The next raw line of stdout.
+    pub fn recv_line(&mut self, timeout: Duration) -> Option<String> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
     /// The next message from stdout, which must be exactly one JSON value per line.
     pub fn recv(&mut self, timeout: Duration) -> Option<Value> {
         match self.rx.recv_timeout(timeout) {
@@ -287,6 +302,30 @@ impl Bridge {
             }
             self.backlog.push(m);
         }
+    }
+
+    /// Read into the backlog until a message satisfies `pred`; that message.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.backlog.iter().position(&pred) {
+                return Some(self.backlog.remove(i));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.recv(left)?;
+            self.backlog.push(m);
+        }
+    }
+
+    /// Messages of this method received so far (read for `settle` first).
+    pub fn count_method(&mut self, method: &str, settle: Duration) -> usize {
+        while let Some(m) = self.recv(settle) {
+            self.backlog.push(m);
+        }
+        self.backlog
+            .iter()
+            .filter(|m| m["method"] == json!(method))
+            .count()
     }
 
     pub fn request(&mut self, id: Value, method: &str, params: Value) -> Value {

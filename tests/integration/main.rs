@@ -7,5 +7,7 @@ mod common;
 mod bridge;
 mod cli;
 mod election;
+mod routing;
 mod security;
+mod supervision;
 mod upstream;

@@ -426,7 +426,9 @@ fn stop(home: &Home) -> Result<i32> {
         // A daemon of another protocol still takes a stop request.
         Err(Error::Incompatible { pid, .. }) => crate::manifest::Manifest::read(&home.manifest())
             .filter(|m| m.pid == pid)
-            .ok_or_else(|| Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again")))?,
+            .ok_or_else(|| {
+                Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again"))
+            })?,
         Err(e) => return Err(e),
     };
     let (code, _) = Client::new(&m)

@@ -287,7 +287,12 @@ pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
     if status != 200 {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = resp.into_body().into_with_config().limit(64 * 1024).read_to_vec().map_err(|e| e.to_string())?;
+    let bytes = resp
+        .into_body()
+        .into_with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
     let h: Health = serde_json::from_slice(&bytes).map_err(|e| format!("bad answer: {e}"))?;
     if h.status != "ok" {
         return Err(format!("status {:?}", h.status));

@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::manifest::{self, Manifest};
-use crate::pool::Pool;
 use crate::session::Session;
 use crate::upstream::{Spawner, Tuning, Upstream};
 use crate::{endpoint, http, lock, log, sys};
@@ -98,9 +97,12 @@ pub fn run(home: Home) -> Result<()> {
     })
     .map_err(|e| Error::io("cannot install signal handling", e))?;
 
-    let server = tiny_http::Server::http("127.0.0.1:0")
-        .map_err(|e| Error::Daemon(format!("cannot listen on 127.0.0.1: {e}")))?;
-    let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("cannot read the bound port", e))?;
     let pid = std::process::id();
     let now = log::unix_millis();
     let m = Manifest {
@@ -141,13 +143,14 @@ pub fn run(home: Home) -> Result<()> {
         daemon_idle: env_secs("MCPSHARE_DAEMON_IDLE_SECS", DEFAULT_DAEMON_IDLE),
         home,
     });
-    let server = Arc::new(server);
     {
-        let (d, s) = (daemon.clone(), server.clone());
-        std::thread::Builder::new()
-            .name("http-accept".into())
-            .spawn(move || accept_loop(d, s))
-            .map_err(|e| Error::io("cannot start the accept thread", e))?;
+        let d = daemon.clone();
+        http::serve(
+            listener,
+            daemon.max_message,
+            Arc::new(move |req| route(&d, req)),
+        )
+        .map_err(|e| Error::io("cannot start the HTTP thread", e))?;
     }
     let (beat_stop, beat_rx) = channel::<()>();
     {
@@ -195,21 +198,11 @@ pub fn run(home: Home) -> Result<()> {
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);
     daemon.shutdown(&reason);
-    server.unblock();
     drop(held);
     Ok(())
 }
 
-fn accept_loop(d: Arc<Daemon>, server: Arc<tiny_http::Server>) {
-    let pool = Pool::new("http");
-    for req in server.incoming_requests() {
-        let d = d.clone();
-        pool.run(move || route(&d, req));
-    }
-}
-
-fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
-    use tiny_http::Method;
+fn route(d: &Arc<Daemon>, req: http::Request) {
     if !http::host_ok(&req, d.port) {
         return http::text(
             req,
@@ -241,26 +234,20 @@ fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
         return endpoint::handle(d, req, &id);
     }
     match (req.method(), path.as_str()) {
-        (Method::Post, "/api/upstreams") => {
-            let spec = match http::read_body(&mut req, d.max_message) {
-                Ok(http::Body::Bytes(b)) => serde_json::from_slice::<Spec>(&b),
-                _ => return http::json(req, 413, &json!({"error": "body too large"}), &[]),
-            };
-            match spec {
-                Ok(spec) => {
-                    let up = d.register(spec);
-                    http::json(req, 200, &json!({"id": up.id}), &[])
-                }
-                Err(e) => http::json(
-                    req,
-                    400,
-                    &json!({"error": format!("bad upstream spec: {e}")}),
-                    &[],
-                ),
+        ("POST", "/api/upstreams") => match serde_json::from_slice::<Spec>(req.body()) {
+            Ok(spec) => {
+                let up = d.register(spec);
+                http::json(req, 200, &json!({"id": up.id}), &[])
             }
-        }
-        (Method::Get, "/api/status") => http::json(req, 200, &d.status(), &[]),
-        (Method::Get, p) if p.starts_with("/api/logs/") => {
+            Err(e) => http::json(
+                req,
+                400,
+                &json!({"error": format!("bad upstream spec: {e}")}),
+                &[],
+            ),
+        },
+        ("GET", "/api/status") => http::json(req, 200, &d.status(), &[]),
+        ("GET", p) if p.starts_with("/api/logs/") => {
             let id = &p["/api/logs/".len()..];
             let query = req
                 .url()
@@ -296,7 +283,7 @@ fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
                 &[],
             )
         }
-        (Method::Post, p) if p.starts_with("/api/restart/") => {
+        ("POST", p) if p.starts_with("/api/restart/") => {
             let id = &p["/api/restart/".len()..];
             let Some(up) = d.upstream(id) else {
                 return http::json(
@@ -312,7 +299,7 @@ fn route(d: &Arc<Daemon>, mut req: tiny_http::Request) {
                 Err(e) => http::json(req, 500, &json!({"error": e}), &[]),
             }
         }
-        (Method::Post, "/api/stop") => {
+        ("POST", "/api/stop") => {
             d.request_stop("stop requested by mcpshare stop");
             http::json(req, 202, &json!({"stopping": true}), &[])
         }

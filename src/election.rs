@@ -65,7 +65,11 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
             Probe::NotRunning => return Ok(None),
             Probe::Alive(m) => return Ok(Some(m)),
             Probe::Incompatible(m, h) => {
-                return Err(Error::Incompatible { pid: m.pid, version: h.version, protocol: h.protocol });
+                return Err(Error::Incompatible {
+                    pid: m.pid,
+                    version: h.version,
+                    protocol: h.protocol,
+                });
             }
             Probe::Unresponsive(m, why) => {
                 let since = *unresponsive_since.get_or_insert(now);
@@ -74,7 +78,10 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
                 }
             }
             Probe::Starting if now >= deadline => {
-                return Err(unavailable(home, "a process holds the daemon lock but published no manifest".into()));
+                return Err(unavailable(
+                    home,
+                    "a process holds the daemon lock but published no manifest".into(),
+                ));
             }
             Probe::Starting => {}
         }
@@ -90,8 +97,13 @@ pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
             return Ok(m);
         }
         let start_path = home.start_lock();
-        let Some(_start) = lock::wait_exclusive(&start_path, deadline).map_err(|e| Error::Path(start_path, e))? else {
-            return Err(unavailable(home, "timed out waiting for another client to start the daemon".into()));
+        let Some(_start) =
+            lock::wait_exclusive(&start_path, deadline).map_err(|e| Error::Path(start_path, e))?
+        else {
+            return Err(unavailable(
+                home,
+                "timed out waiting for another client to start the daemon".into(),
+            ));
         };
         // Someone may have won while we waited for the start lock.
         if !matches!(probe(home)?, Probe::NotRunning) {
@@ -99,7 +111,10 @@ pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
         }
         spawns += 1;
         if spawns > MAX_SPAWNS {
-            return Err(unavailable(home, format!("{MAX_SPAWNS} daemons started and none stayed up")));
+            return Err(unavailable(
+                home,
+                format!("{MAX_SPAWNS} daemons started and none stayed up"),
+            ));
         }
         // Then probe again: either our daemon is ready, or it lost a race to another.
         spawn_daemon(home, deadline)?;

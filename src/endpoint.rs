@@ -4,7 +4,7 @@
 //! stream for unsolicited messages, DELETE to end a session.
 
 use crate::daemon::Daemon;
-use crate::http::{self, Body, Sse};
+use crate::http::{self, Request, Sse};
 use crate::jsonrpc::{self, Kind};
 use crate::session::Session;
 use crate::upstream::Reply;
@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
-use tiny_http::{Method, Request};
 
 /// A comment on an idle GET stream this often; a failed write ends the session.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
@@ -26,9 +25,9 @@ fn rpc_error(req: Request, status: u16, id: Value, code: i64, message: &str) {
 
 pub fn handle(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     match req.method() {
-        Method::Post => post(d, req, upstream_id),
-        Method::Get => get(d, req, upstream_id),
-        Method::Delete => delete(d, req, upstream_id),
+        "POST" => post(d, req, upstream_id),
+        "GET" => get(d, req, upstream_id),
+        "DELETE" => delete(d, req, upstream_id),
         _ => http::empty(req, 405, &[("Allow", "GET, POST, DELETE")]),
     }
 }
@@ -65,7 +64,7 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
     Ok((req, session))
 }
 
-fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
+fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     if !http::accepts(&req, &["application/json", "text/event-stream"]) {
         return rpc_error(
             req,
@@ -85,18 +84,7 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
             "Unsupported Media Type: Content-Type must be application/json",
         );
     }
-    let bytes = match http::read_body(&mut req, d.max_message) {
-        Ok(Body::Bytes(b)) => b,
-        Ok(Body::TooLarge) => {
-            let msg = format!(
-                "message exceeds {} bytes (MCPSHARE_MAX_MESSAGE_BYTES)",
-                d.max_message
-            );
-            return rpc_error(req, 413, Value::Null, jsonrpc::INVALID_REQUEST, &msg);
-        }
-        Err(_) => return,
-    };
-    let msg: Value = match serde_json::from_slice(&bytes) {
+    let msg: Value = match serde_json::from_slice(req.body()) {
         Ok(v) => v,
         Err(e) => {
             return rpc_error(

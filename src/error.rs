@@ -81,7 +81,9 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::DaemonHung { pid, why } => write!(f, "daemon pid {pid} is not responding ({why})"),
+            Error::DaemonHung { pid, why } => {
+                write!(f, "daemon pid {pid} is not responding ({why})")
+            }
             Error::Incompatible {
                 pid,
                 version,

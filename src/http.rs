@@ -1,17 +1,368 @@
-//! HTTP plumbing for the daemon on top of tiny_http: the loopback checks
-//! (Host, Origin, bearer token in constant time), bounded request bodies,
-//! JSON responses, and SSE streams written as explicit chunks so each event
-//! leaves at once. It knows nothing of MCP.
+//! HTTP/1.1 for the daemon, on std alone: one named thread per connection
+//! reads requests (bounded head and body, keep-alive, chunked bodies,
+//! `Expect: 100-continue`) and runs the handler on that same thread, so a
+//! long SSE stream occupies only its own connection. Also the loopback
+//! checks (Host, Origin, bearer token in constant time), JSON responses, and
+//! SSE streams written as explicit chunks so each event leaves at once. It
+//! knows nothing of MCP.
+//!
+//! (tiny_http 0.12 was used first; its connection pool can lose a wakeup
+//! when two connections arrive together, leaving one queued behind
+//! long-lived streams. One thread per connection has no such queue.)
 
 use serde_json::Value;
-use std::io::{self, Read, Write};
-use tiny_http::{Header, Request, Response};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Longest request head (request line and headers) accepted.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+
+/// One request, its body already read. Answering it (with one of the
+/// functions below, or an [`Sse`] stream) consumes it.
+pub struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    out: TcpStream,
+    keep_alive: bool,
+    answered: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Request {
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+    /// Path and query, as sent.
+    pub fn url(&self) -> &str {
+        &self.target
+    }
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
+    req.header(name)
+}
+
+type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
+/// Accept connections on `listener` forever, one thread each.
+pub fn serve(listener: TcpListener, max_body: usize, handler: Handler) -> io::Result<()> {
+    static CONN: AtomicU64 = AtomicU64::new(1);
+    std::thread::Builder::new()
+        .name("http-accept".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let n = CONN.fetch_add(1, Ordering::Relaxed);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("http-conn-{n}"))
+                    .spawn(move || connection(stream, max_body, handler));
+                if let Err(e) = spawned {
+                    crate::log!("cannot start a connection thread: {e}");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+struct Head {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    keep_alive: bool,
+}
+
+fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    loop {
+        let head = match read_head(&mut reader) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = raw_response(
+                    &stream,
+                    400,
+                    &[],
+                    "text/plain",
+                    e.to_string().as_bytes(),
+                    false,
+                );
+                return;
+            }
+        };
+        let find = |name: &str| {
+            head.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        if find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+            let _ = (&stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let chunked =
+            find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let body = if chunked {
+            read_chunked(&mut reader, max_body)
+        } else {
+            match find("Content-Length").map(|v| v.trim().parse::<usize>()) {
+                None => Ok(Vec::new()),
+                Some(Ok(n)) if n <= max_body => {
+                    let mut b = vec![0; n];
+                    reader.read_exact(&mut b).map(|()| b)
+                }
+                Some(Ok(_)) => Err(io::Error::new(io::ErrorKind::InvalidData, "too large")),
+                Some(Err(_)) => Err(io::Error::other("bad Content-Length")),
+            }
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let msg = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32600,\"message\":\"message exceeds {max_body} bytes (MCPSHARE_MAX_MESSAGE_BYTES)\"}}}}"
+                );
+                let _ = raw_response(&stream, 413, &[], "application/json", msg.as_bytes(), false);
+                return;
+            }
+            Err(_) => return,
+        };
+        let Ok(out) = stream.try_clone() else { return };
+        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep_alive = head.keep_alive;
+        handler(Request {
+            method: head.method,
+            target: head.target,
+            headers: head.headers,
+            body,
+            out,
+            keep_alive,
+            answered: answered.clone(),
+        });
+        // A request left unanswered, or a stream cut short, ends the connection.
+        if !keep_alive || !answered.load(Ordering::Acquire) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    }
+}
+
+fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let n = reader
+        .by_ref()
+        .take(*budget as u64 + 1)
+        .read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n > *budget || line.last() != Some(&b'\n') {
+        return Err(io::Error::other("request head too large or cut short"));
+    }
+    *budget -= n;
+    let text =
+        String::from_utf8(line).map_err(|_| io::Error::other("request head is not UTF-8"))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
+    let mut budget = MAX_HEAD;
+    let request_line = loop {
+        match read_line(reader, &mut budget)? {
+            None => return Ok(None),
+            // Tolerate blank lines between requests.
+            Some(l) if l.is_empty() => continue,
+            Some(l) => break l,
+        }
+    };
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(io::Error::other("malformed request line"));
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+        return Err(io::Error::other("unsupported request line"));
+    }
+    let mut headers = Vec::new();
+    loop {
+        let Some(line) = read_line(reader, &mut budget)? else {
+            return Err(io::Error::other(
+                "connection closed inside the request head",
+            ));
+        };
+        if line.is_empty() {
+            break;
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            return Err(io::Error::other("malformed header"));
+        };
+        if headers.len() >= MAX_HEADERS {
+            return Err(io::Error::other("too many headers"));
+        }
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let connection = headers
         .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+        .find(|(k, _)| k.eq_ignore_ascii_case("Connection"))
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
+    let keep_alive = match version {
+        "HTTP/1.0" => connection.contains("keep-alive"),
+        _ => !connection.contains("close"),
+    };
+    Ok(Some(Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        headers,
+        keep_alive,
+    }))
+}
+
+fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut budget = MAX_HEAD;
+    loop {
+        let line = read_line(reader, &mut budget)?.ok_or_else(|| io::Error::other("cut short"))?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| io::Error::other("bad chunk size"))?;
+        if size == 0 {
+            while read_line(reader, &mut budget)?.is_some_and(|l| !l.is_empty()) {}
+            return Ok(body);
+        }
+        if body.len() + size > max {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn head_text(status: u16, extra: &[(&str, &str)], keep_alive: bool) -> String {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head
+}
+
+fn raw_response(
+    mut out: &TcpStream,
+    status: u16,
+    extra: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> io::Result<()> {
+    let mut msg = head_text(status, extra, keep_alive);
+    if !content_type.is_empty() {
+        msg.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    msg.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = msg.into_bytes();
+    bytes.extend_from_slice(body);
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+fn respond(req: Request, status: u16, extra: &[(&str, &str)], content_type: &str, body: &[u8]) {
+    if raw_response(&req.out, status, extra, content_type, body, req.keep_alive).is_ok() {
+        req.answered.store(true, Ordering::Release);
+    }
+}
+
+/// Respond with a JSON body and extra headers.
+pub fn json(req: Request, status: u16, body: &Value, extra: &[(&str, &str)]) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    respond(req, status, extra, "application/json", &bytes);
+}
+
+/// Respond with a status and no body.
+pub fn empty(req: Request, status: u16, extra: &[(&str, &str)]) {
+    respond(req, status, extra, "", b"");
+}
+
+pub fn text(req: Request, status: u16, body: &str) {
+    respond(req, status, &[], "text/plain", body.as_bytes());
+}
+
+/// A `text/event-stream` response in progress. Each event is written as one
+/// HTTP chunk and flushed; `finish` writes the last chunk so the connection
+/// can be reused.
+pub struct Sse {
+    req: Request,
+}
+
+impl Sse {
+    pub fn start(req: Request, extra: &[(&str, &str)]) -> io::Result<Sse> {
+        let mut head = head_text(200, extra, req.keep_alive);
+        head.push_str(
+            "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+        );
+        (&req.out).write_all(head.as_bytes())?;
+        Ok(Sse { req })
+    }
+
+    fn chunk(&mut self, payload: &str) -> io::Result<()> {
+        let framed = format!("{:x}\r\n{payload}\r\n", payload.len());
+        (&self.req.out).write_all(framed.as_bytes())
+    }
+
+    pub fn event(&mut self, msg: &Value) -> io::Result<()> {
+        self.chunk(&format!("event: message\ndata: {msg}\n\n"))
+    }
+
+    pub fn comment(&mut self, text: &str) -> io::Result<()> {
+        self.chunk(&format!(": {text}\n\n"))
+    }
+
+    pub fn finish(self) -> io::Result<()> {
+        (&self.req.out).write_all(b"0\r\n\r\n")?;
+        self.req.answered.store(true, Ordering::Release);
+        Ok(())
+    }
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -65,97 +416,6 @@ pub fn authorized(req: &Request, token: &str) -> bool {
     constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
-pub enum Body {
-    Bytes(Vec<u8>),
-    TooLarge,
-}
-
-/// Read the request body, refusing more than `max` bytes.
-pub fn read_body(req: &mut Request, max: usize) -> io::Result<Body> {
-    let mut buf = Vec::new();
-    req.as_reader().take(max as u64 + 1).read_to_end(&mut buf)?;
-    Ok(if buf.len() > max {
-        Body::TooLarge
-    } else {
-        Body::Bytes(buf)
-    })
-}
-
-fn h(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header names are valid")
-}
-
-/// Respond with a JSON body and extra headers.
-pub fn json(req: Request, status: u16, body: &Value, extra: &[(&str, &str)]) {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::from_data(bytes)
-        .with_status_code(status)
-        .with_header(h("Content-Type", "application/json"));
-    for (k, v) in extra {
-        resp.add_header(h(k, v));
-    }
-    let _ = req.respond(resp);
-}
-
-/// Respond with a status and no body.
-pub fn empty(req: Request, status: u16, extra: &[(&str, &str)]) {
-    let mut resp = Response::empty(status);
-    for (k, v) in extra {
-        resp.add_header(h(k, v));
-    }
-    let _ = req.respond(resp);
-}
-
-pub fn text(req: Request, status: u16, body: &str) {
-    let resp = Response::from_string(body)
-        .with_status_code(status)
-        .with_header(h("Content-Type", "text/plain"));
-    let _ = req.respond(resp);
-}
-
-/// A `text/event-stream` response in progress. Each event is written as one
-/// HTTP chunk and flushed; `finish` writes the last chunk so the connection
-/// can be reused.
-pub struct Sse {
-    w: Box<dyn Write + Send>,
-}
-
-impl Sse {
-    pub fn start(req: Request, extra: &[(&str, &str)]) -> io::Result<Sse> {
-        let mut head = String::from(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-             X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n",
-        );
-        for (k, v) in extra {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut w = req.into_writer();
-        w.write_all(head.as_bytes())?;
-        w.flush()?;
-        Ok(Sse { w })
-    }
-
-    fn chunk(&mut self, payload: &str) -> io::Result<()> {
-        let framed = format!("{:x}\r\n{payload}\r\n", payload.len());
-        self.w.write_all(framed.as_bytes())?;
-        self.w.flush()
-    }
-
-    pub fn event(&mut self, msg: &Value) -> io::Result<()> {
-        self.chunk(&format!("event: message\ndata: {msg}\n\n"))
-    }
-
-    pub fn comment(&mut self, text: &str) -> io::Result<()> {
-        self.chunk(&format!(": {text}\n\n"))
-    }
-
-    pub fn finish(mut self) -> io::Result<()> {
-        self.w.write_all(b"0\r\n\r\n")?;
-        self.w.flush()
-    }
-}
-
 /// Accept must list both JSON and SSE for POST, SSE for GET.
 pub fn accepts(req: &Request, kinds: &[&str]) -> bool {
     let accept = header(req, "Accept").unwrap_or("");
@@ -170,6 +430,43 @@ pub fn accepts(req: &Request, kinds: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(raw: &str) -> io::Result<Option<Head>> {
+        read_head(&mut BufReader::new(raw.as_bytes()))
+    }
+
+    #[test]
+    fn heads_parse_with_keep_alive_rules() {
+        let h = parse("GET /health HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.method.as_str(), h.target.as_str(), h.keep_alive),
+            ("GET", "/health", true)
+        );
+        let h = parse("POST /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        assert!(parse("").unwrap().is_none());
+        assert!(parse("GARBAGE\r\n\r\n").is_err());
+        assert!(parse("GET / HTTP/1.1\r\nno colon\r\n\r\n").is_err());
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert!(parse(&huge).is_err());
+    }
+
+    #[test]
+    fn chunked_bodies_decode_within_the_limit() {
+        let raw = "4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\n\r\n";
+        assert_eq!(
+            read_chunked(&mut BufReader::new(raw.as_bytes()), 100).unwrap(),
+            b"abcdefg"
+        );
+        let e = read_chunked(&mut BufReader::new(raw.as_bytes()), 5).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
 
     #[test]
     fn constant_time_eq_compares() {

@@ -146,7 +146,11 @@ impl TestHome {
 impl Drop for TestHome {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- daemon log of {} ---\n{}", self.dir.display(), self.log());
+            eprintln!(
+                "--- daemon log of {} ---\n{}",
+                self.dir.display(),
+                self.log()
+            );
         }
         if let Some(m) = self.manifest() {
             let pid = m["pid"].as_u64().unwrap_or(0) as u32;

@@ -286,52 +286,93 @@ fn a_daemon_of_another_version_with_the_same_protocol_is_attached() {
 }
 
 /// A stand-in "daemon": this test process holds the lock and publishes a
-/// manifest pointing at a server it controls.
-fn fake_daemon(
-    home: &TestHome,
-    answer_health: Option<u32>,
-) -> (std::fs::File, std::sync::Arc<tiny_http::Server>) {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.dir.join("daemon.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
-    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-    let port = server.server_addr().to_ip().unwrap().port();
-    let me = std::process::id();
-    let start: u64 = std::fs::read_to_string("/proc/self/stat")
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let m = json!({"schema": 1, "version": "9.0.0", "protocol": 1, "pid": me, "start_time": start, "port": port,
-        "url": format!("http://127.0.0.1:{port}"), "token": "ef".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
-    std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
-    if let Some(protocol) = answer_health {
-        let s = server.clone();
-        std::thread::spawn(move || {
-            for req in s.incoming_requests() {
+/// manifest pointing at a listener it controls, which answers /health with
+/// the given protocol, or never answers at all.
+struct FakeDaemon {
+    _lock: std::fs::File,
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeDaemon {
+    fn start(home: &TestHome, answer_health: Option<u32>) -> FakeDaemon {
+        use std::io::{BufRead, Write};
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.dir.join("daemon.lock"))
+            .unwrap();
+        lock.try_lock().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let me = std::process::id();
+        let start: u64 = std::fs::read_to_string("/proc/self/stat")
+            .unwrap()
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let m = json!({"schema": 1, "version": "9.0.0", "protocol": 1, "pid": me, "start_time": start, "port": port,
+            "url": format!("http://127.0.0.1:{port}"), "token": "ef".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
+        std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let Some(protocol) = answer_health else {
+                    held.push(conn); // accepted, never answered
+                    continue;
+                };
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
                 let body =
                     json!({"status": "ok", "pid": me, "version": "9.0.0", "protocol": protocol})
                         .to_string();
-                let _ = req.respond(tiny_http::Response::from_string(body));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             }
         });
+        FakeDaemon {
+            _lock: lock,
+            port,
+            stop,
+            thread: Some(thread),
+        }
     }
-    (lock, server)
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[test]
 fn an_incompatible_daemon_is_refused_with_what_to_run() {
     let home = TestHome::new("incompat");
-    let (_lock, server) = fake_daemon(&home, Some(99));
+    let _fake = FakeDaemon::start(&home, Some(99));
     let out = home.mcpshare(&["status"]);
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -353,13 +394,12 @@ fn an_incompatible_daemon_is_refused_with_what_to_run() {
             .contains("control protocol 99"),
         "{r}"
     );
-    server.unblock();
 }
 
 #[test]
 fn a_hung_daemon_fails_clients_fast_naming_its_pid() {
     let home = TestHome::new("hung");
-    let (_lock, server) = fake_daemon(&home, None);
+    let _fake = FakeDaemon::start(&home, None);
     let t = Instant::now();
     let mut b = home.bridge(&[]);
     let r = b.request(
@@ -382,5 +422,4 @@ fn a_hung_daemon_fails_clients_fast_naming_its_pid() {
         msg.contains(&format!("pid {}", std::process::id())) && msg.contains("not responding"),
         "{msg}"
     );
-    server.unblock();
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// A comment on an idle GET stream this often; a failed write ends the session.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+/// How often an idle GET stream checks that its client is still connected.
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 
 const SESSION_HEADER: &str = "Mcp-Session-Id";
 const VERSION_HEADER: &str = "MCP-Protocol-Version";
@@ -302,16 +304,22 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
         session.close_stream();
         return;
     };
+    let mut last_write = Instant::now();
     let client_gone = loop {
-        let sent = match rx.recv_timeout(KEEPALIVE_EVERY) {
+        let sent = match rx.recv_timeout(LIVENESS_EVERY) {
             Ok(m) => sse.event(&m),
             Err(RecvTimeoutError::Timeout) if session.is_closed() => break false,
-            Err(RecvTimeoutError::Timeout) => sse.comment("keepalive"),
+            Err(RecvTimeoutError::Timeout) if sse.client_gone() => break true,
+            Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= KEEPALIVE_EVERY => {
+                sse.comment("keepalive")
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break false,
         };
         if sent.is_err() {
             break true;
         }
+        last_write = Instant::now();
     };
     session.close_stream();
     if client_gone {

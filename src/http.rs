@@ -358,6 +358,22 @@ impl Sse {
         self.chunk(&format!(": {text}\n\n"))
     }
 
+    /// Has the client closed its end? Peeks without consuming anything.
+    pub fn client_gone(&self) -> bool {
+        let s = &self.req.out;
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let gone = match s.peek(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        let _ = s.set_nonblocking(false);
+        gone
+    }
+
     pub fn finish(self) -> io::Result<()> {
         (&self.req.out).write_all(b"0\r\n\r\n")?;
         self.req.answered.store(true, Ordering::Release);

@@ -76,6 +76,28 @@ fn cancelling_in_one_session_leaves_the_other_untouched() {
 }
 
 #[test]
+fn a_session_whose_client_dies_is_ended_and_its_calls_cancelled() {
+    let home = TestHome::new("expiry");
+    let (mut a, mut b) = pair(&home, json!({}));
+    a.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 20000}}}));
+    assert!(wait_until(
+        WAIT,
+        || home.status()["upstreams"][0]["inflight"] == json!(1)
+    ));
+    signal(a.pid(), libc::SIGKILL);
+    assert!(
+        wait_until(WAIT, || home.status()["daemon"]["sessions"] == json!(1)),
+        "the dead client's session lingers"
+    );
+    assert!(wait_until(WAIT, || b.call_text(
+        json!(2),
+        "count",
+        json!({"method": "notifications/cancelled"})
+    ) == "1"));
+    assert_eq!(home.status()["upstreams"][0]["inflight"], json!(0));
+}
+
+#[test]
 fn the_upstreams_own_requests_reach_the_calling_session_or_get_an_error() {
     let home = TestHome::new("roots");
     let mut a = home.bridge(&[]);

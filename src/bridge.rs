@@ -11,6 +11,7 @@ use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
 use crate::pool::Pool;
+use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attachment to one daemon: a session on the upstream's endpoint.
 struct Conn {
     client: Client,
+    upstream: String,
     path: String,
     session: String,
     version: String,
@@ -88,6 +90,15 @@ pub struct Bridge {
     idle: Condvar,
     out: Mutex<()>,
     pool: Pool,
+    /// This bridge's registry record, removed on exit.
+    registration: Mutex<Option<Registration>>,
+}
+
+/// How often a bridge checks that the client that started it still lives.
+pub const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
+
+fn watchdog_every() -> Duration {
+    crate::daemon::env_millis("MCPSHARE_WATCHDOG_MS", WATCHDOG_EVERY).max(Duration::from_millis(10))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,6 +106,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {
+    let registration =
+        Registration::write(&home.processes_dir(), Record::for_self("bridge", "stdio"))
+            .inspect_err(|e| crate::log!("cannot write the registry record: {e}"))
+            .ok();
     let bridge = Arc::new(Bridge {
         home,
         spec,
@@ -107,11 +122,13 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         idle: Condvar::new(),
         out: Mutex::new(()),
         pool: Pool::new("bridge"),
+        registration: Mutex::new(registration),
     });
     let b = bridge.clone();
     if let Err(e) = crate::sys::on_termination(move |_| b.exit()) {
         crate::log!("cannot install signal handling: {e}");
     }
+    watch_parent(&bridge);
     let stdin = std::io::stdin().lock();
     let mut lines = LineReader::new(stdin, bridge.max);
     loop {
@@ -142,6 +159,36 @@ pub fn run(home: Home, spec: Spec) -> i32 {
     bridge.exit()
 }
 
+/// Exit when the client that started us is gone: our parent changed.
+fn watch_parent(bridge: &Arc<Bridge>) {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let b = bridge.clone();
+        let (never, tick) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                let _never = never;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    tick.recv_timeout(watchdog_every())
+                {
+                    if std::os::unix::process::parent_id() != parent {
+                        crate::log!(
+                            "the client that started this bridge (pid {parent}) is gone; exiting"
+                        );
+                        b.exit();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            crate::log!("cannot start the parent watchdog: {e}");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bridge;
+}
+
 impl Bridge {
     /// Write one message to stdout as one line. A closed stdout ends the bridge.
     fn write(&self, msg: &Value) {
@@ -156,14 +203,16 @@ impl Bridge {
         }
     }
 
-    /// End the session at the daemon (best effort, bounded) and exit 0.
+    /// End the session at the daemon (best effort, bounded), remove the
+    /// registry record, and exit 0.
     fn exit(&self) -> ! {
-        if !self.stopping.swap(true, Ordering::AcqRel)
-            && let Some(conn) = lock(&self.link).conn.take()
-        {
-            let _ = conn
-                .client
-                .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            if let Some(conn) = lock(&self.link).conn.take() {
+                let _ = conn
+                    .client
+                    .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
+            }
+            lock(&self.registration).take();
         }
         std::process::exit(0)
     }
@@ -438,6 +487,12 @@ impl Bridge {
                 return Err(e);
             }
         };
+        if let Some(r) = lock(&self.registration).as_mut() {
+            r.update(|r| {
+                r.upstream = Some(conn.upstream.clone());
+                r.session = Some(conn.session.clone());
+            });
+        }
         let conn = Arc::new(conn);
         link.generation = generation;
         link.conn = Some(conn.clone());
@@ -484,6 +539,14 @@ impl Bridge {
             .mcp_post(&path, &McpHeaders::default(), &bytes)
             .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
         let (status, session) = (reply.status, reply.session.clone());
+        if status == 503 && !self.stopping.load(Ordering::Acquire) {
+            // The daemon is stopping or handing over: wait for it to go, then attach anew.
+            let lock_path = self.home.daemon_lock();
+            let until = Instant::now() + election::HANDOFF_WAIT;
+            if crate::lock::wait_free(&lock_path, until).unwrap_or(false) {
+                return self.attach(init, generation);
+            }
+        }
         let answer = reply
             .json(self.max)
             .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
@@ -502,6 +565,7 @@ impl Bridge {
             .unwrap_or(jsonrpc::LATEST_VERSION);
         let conn = Conn {
             client,
+            upstream: upstream.to_string(),
             path,
             session,
             version: version.to_string(),

@@ -57,9 +57,30 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "stop",
-        synopsis: "mcpshare stop",
+        synopsis: "mcpshare stop [--force]",
         about: "Stop the daemon and its upstreams; returns once its lock is free",
-        options: &[],
+        options: &[(
+            "--force",
+            "signal a hung daemon's pid, after confirming its start time and executable",
+        )],
+    },
+    CommandDoc {
+        name: "doctor",
+        synopsis: "mcpshare doctor [--json]",
+        about: "Check the home, the daemon and every recorded process; print the fix for each problem",
+        options: &[("--json", "print the checks as a JSON array")],
+    },
+    CommandDoc {
+        name: "doctor processes",
+        synopsis: "mcpshare doctor processes [--json] [--cleanup-stale-records]",
+        about: "List every registry record with what the OS says of its pid now",
+        options: &[
+            ("--json", "print a JSON array"),
+            (
+                "--cleanup-stale-records",
+                "remove the records of dead processes (never signals anything)",
+            ),
+        ],
     },
 ];
 
@@ -73,6 +94,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_PING_EVERY_MS",
     "MCPSHARE_UPSTREAM_IDLE_MS",
     "MCPSHARE_DAEMON_IDLE_SECS",
+    "MCPSHARE_WATCHDOG_MS",
     "MCPSHARE_TEST_REPORTED_VERSION",
 ];
 
@@ -140,8 +162,36 @@ fn run_cli() -> Result<i32> {
             status(&Home::open()?, json)
         }
         "stop" => {
-            no_more(&mut parser)?;
-            stop(&Home::open()?)
+            let mut force = false;
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("force") => force = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            let home = Home::open()?;
+            if force {
+                crate::doctor::stop_force(&home)
+            } else {
+                stop(&home)
+            }
+        }
+        "doctor" => {
+            let (mut json, mut cleanup, mut processes) = (false, false, false);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("json") => json = true,
+                    Long("cleanup-stale-records") if processes => cleanup = true,
+                    Value(v) if !processes && v == "processes" => processes = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            let home = Home::open()?;
+            if processes {
+                crate::doctor::processes(&home, json, cleanup)
+            } else {
+                Ok(crate::doctor::summary(&home, json))
+            }
         }
         "logs" => {
             let (mut id, mut n, mut follow) = (None, 100u64, false);

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::manifest::{self, Manifest};
+use crate::registry::{Record, Registration};
 use crate::session::Session;
 use crate::upstream::{Spawner, Tuning, Upstream};
 use crate::{endpoint, http, lock, log, sys};
@@ -31,6 +32,8 @@ pub const DEFAULT_UPSTREAM_IDLE: Duration = Duration::from_secs(30);
 pub const DEFAULT_DAEMON_IDLE: Duration = Duration::from_secs(600);
 /// How often the reaper looks for idle upstreams and an idle daemon.
 const REAP_EVERY: Duration = Duration::from_millis(500);
+/// How long a daemon handing over lets requests in flight finish.
+pub const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -104,6 +107,12 @@ pub fn run(home: Home) -> Result<()> {
         .map(|a| a.port())
         .map_err(|e| Error::io("cannot read the bound port", e))?;
     let pid = std::process::id();
+    let record = Record {
+        bind: Some(format!("127.0.0.1:{port}")),
+        ..Record::for_self("daemon", "http")
+    };
+    let registration = Registration::write(&home.processes_dir(), record)
+        .map_err(|e| Error::Path(home.processes_dir(), e))?;
     let now = log::unix_millis();
     let m = Manifest {
         schema: manifest::SCHEMA,
@@ -138,6 +147,7 @@ pub fn run(home: Home) -> Result<()> {
         tuning: Tuning {
             start_timeout: env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT),
             ping_every: env_millis("MCPSHARE_PING_EVERY_MS", DEFAULT_PING_EVERY),
+            processes_dir: home.processes_dir(),
         },
         upstream_idle: env_millis("MCPSHARE_UPSTREAM_IDLE_MS", DEFAULT_UPSTREAM_IDLE),
         daemon_idle: env_secs("MCPSHARE_DAEMON_IDLE_SECS", DEFAULT_DAEMON_IDLE),
@@ -198,6 +208,7 @@ pub fn run(home: Home) -> Result<()> {
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);
     daemon.shutdown(&reason);
+    drop(registration);
     drop(held);
     Ok(())
 }
@@ -298,6 +309,24 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
                 Ok(_) => http::json(req, 200, &json!({"id": id, "pid": up.pid()}), &[]),
                 Err(e) => http::json(req, 500, &json!({"error": e}), &[]),
             }
+        }
+        ("POST", "/api/handoff") => {
+            let theirs = serde_json::from_slice::<Value>(req.body())
+                .ok()
+                .and_then(|v| v["version"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            if !crate::doctor::is_newer(&theirs, &version()) {
+                let e = format!(
+                    "mcpshare {theirs:?} is not newer than this daemon's {}",
+                    version()
+                );
+                return http::json(req, 409, &json!({"error": e}), &[]);
+            }
+            http::json(req, 202, &json!({"handing_over": true}), &[]);
+            let d = d.clone();
+            let _ = std::thread::Builder::new()
+                .name("handoff".into())
+                .spawn(move || d.hand_over(&theirs));
         }
         ("POST", "/api/stop") => {
             d.request_stop("stop requested by mcpshare stop");
@@ -443,6 +472,33 @@ impl Daemon {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .is_empty()
+    }
+
+    /// Hand over to a newer mcpshare: refuse new sessions, let requests in
+    /// flight finish (bounded), then stop.
+    fn hand_over(&self, newer: &str) {
+        self.stopping.store(true, Ordering::Release);
+        log!(
+            "handing over to mcpshare {newer}: draining requests in flight (at most {} s)",
+            HANDOFF_DRAIN.as_secs()
+        );
+        let deadline = Instant::now() + HANDOFF_DRAIN;
+        let (_never, tick) = channel::<()>();
+        while Instant::now() < deadline && self.inflight() > 0 {
+            let _ = tick.recv_timeout(Duration::from_millis(20));
+        }
+        self.request_stop(&format!("handed over to mcpshare {newer}"));
+    }
+
+    fn inflight(&self) -> usize {
+        let ups: Vec<Arc<Upstream>> = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        ups.iter().map(|u| u.status().inflight).sum()
     }
 
     fn heartbeat(&self) {

@@ -92,9 +92,19 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
 /// Find the live daemon, starting one if none runs, before `deadline`.
 pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
     let mut spawns = 0;
+    let mut asked_handoff = false;
     loop {
         if let Some(m) = find_daemon(home, deadline)? {
-            return Ok(m);
+            let ours = crate::daemon::version();
+            // Same protocol (find_daemon checked it) and strictly older: take over once.
+            if asked_handoff || !crate::doctor::is_newer(&ours, &m.version) {
+                return Ok(m);
+            }
+            asked_handoff = true;
+            if !request_handoff(home, &m, &ours, deadline)? {
+                return Ok(m);
+            }
+            continue;
         }
         let start_path = home.start_lock();
         let Some(_start) =
@@ -119,6 +129,55 @@ pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
         // Then probe again: either our daemon is ready, or it lost a race to another.
         spawn_daemon(home, deadline)?;
     }
+}
+
+/// How long a client waits for an older daemon to hand over.
+pub const HANDOFF_WAIT: Duration = Duration::from_secs(20);
+
+/// Ask an older daemon to drain and stop, and wait for its lock to free.
+/// False when it declined (then attach to it).
+fn request_handoff(home: &Home, m: &Manifest, ours: &str, deadline: Instant) -> Result<bool> {
+    crate::log!(
+        "daemon pid {} runs mcpshare {}; asking it to hand over to {ours}",
+        m.pid,
+        m.version
+    );
+    let body = serde_json::json!({"version": ours});
+    let answer = crate::client::Client::new(m).call(
+        "POST",
+        "/api/handoff",
+        Some(&body),
+        Duration::from_secs(5),
+    );
+    match answer {
+        Ok((202, _)) => {}
+        Ok((code, body)) => {
+            crate::log!(
+                "daemon pid {} declined the handover (HTTP {code} {body}); attaching to it",
+                m.pid
+            );
+            return Ok(false);
+        }
+        Err(e) => {
+            crate::log!(
+                "daemon pid {} did not take the handover request ({e}); attaching to it",
+                m.pid
+            );
+            return Ok(false);
+        }
+    }
+    let lock_path = home.daemon_lock();
+    let until = deadline.max(Instant::now() + HANDOFF_WAIT);
+    if !lock::wait_free(&lock_path, until).map_err(|e| Error::Path(lock_path, e))? {
+        return Err(unavailable(
+            home,
+            format!(
+                "daemon pid {} accepted the handover but did not stop",
+                m.pid
+            ),
+        ));
+    }
+    Ok(true)
 }
 
 fn unavailable(home: &Home, reason: String) -> Error {

@@ -180,7 +180,7 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
             503,
             id,
             jsonrpc::UNAVAILABLE,
-            "daemon is shutting down",
+            "daemon is shutting down or handing over",
         );
     }
     let mut upstream = upstream;

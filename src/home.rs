@@ -30,6 +30,7 @@ impl Home {
         check_private(&dir)?;
         let home = Home { dir };
         create_private_dir(&home.logs_dir())?;
+        create_private_dir(&home.processes_dir())?;
         Ok(home)
     }
 
@@ -50,6 +51,9 @@ impl Home {
     }
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")
+    }
+    pub fn processes_dir(&self) -> PathBuf {
+        self.dir.join("processes")
     }
     pub fn upstream_log(&self, id: &str) -> PathBuf {
         self.logs_dir().join(format!("{id}.log"))

@@ -39,6 +39,14 @@ fn read_stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
 
+/// Has `pid` exited without being reaped? False where the OS does not tell.
+pub fn is_zombie(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|s| {
+        s.rfind(')')
+            .is_some_and(|i| s[i + 1..].trim_start().starts_with('Z'))
+    })
+}
+
 /// The start time of `pid`, or None where the OS does not tell (or it is gone).
 pub fn start_time(pid: u32) -> Option<u64> {
     parse_stat_start_time(&read_stat(pid)?)
@@ -98,7 +106,9 @@ mod imp {
         }
         // SAFETY: kill with signal 0 only checks permission and existence.
         let r = unsafe { libc::kill(p, 0) };
-        r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        let exists = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        // A zombie has exited; only its parent has not reaped it yet.
+        exists && !super::is_zombie(pid)
     }
 
     pub fn signal(pid: u32, s: Signal) -> io::Result<()> {

@@ -10,6 +10,7 @@
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind};
 use crate::logbook::Logbook;
+use crate::registry::{Record, Registration};
 use crate::session::{self, Session};
 use crate::sys;
 use serde_json::{Value, json};
@@ -80,6 +81,8 @@ impl Phase {
 pub struct Tuning {
     pub start_timeout: Duration,
     pub ping_every: Duration,
+    /// Where the child's registry record goes.
+    pub processes_dir: PathBuf,
 }
 
 /// What a session's request became.
@@ -126,6 +129,8 @@ struct State {
     subscribers: HashMap<String, usize>,
     /// Since when no session is attached.
     idle_since: Instant,
+    /// The running child's registry record, removed when it is reaped.
+    record: Option<Registration>,
 }
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
@@ -224,6 +229,7 @@ impl Upstream {
                 applied_level: None,
                 subscribers: HashMap::new(),
                 idle_since: Instant::now(),
+                record: None,
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
@@ -439,10 +445,23 @@ impl Upstream {
         else {
             return Err("child has no stdio pipes".into());
         };
+        let record = Record {
+            upstream: Some(self.id.clone()),
+            ..Record::for_pid(pid, "upstream", "stdio")
+        };
+        let record = Registration::write(&self.tuning.processes_dir, record)
+            .inspect_err(|e| {
+                crate::log!(
+                    "upstream {}: cannot write its registry record: {e}",
+                    self.id
+                )
+            })
+            .ok();
         {
             let mut st = self.lock();
             st.child = Some(child);
             st.pid = Some(pid);
+            st.record = record;
         }
         *lock(&self.stdin) = Some((generation, stdin));
         crate::log!(
@@ -878,7 +897,7 @@ impl Upstream {
     /// flight at once, reap it, and restart it with backoff while sessions
     /// remain, unless it crashes in a loop.
     fn on_exit(self: &Arc<Self>, generation: u64) {
-        let (pending, child, crashed, backoff) = {
+        let (pending, child, crashed, backoff, record) = {
             let mut st = self.lock();
             if st.generation != generation {
                 return;
@@ -915,7 +934,7 @@ impl Upstream {
             st.cache_epoch += 1;
             st.applied_level = None;
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
-            (pending, st.child.take(), crashed, backoff)
+            (pending, st.child.take(), crashed, backoff, st.record.take())
         };
         {
             let mut slot = lock(&self.stdin);
@@ -925,6 +944,7 @@ impl Upstream {
         }
         self.changed.notify_all();
         let status = child.map(|c| reap(c, EXIT_GRACE));
+        drop(record);
         let how = status
             .map(|s| s.to_string())
             .unwrap_or_else(|| "stopped".into());
@@ -1174,10 +1194,10 @@ impl Upstream {
 
     /// Stop the child: close stdin, then SIGTERM its process group, then SIGKILL.
     pub fn stop(&self) {
-        let child = {
+        let (child, record) = {
             let mut st = self.lock();
             st.phase = Phase::Stopping;
-            st.child.take()
+            (st.child.take(), st.record.take())
         };
         self.changed.notify_all();
         lock(&self.stdin).take();
@@ -1186,6 +1206,7 @@ impl Upstream {
             let status = reap(child, STDIN_CLOSE_GRACE);
             crate::log!("upstream {} (pid {pid}) stopped: {status}", self.id);
         }
+        drop(record);
         let mut st = self.lock();
         st.phase = Phase::Idle;
         st.pid = None;
@@ -1212,12 +1233,13 @@ impl Upstream {
                 return;
             }
             st.pid = None;
-            st.child.take()
+            (st.child.take(), st.record.take())
         };
         lock(&self.stdin).take();
-        if let Some(child) = child {
+        if let Some(child) = child.0 {
             reap(child, Duration::ZERO);
         }
+        drop(child.1);
     }
 }
 

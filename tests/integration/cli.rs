@@ -24,6 +24,18 @@ fn every_command_option_and_variable_is_in_the_man_page() {
             );
         }
     }
+    for check in mcpshare::doctor::CHECKS {
+        assert!(
+            man.contains(&format!(".B {check}\n")),
+            "man lacks doctor check {check}"
+        );
+    }
+    for f in mcpshare::doctor::PROCESS_FIELDS {
+        assert!(
+            man.contains(&format!(".B {f}\n")),
+            "man lacks doctor processes field {f}"
+        );
+    }
     for var in mcpshare::cli::ENVIRONMENT {
         assert!(man.contains(var), "man lacks environment variable {var}");
     }

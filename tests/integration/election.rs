@@ -272,17 +272,54 @@ fn a_daemon_that_dies_during_start_up_is_reported_with_its_log() {
 }
 
 #[test]
-fn a_daemon_of_another_version_with_the_same_protocol_is_attached() {
-    let home = TestHome::new("version");
+fn a_newer_client_takes_over_an_older_daemon_and_old_clients_follow() {
+    let home = TestHome::new("takeover");
     let mut old = home.bridge_with(&[], &[("MCPSHARE_TEST_REPORTED_VERSION", "0.0.1")]);
     old.initialize();
+    let old_daemon = home.daemon_pid().unwrap();
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(old.upstream_pid(json!(1)));
     assert_eq!(home.status()["daemon"]["version"], json!("0.0.1"));
+
     let mut new = home.bridge(&[]);
     new.initialize();
-    let p = old.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(p);
-    assert_eq!(new.upstream_pid(json!(1)), p);
-    assert_eq!(home.daemons_started(), 1);
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(new.upstream_pid(json!(1)));
+    let st = home.status();
+    assert_eq!(
+        st["daemon"]["version"],
+        json!(env!("CARGO_PKG_VERSION")),
+        "{st}"
+    );
+    assert_eq!(home.daemons_started(), 2);
+    assert!(wait_until(WAIT, || !pid_alive(old_daemon)));
+    assert!(
+        home.log().contains(&format!(
+            "handed over to mcpshare {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        home.log()
+    );
+
+    // The old client re-attaches to the newer daemon; it never replaces it back.
+    let mut answered = None;
+    assert!(wait_until(WAIT, || {
+        let r = old.call(json!("again"), "echo", json!({"text": "old"}));
+        answered = text_of(&r);
+        answered.is_some()
+    }));
+    assert_eq!(answered.as_deref(), Some("old"));
+    assert_eq!(home.daemons_started(), 2);
+
+    // An equal version never replaces.
+    let mut same = home.bridge(&[]);
+    same.initialize();
+    assert_eq!(home.daemons_started(), 2);
 }
 
 /// A stand-in "daemon": this test process holds the lock and publishes a

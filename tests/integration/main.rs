@@ -6,6 +6,7 @@ mod common;
 
 mod bridge;
 mod cli;
+mod doctor;
 mod election;
 mod routing;
 mod security;

@@ -1,0 +1,740 @@
+//! `mcpshare doctor`: one line per check, with a level and the exact
+//! command that fixes each problem; and `doctor processes`, the registry
+//! records with what the OS says of each pid now. It reads records and
+//! probes; it never signals a process and never scans process names.
+
+use crate::client;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::manifest::Manifest;
+use crate::registry::{self, Record};
+use crate::sys;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// What the OS says now of a recorded process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Seen {
+    pub record: Record,
+    pub path: String,
+    /// Alive and, where both are known, started at the recorded time.
+    pub alive: bool,
+    pub start_time_match: Option<bool>,
+    pub executable_match: Option<bool>,
+    pub current_parent_pid: Option<u32>,
+    pub parent_alive: Option<bool>,
+    pub current_process_group_id: Option<u32>,
+    pub stale_client: bool,
+    /// An upstream alive while the daemon that started it is gone.
+    pub orphan: bool,
+    pub child_pids: Vec<u32>,
+}
+
+/// The stale-client rule: a live bridge whose recorded parent (> 1) is no
+/// longer its parent.
+pub fn is_stale_client(
+    role: &str,
+    alive: bool,
+    parent_at_start: Option<u32>,
+    current_parent: Option<u32>,
+) -> bool {
+    role == "bridge"
+        && alive
+        && parent_at_start.is_some_and(|p| p > 1)
+        && current_parent.is_some()
+        && current_parent != parent_at_start
+}
+
+pub fn inspect(path: &Path, r: Record) -> Seen {
+    let live = sys::pid_alive(r.pid);
+    let now_start = if live { sys::start_time(r.pid) } else { None };
+    let start_time_match = match (r.start_time, now_start) {
+        (0, _) | (_, None) => None,
+        (want, Some(now)) => Some(want == now),
+    };
+    let alive = live && start_time_match != Some(false);
+    let executable_match = match (alive, r.executable.is_empty(), sys::exe(r.pid)) {
+        (true, false, Some(exe)) => Some(exe.display().to_string() == r.executable),
+        _ => None,
+    };
+    let (current_parent_pid, current_process_group_id) = sys::parent_and_group(r.pid)
+        .filter(|_| alive)
+        .map_or((None, None), |(p, g)| (Some(p), Some(g)));
+    let parent_alive = r.parent_pid_at_start.map(sys::pid_alive);
+    let stale_client = is_stale_client(&r.role, alive, r.parent_pid_at_start, current_parent_pid);
+    let orphan = r.role == "upstream" && alive && parent_alive == Some(false);
+    let child_pids = if alive {
+        children_of(r.pid)
+    } else {
+        Vec::new()
+    };
+    Seen {
+        path: path.display().to_string(),
+        record: r,
+        alive,
+        start_time_match,
+        executable_match,
+        current_parent_pid,
+        parent_alive,
+        current_process_group_id,
+        stale_client,
+        orphan,
+        child_pids,
+    }
+}
+
+/// Children of `pid`, from each process's parent field in /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut kids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|c| sys::parent_and_group(*c).is_some_and(|(p, _)| p == pid))
+        .collect();
+    kids.sort_unstable();
+    kids
+}
+
+fn tri(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+fn yn(v: bool) -> &'static str {
+    if v { "yes" } else { "no" }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// A value for a key=value line: quoted as JSON when it has spaces or quotes.
+fn field(v: &str) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else if v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') {
+        Value::String(v.into()).to_string()
+    } else {
+        v.into()
+    }
+}
+
+pub fn render_line(s: &Seen, exe: &str) -> String {
+    let r = &s.record;
+    let mut line = format!(
+        "pid={} alive={} start_time_match={} executable_match={} role={} transport={} upstream={} session={} \
+         cwd={} started_unix_millis={} parent_pid_at_start={} current_parent_pid={} parent_alive={} \
+         process_group_id={} current_process_group_id={} stale_client={} orphan={} record={}",
+        r.pid,
+        yn(s.alive),
+        tri(s.start_time_match),
+        tri(s.executable_match),
+        field(&r.role),
+        field(&r.transport),
+        field(r.upstream.as_deref().unwrap_or("")),
+        field(r.session.as_deref().unwrap_or("")),
+        field(&r.cwd),
+        r.started_unix_millis,
+        opt(r.parent_pid_at_start),
+        opt(s.current_parent_pid),
+        tri(s.parent_alive),
+        opt(r.process_group_id),
+        opt(s.current_process_group_id),
+        yn(s.stale_client),
+        yn(s.orphan),
+        field(&s.path),
+    );
+    if !s.child_pids.is_empty() {
+        let kids: Vec<String> = s.child_pids.iter().map(u32::to_string).collect();
+        line.push_str(&format!("\n  child_pids={}", kids.join(",")));
+    }
+    if !s.alive {
+        line.push_str(&format!(
+            "\n  stale_record_cleanup={exe} doctor processes --cleanup-stale-records"
+        ));
+    }
+    if s.stale_client {
+        line.push_str(&format!("\n  exact_terminate=kill -TERM {}", r.pid));
+    }
+    if s.orphan {
+        let group = r.process_group_id.unwrap_or(r.pid);
+        line.push_str(&format!("\n  exact_terminate=kill -TERM -{group}"));
+    }
+    line
+}
+
+fn this_exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "mcpshare".into())
+}
+
+/// Every record, inspected; corrupt ones reported on stderr and skipped.
+pub fn seen(home: &Home) -> (Vec<Seen>, registry::Corrupt) {
+    let (good, bad) = registry::list(&home.processes_dir());
+    (good.into_iter().map(|(p, r)| inspect(&p, r)).collect(), bad)
+}
+
+pub fn processes(home: &Home, as_json: bool, cleanup: bool) -> Result<i32> {
+    let (all, bad) = seen(home);
+    for (path, why) in &bad {
+        eprintln!(
+            "mcpshare: warning: skipping corrupt record {}: {why}",
+            path.display()
+        );
+    }
+    if cleanup {
+        for s in all.iter().filter(|s| !s.alive) {
+            match std::fs::remove_file(&s.path) {
+                Ok(()) => eprintln!(
+                    "mcpshare: removed stale record {} (pid {} is gone)",
+                    s.path, s.record.pid
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Path(PathBuf::from(&s.path), e)),
+            }
+        }
+        return Ok(0);
+    }
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        );
+        return Ok(0);
+    }
+    let exe = this_exe();
+    for s in &all {
+        println!("{}", render_line(s, &exe));
+    }
+    Ok(0)
+}
+
+/// Every check `mcpshare doctor` runs; each has an entry in mcpshare(1).
+pub const CHECKS: &[&str] = &[
+    "home",
+    "filesystem",
+    "daemon_lock",
+    "manifest",
+    "daemon_health",
+    "version",
+    "stale_records",
+    "corrupt_records",
+    "stale_clients",
+    "orphaned_upstreams",
+    "crashed_upstreams",
+];
+
+/// Every field of a `doctor processes` line; each is in mcpshare(1).
+pub const PROCESS_FIELDS: &[&str] = &[
+    "pid",
+    "alive",
+    "start_time_match",
+    "executable_match",
+    "role",
+    "transport",
+    "upstream",
+    "session",
+    "cwd",
+    "started_unix_millis",
+    "parent_pid_at_start",
+    "current_parent_pid",
+    "parent_alive",
+    "process_group_id",
+    "current_process_group_id",
+    "stale_client",
+    "orphan",
+    "record",
+    "child_pids",
+    "stale_record_cleanup",
+    "exact_terminate",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub level: Level,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+fn check(
+    check: &'static str,
+    level: Level,
+    message: impl Into<String>,
+    fix: Option<String>,
+) -> Check {
+    Check {
+        check,
+        level,
+        message: message.into(),
+        fix,
+    }
+}
+
+/// Every check of `mcpshare doctor`, in order.
+pub fn checks(home: &Home) -> Vec<Check> {
+    use Level::*;
+    let exe = this_exe();
+    let mut out = Vec::new();
+    out.push(check(
+        "home",
+        Ok,
+        format!("{} is private to this user (0700)", home.dir().display()),
+        None,
+    ));
+    match sys::on_network_fs(home.dir()) {
+        Some(true) => out.push(check(
+            "filesystem",
+            Warning,
+            format!(
+                "{} is on a network filesystem, where file locks may not hold",
+                home.dir().display()
+            ),
+            Some("export MCPSHARE_HOME=<a directory on a local disk>".into()),
+        )),
+        Some(false) => out.push(check(
+            "filesystem",
+            Ok,
+            "home is on a local filesystem",
+            None,
+        )),
+        None => out.push(check(
+            "filesystem",
+            Info,
+            "cannot tell the filesystem type here",
+            None,
+        )),
+    }
+
+    let lock_held = crate::lock::is_held(&home.daemon_lock()).unwrap_or(false);
+    let manifest_bytes = std::fs::read(home.manifest()).ok();
+    let manifest = manifest_bytes
+        .as_deref()
+        .and_then(|b| Manifest::parse(b).ok());
+    let holder = manifest
+        .as_ref()
+        .filter(|m| sys::same_process(&m.process()))
+        .map(|m| m.pid);
+    out.push(match (lock_held, holder) {
+        (false, _) => check("daemon_lock", Ok, "free: no daemon runs", None),
+        (true, Some(pid)) => check("daemon_lock", Ok, format!("held by daemon pid {pid}"), None),
+        (true, None) => check(
+            "daemon_lock",
+            Info,
+            "held, by a daemon that has not published its manifest yet",
+            None,
+        ),
+    });
+    out.push(match (&manifest_bytes, &manifest) {
+        (None, _) => check("manifest", Ok, "none (no daemon has published one)", None),
+        (Some(_), None) => check(
+            "manifest",
+            if lock_held { Warning } else { Info },
+            format!(
+                "{} is corrupt or of another schema; it is ignored and replaced at the next start",
+                home.manifest().display()
+            ),
+            None,
+        ),
+        (Some(_), Some(m)) if holder.is_none() => check(
+            "manifest",
+            Info,
+            format!(
+                "stale: names pid {} which is gone; it is ignored and replaced at the next start",
+                m.pid
+            ),
+            None,
+        ),
+        (Some(_), Some(m)) => check(
+            "manifest",
+            Ok,
+            format!("valid: daemon pid {} on port {}", m.pid, m.port),
+            None,
+        ),
+    });
+
+    let mut daemon_status = None;
+    if let Some(m) = manifest.as_ref().filter(|_| lock_held && holder.is_some()) {
+        match client::health(m.port, client::HEALTH_TIMEOUT) {
+            std::result::Result::Ok(h) => {
+                let age_s = crate::log::unix_millis().saturating_sub(m.heartbeat_at) / 1000;
+                let stale_beat = age_s > 3 * crate::daemon::HEARTBEAT_EVERY.as_secs();
+                out.push(if stale_beat {
+                    check(
+                        "daemon_health",
+                        Warning,
+                        format!(
+                            "pid {} answers, but its last heartbeat is {age_s} s old",
+                            m.pid
+                        ),
+                        None,
+                    )
+                } else {
+                    check(
+                        "daemon_health",
+                        Ok,
+                        format!("pid {} answers; heartbeat {age_s} s ago", m.pid),
+                        None,
+                    )
+                });
+                out.push(version_check(&h));
+                daemon_status = crate::client::Client::new(m)
+                    .call(
+                        "GET",
+                        "/api/status",
+                        None,
+                        std::time::Duration::from_secs(5),
+                    )
+                    .ok()
+                    .filter(|(code, _)| *code == 200)
+                    .map(|(_, v)| v);
+            }
+            Err(why) => out.push(check(
+                "daemon_health",
+                Error,
+                format!(
+                    "pid {} holds the lock but does not answer /health ({why}): hung",
+                    m.pid
+                ),
+                Some(format!("{exe} stop --force")),
+            )),
+        }
+    }
+
+    let (all, bad) = seen(home);
+    let dead: Vec<&Seen> = all.iter().filter(|s| !s.alive).collect();
+    out.push(if dead.is_empty() {
+        check("stale_records", Ok, "no records of dead processes", None)
+    } else {
+        let pids: Vec<String> = dead.iter().map(|s| s.record.pid.to_string()).collect();
+        check(
+            "stale_records",
+            Warning,
+            format!(
+                "{} record(s) of dead processes: pid {}",
+                dead.len(),
+                pids.join(", ")
+            ),
+            Some(format!("{exe} doctor processes --cleanup-stale-records")),
+        )
+    });
+    for (path, why) in &bad {
+        out.push(check(
+            "corrupt_records",
+            Warning,
+            format!("{} does not parse ({why})", path.display()),
+            Some(format!("rm {}", path.display())),
+        ));
+    }
+    let stale: Vec<&Seen> = all.iter().filter(|s| s.stale_client).collect();
+    if stale.is_empty() {
+        out.push(check(
+            "stale_clients",
+            Ok,
+            "no bridge outlived the client that started it",
+            None,
+        ));
+    }
+    for s in stale {
+        out.push(check(
+            "stale_clients",
+            Warning,
+            format!(
+                "bridge pid {} outlived its client (pid {} at start)",
+                s.record.pid,
+                opt(s.record.parent_pid_at_start)
+            ),
+            Some(format!("kill -TERM {}", s.record.pid)),
+        ));
+    }
+    let orphans: Vec<&Seen> = all.iter().filter(|s| s.orphan).collect();
+    if orphans.is_empty() {
+        out.push(check(
+            "orphaned_upstreams",
+            Ok,
+            "no upstream outlived its daemon",
+            None,
+        ));
+    }
+    for s in orphans {
+        let group = s.record.process_group_id.unwrap_or(s.record.pid);
+        out.push(check(
+            "orphaned_upstreams",
+            Error,
+            format!(
+                "upstream pid {} ({}) runs, but its daemon pid {} is gone",
+                s.record.pid,
+                s.record.upstream.as_deref().unwrap_or("?"),
+                opt(s.record.parent_pid_at_start)
+            ),
+            Some(format!("kill -TERM -{group}")),
+        ));
+    }
+    let crashed: Vec<Value> = daemon_status
+        .as_ref()
+        .and_then(|st| st["upstreams"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u["state"] == json!("crashed"))
+        .collect();
+    if daemon_status.is_some() && crashed.is_empty() {
+        out.push(check(
+            "crashed_upstreams",
+            Ok,
+            "no upstream is marked crashed",
+            None,
+        ));
+    }
+    for u in crashed {
+        let id = u["id"].as_str().unwrap_or("?");
+        out.push(check(
+            "crashed_upstreams",
+            Error,
+            format!(
+                "upstream {id} crashed repeatedly and is not restarted (see '{exe} logs {id}')"
+            ),
+            Some(format!("{exe} restart {id}")),
+        ));
+    }
+    out
+}
+
+fn version_check(h: &client::Health) -> Check {
+    let ours = crate::daemon::version();
+    if h.protocol != crate::manifest::PROTOCOL {
+        return check(
+            "version",
+            Level::Error,
+            format!(
+                "daemon speaks control protocol {}, this mcpshare {}: clients of this binary cannot attach",
+                h.protocol,
+                crate::manifest::PROTOCOL
+            ),
+            Some(format!("{} stop", this_exe())),
+        );
+    }
+    match semver_cmp(&h.version, &ours) {
+        Some(std::cmp::Ordering::Equal) => check(
+            "version",
+            Level::Ok,
+            format!("daemon and this binary are both {ours}"),
+            None,
+        ),
+        Some(std::cmp::Ordering::Less) => check(
+            "version",
+            Level::Info,
+            format!(
+                "daemon is {} and this binary {ours}: the next client of this binary takes over",
+                h.version
+            ),
+            None,
+        ),
+        _ => check(
+            "version",
+            Level::Info,
+            format!("daemon is {}, this binary {ours}", h.version),
+            None,
+        ),
+    }
+}
+
+pub fn summary(home: &Home, as_json: bool) -> i32 {
+    let all = checks(home);
+    let worst = all.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        );
+    } else {
+        for c in &all {
+            let level = match c.level {
+                Level::Ok => "ok",
+                Level::Info => "info",
+                Level::Warning => "warning",
+                Level::Error => "error",
+            };
+            println!("{level:<8}{}: {}", c.check, c.message);
+            if let Some(fix) = &c.fix {
+                println!("        fix: {fix}");
+            }
+        }
+    }
+    i32::from(worst == Level::Error)
+}
+
+/// Semantic-version precedence (semver 2.0.0 section 11): numeric parts
+/// compare as numbers, a pre-release sorts before its release, build
+/// metadata is ignored. None when either side does not parse.
+pub fn semver_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    fn parse(v: &str) -> Option<([u64; 3], Option<Vec<String>>)> {
+        let v = v.split('+').next()?;
+        let (core, pre) = match v.split_once('-') {
+            Some((c, p)) => (
+                c,
+                Some(p.split('.').map(str::to_string).collect::<Vec<_>>()),
+            ),
+            None => (v, None),
+        };
+        let mut nums = core.split('.').map(|n| n.parse::<u64>().ok());
+        let parsed = [nums.next()??, nums.next()??, nums.next()??];
+        if nums.next().is_some() || pre.as_ref().is_some_and(|p| p.iter().any(String::is_empty)) {
+            return None;
+        }
+        Some((parsed, pre))
+    }
+    let (na, pa) = parse(a)?;
+    let (nb, pb) = parse(b)?;
+    Some(na.cmp(&nb).then_with(|| match (pa, pb) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => {
+            for (i, j) in x.iter().zip(&y) {
+                let o = match (i.parse::<u64>(), j.parse::<u64>()) {
+                    (std::result::Result::Ok(m), std::result::Result::Ok(n)) => m.cmp(&n),
+                    (std::result::Result::Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), std::result::Result::Ok(_)) => Ordering::Greater,
+                    (Err(_), Err(_)) => i.cmp(j),
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+    }))
+}
+
+/// `mcpshare stop --force`: signal the daemon's recorded pid, but only
+/// after confirming it is the process that published the manifest (start
+/// time and executable), then wait for its lock to be free.
+pub fn stop_force(home: &Home) -> Result<i32> {
+    use std::time::{Duration, Instant};
+    if !crate::lock::is_held(&home.daemon_lock()).map_err(|e| Error::Path(home.daemon_lock(), e))? {
+        println!("no daemon running for {}", home.dir().display());
+        return Ok(0);
+    }
+    let m = Manifest::read(&home.manifest()).ok_or_else(|| {
+        Error::Daemon(
+            "the daemon lock is held but no valid manifest names its holder; nothing is signalled"
+                .into(),
+        )
+    })?;
+    if !sys::same_process(&m.process()) {
+        return Err(Error::Daemon(format!(
+            "pid {} in the manifest is gone or was reused (start time differs); nothing is signalled",
+            m.pid
+        )));
+    }
+    let exe = sys::exe(m.pid).map(|p| p.display().to_string());
+    if exe.as_deref() != Some(m.exe.as_str()) {
+        return Err(Error::Daemon(format!(
+            "pid {} runs {} but the manifest names {}; nothing is signalled",
+            m.pid,
+            exe.unwrap_or_else(|| "an unknown executable".into()),
+            m.exe
+        )));
+    }
+    let lock_path = home.daemon_lock();
+    sys::signal(m.pid, sys::Signal::Term)
+        .map_err(|e| Error::io(format!("cannot signal pid {}", m.pid), e))?;
+    let freed = crate::lock::wait_free(&lock_path, Instant::now() + FORCE_GRACE)
+        .map_err(|e| Error::Path(lock_path.clone(), e))?;
+    if !freed {
+        // Same process still (checked again): a stopped or wedged daemon ignores SIGTERM.
+        if sys::same_process(&m.process()) {
+            let _ = sys::signal(m.pid, sys::Signal::Kill);
+        }
+        if !crate::lock::wait_free(&lock_path, Instant::now() + Duration::from_secs(10))
+            .map_err(|e| Error::Path(lock_path.clone(), e))?
+        {
+            return Err(Error::Daemon(format!(
+                "daemon pid {} still holds its lock after SIGKILL",
+                m.pid
+            )));
+        }
+    }
+    // A killed daemon leaves its manifest; remove it only if it is still that one.
+    if Manifest::read(&home.manifest()).is_some_and(|now| now.pid == m.pid && now.token == m.token)
+    {
+        let _ = std::fs::remove_file(home.manifest());
+    }
+    println!(
+        "stopped daemon pid {}{}",
+        m.pid,
+        if freed {
+            ""
+        } else {
+            " (SIGKILL after SIGTERM was ignored)"
+        }
+    );
+    Ok(0)
+}
+
+/// How long `stop --force` waits after SIGTERM before SIGKILL.
+pub const FORCE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Is `ours` strictly newer than the daemon's `theirs`? Unparsable: no.
+pub fn is_newer(ours: &str, theirs: &str) -> bool {
+    semver_cmp(ours, theirs) == Some(std::cmp::Ordering::Greater)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn semver_precedence() {
+        assert_eq!(semver_cmp("1.0.0", "1.0.0"), Some(Equal));
+        assert_eq!(semver_cmp("1.10.0", "1.9.0"), Some(Greater));
+        assert_eq!(semver_cmp("1.0.0-alpha", "1.0.0"), Some(Less));
+        assert_eq!(semver_cmp("1.0.0-alpha.2", "1.0.0-alpha.10"), Some(Less));
+        assert_eq!(semver_cmp("1.0.0-alpha", "1.0.0-alpha.1"), Some(Less));
+        assert_eq!(
+            semver_cmp("1.0.0-alpha.beta", "1.0.0-alpha.1"),
+            Some(Greater)
+        );
+        assert_eq!(semver_cmp("1.0.0-rc.1", "1.0.0-beta.11"), Some(Greater));
+        assert_eq!(semver_cmp("1.0.0+build.5", "1.0.0"), Some(Equal));
+        assert_eq!(semver_cmp("1.0", "1.0.0"), None);
+        assert!(is_newer("0.2.0", "0.1.9"));
+        assert!(
+            !is_newer("0.1.0", "0.1.0"),
+            "an equal version never replaces"
+        );
+        assert!(!is_newer("garbage", "0.1.0"));
+    }
+
+    #[test]
+    fn stale_client_rule() {
+        assert!(is_stale_client("bridge", true, Some(50), Some(1)));
+        assert!(!is_stale_client("bridge", true, Some(50), Some(50)));
+        assert!(
+            !is_stale_client("daemon", true, Some(50), Some(1)),
+            "only bridges are clients"
+        );
+        assert!(
+            !is_stale_client("bridge", false, Some(50), Some(1)),
+            "a dead process is a stale record instead"
+        );
+        assert!(!is_stale_client("bridge", true, Some(1), Some(1)));
+    }
+}

@@ -29,7 +29,10 @@ static:
 	fi
 	@ls -l target/mcpshare
 
+# The integration tests run the fixture server, an example: build examples
+# as programs first (`cargo test --all-targets` alone builds them as tests).
 test:
+	$(CARGO) build $(OFFLINE) --examples
 	$(CARGO) test $(OFFLINE) --all-targets
 
 lint: man-lint

@@ -1,0 +1,610 @@
+//! `make bench`: measures mcpshare against the fixture server run directly,
+//! in one process, and prints a table and a JSON file of results. Every
+//! target is a ratio against a baseline measured in the same run, because
+//! these machines are noisy.
+//!
+//! Usage: bench MCPSHARE FIXTURE [--json PATH] [--quick] [--label NAME]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+    next: u64,
+}
+
+impl Client {
+    fn start(mut cmd: Command) -> Client {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Client {
+            child,
+            stdin,
+            out,
+            next: 1,
+        }
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let mut line = serde_json::to_vec(msg).unwrap();
+        line.push(b'\n');
+        self.stdin.write_all(&line).expect("write");
+    }
+
+    /// Send a request and read lines until its answer.
+    fn ask(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.out.read_line(&mut line).expect("read") == 0 {
+                panic!("server closed stdout");
+            }
+            let v: Value = serde_json::from_str(&line).expect("json");
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
+
+    fn initialize(&mut self) {
+        let r = self.ask(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+        );
+        assert!(r.get("result").is_some(), "initialize failed: {r}");
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    }
+
+    fn echo(&mut self) -> Duration {
+        let t = Instant::now();
+        let r = self.ask(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "x"}}),
+        );
+        let d = t.elapsed();
+        assert!(r.get("result").is_some(), "call failed: {r}");
+        d
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn close(mut self) {
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch MCPSHARE_HOME whose daemon is stopped when dropped.
+struct Home {
+    mcpshare: PathBuf,
+    dir: PathBuf,
+}
+
+impl Home {
+    fn new(mcpshare: &Path, name: &str) -> Home {
+        let dir =
+            std::env::temp_dir().join(format!("mcpshare-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Home {
+            mcpshare: mcpshare.into(),
+            dir,
+        }
+    }
+    fn bridge(&self, fixture: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.mcpshare);
+        c.arg("run")
+            .arg("--")
+            .arg(fixture)
+            .args(args)
+            .env("MCPSHARE_HOME", &self.dir);
+        c
+    }
+    fn daemon_pid(&self) -> u32 {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(self.dir.join("daemon.json")).expect("manifest"))
+                .unwrap();
+        m["pid"].as_u64().unwrap() as u32
+    }
+    fn daemons_started(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("daemon.log"))
+            .unwrap_or_default()
+            .matches("daemon started:")
+            .count()
+    }
+    fn stop(&self) {
+        let _ = Command::new(&self.mcpshare)
+            .arg("stop")
+            .env("MCPSHARE_HOME", &self.dir)
+            .output();
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn direct(fixture: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(fixture);
+    c.args(args);
+    c
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    s[((s.len() - 1) as f64 * p).round() as usize]
+}
+
+fn median(v: &[f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+/// Round trip of one byte between two threads over two pipes.
+fn pipe_rtt(n: usize) -> f64 {
+    let (mut r1, mut w1) = std::io::pipe().unwrap();
+    let (mut r2, mut w2) = std::io::pipe().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        while r1.read_exact(&mut b).is_ok() {
+            if w2.write_all(&b).is_err() {
+                break;
+            }
+        }
+    });
+    let mut times = Vec::with_capacity(n);
+    let mut b = [7u8; 1];
+    for _ in 0..n {
+        let t = Instant::now();
+        w1.write_all(&b).unwrap();
+        r2.read_exact(&mut b).unwrap();
+        times.push(micros(t.elapsed()));
+    }
+    drop(w1);
+    let _ = echo.join();
+    median(&times)
+}
+
+/// Round trip of one byte between two threads over loopback TCP.
+fn tcp_rtt(n: usize) -> f64 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut b = [0u8; 1];
+        while s.read_exact(&mut b).is_ok() {
+            if s.write_all(&b).is_err() {
+                break;
+            }
+        }
+    });
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut times = Vec::with_capacity(n);
+    let mut b = [7u8; 1];
+    for _ in 0..n {
+        let t = Instant::now();
+        s.write_all(&b).unwrap();
+        s.read_exact(&mut b).unwrap();
+        times.push(micros(t.elapsed()));
+    }
+    drop(s);
+    let _ = echo.join();
+    median(&times)
+}
+
+fn stat_field(pid: u32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    stat_field(pid, "VmRSS:")
+}
+
+/// CPU time (user + system, all threads) in microseconds.
+fn cpu_micros(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = &stat[stat.rfind(')').map(|i| i + 1).unwrap_or(0)..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 * 1e6 / hz
+}
+
+fn throughput(clients: Vec<Client>, for_: Duration) -> f64 {
+    let deadline = Instant::now() + for_;
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    c.echo();
+                    n += 1;
+                }
+                c.close();
+                n
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    total as f64 / for_.as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: bench MCPSHARE FIXTURE [--json PATH] [--quick] [--label NAME]");
+        std::process::exit(2);
+    }
+    let mcpshare = PathBuf::from(&args[1])
+        .canonicalize()
+        .expect("mcpshare binary");
+    let fixture = PathBuf::from(&args[2])
+        .canonicalize()
+        .expect("fixture binary");
+    let quick = args.iter().any(|a| a == "--quick");
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let label = args
+        .iter()
+        .position(|a| a == "--label")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
+    let scale = if quick { 1 } else { 4 };
+    let mut results = json!({"mcpshare": mcpshare.display().to_string(), "label": label});
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut row = |what: &str, value: String, target: &str, verdict: &str| {
+        rows.push((what.into(), value, target.into(), verdict.into()));
+    };
+    let pass = |ok: bool| if ok { "met" } else { "MISSED" };
+
+    // 1. Floors and per-call latency, interleaved.
+    let pipe = pipe_rtt(2000 * scale);
+    let tcp = tcp_rtt(2000 * scale);
+    let home = Home::new(&mcpshare, "latency");
+    let mut shared = Client::start(home.bridge(&fixture, &[]));
+    shared.initialize();
+    let mut own = Client::start(direct(&fixture, &[]));
+    own.initialize();
+    for _ in 0..200 {
+        shared.echo();
+        own.echo();
+    }
+    let (mut via, mut dir) = (Vec::new(), Vec::new());
+    for _ in 0..500 * scale {
+        via.push(micros(shared.echo()));
+        dir.push(micros(own.echo()));
+    }
+    let added = median(&via) - median(&dir);
+    let floor = pipe + tcp;
+    results["latency_us"] = json!({
+        "pipe_rtt_p50": pipe, "tcp_rtt_p50": tcp,
+        "direct_p50": median(&dir), "direct_p99": percentile(&dir, 0.99),
+        "mcpshare_p50": median(&via), "mcpshare_p99": percentile(&via, 0.99),
+        "added_p50": added, "added_over_floor": added / floor,
+    });
+    row(
+        "pipe / TCP round trip p50",
+        format!("{pipe:.0} / {tcp:.0} µs"),
+        "floor",
+        "",
+    );
+    row(
+        "direct call p50 / p99",
+        format!("{:.0} / {:.0} µs", median(&dir), percentile(&dir, 0.99)),
+        "baseline",
+        "",
+    );
+    row(
+        "mcpshare call p50 / p99",
+        format!("{:.0} / {:.0} µs", median(&via), percentile(&via, 0.99)),
+        "",
+        "",
+    );
+    row(
+        "added p50 ÷ (pipe+TCP)",
+        format!("{:.2}× ({added:.0} µs)", added / floor),
+        "≤ 1.25×",
+        pass(added <= 1.25 * floor),
+    );
+
+    // 2. CPU per call.
+    let daemon = home.daemon_pid();
+    let n = 2000 * scale;
+    let (d0, b0) = (cpu_micros(daemon), cpu_micros(shared.pid()));
+    for _ in 0..n {
+        shared.echo();
+    }
+    let (d1, b1) = (cpu_micros(daemon), cpu_micros(shared.pid()));
+    let (dcpu, bcpu) = ((d1 - d0) / n as f64, (b1 - b0) / n as f64);
+    results["cpu_us_per_call"] = json!({"daemon": dcpu, "bridge": bcpu, "calls": n});
+    row(
+        "CPU per call: daemon / bridge",
+        format!("{dcpu:.1} / {bcpu:.1} µs"),
+        "as small as possible",
+        "",
+    );
+    shared.close();
+    own.close();
+    drop(home);
+
+    // 3. Throughput, shared vs each client with its own server.
+    let window = Duration::from_millis(if quick { 700 } else { 2000 });
+    let mut tp = serde_json::Map::new();
+    for n in [1usize, 8, 32] {
+        let home = Home::new(&mcpshare, &format!("tp{n}"));
+        let mut clients: Vec<Client> = (0..n)
+            .map(|_| Client::start(home.bridge(&fixture, &[])))
+            .collect();
+        clients.iter_mut().for_each(Client::initialize);
+        let s = throughput(clients, window);
+        let mut clients: Vec<Client> = (0..n)
+            .map(|_| Client::start(direct(&fixture, &[])))
+            .collect();
+        clients.iter_mut().for_each(Client::initialize);
+        let d = throughput(clients, window);
+        tp.insert(
+            n.to_string(),
+            json!({"shared_calls_per_s": s, "direct_calls_per_s": d, "ratio": s / d}),
+        );
+        let target = if n == 1 { "" } else { "≥ 0.5×" };
+        let verdict = if n == 1 { "" } else { pass(s >= 0.5 * d) };
+        row(
+            &format!("throughput, {n} clients: shared / direct"),
+            format!("{s:.0} / {d:.0} calls/s ({:.2}×)", s / d),
+            target,
+            verdict,
+        );
+    }
+    results["throughput"] = Value::Object(tp);
+
+    // 4. Cold start and warm attach, minus the server started directly.
+    let runs = if quick { 3 } else { 7 };
+    let init_time = |cmd: Command| {
+        let t = Instant::now();
+        let mut c = Client::start(cmd);
+        c.initialize();
+        let d = t.elapsed();
+        c.close();
+        micros(d) / 1000.0
+    };
+    let (mut cold, mut plain, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        let home = Home::new(&mcpshare, &format!("cold{i}"));
+        cold.push(init_time(home.bridge(&fixture, &[])));
+        plain.push(init_time(direct(&fixture, &[])));
+    }
+    let home = Home::new(&mcpshare, "warm");
+    let mut keeper = Client::start(home.bridge(&fixture, &[]));
+    keeper.initialize();
+    for _ in 0..runs * 2 {
+        warm.push(init_time(home.bridge(&fixture, &[])));
+    }
+    keeper.close();
+    drop(home);
+    let (cold_over, warm_over) = (
+        median(&cold) - median(&plain),
+        median(&warm) - median(&plain),
+    );
+    results["startup_ms"] = json!({"direct_p50": median(&plain), "cold_p50": median(&cold), "warm_p50": median(&warm),
+        "cold_overhead": cold_over, "warm_overhead": warm_over});
+    row(
+        "initialize, server started directly",
+        format!("{:.1} ms", median(&plain)),
+        "baseline",
+        "",
+    );
+    row(
+        "cold start overhead (no daemon)",
+        format!("{cold_over:.1} ms"),
+        "≤ 30 ms",
+        pass(cold_over <= 30.0),
+    );
+    row(
+        "warm attach overhead",
+        format!("{warm_over:.1} ms"),
+        "≤ 5 ms",
+        pass(warm_over <= 5.0),
+    );
+
+    // 5. Memory.
+    let home = Home::new(&mcpshare, "memory");
+    let mut daemon_cmd = Command::new(&mcpshare);
+    daemon_cmd
+        .arg("daemon")
+        .env("MCPSHARE_HOME", &home.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut d = daemon_cmd.spawn().expect("daemon");
+    let mut ready = String::new();
+    BufReader::new(d.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let idle = rss_kib(d.id());
+    let mut one = Client::start(home.bridge(&fixture, &[]));
+    one.initialize();
+    one.echo();
+    let with1 = rss_kib(d.id());
+    let mut many: Vec<Client> = (0..31)
+        .map(|_| Client::start(home.bridge(&fixture, &[])))
+        .collect();
+    for c in many.iter_mut() {
+        c.initialize();
+        c.echo();
+    }
+    let with32 = rss_kib(d.id());
+    let per_session = (with32 as f64 - with1 as f64) / 31.0;
+    let bridge = rss_kib(one.pid());
+    let upstream_pid: u32 = one.ask("tools/call", json!({"name": "pid", "arguments": {}}))["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let server = rss_kib(upstream_pid);
+    many.into_iter().for_each(Client::close);
+    one.close();
+    home.stop();
+    let _ = d.wait();
+    drop(home);
+    // N clients × S servers: through mcpshare versus each client starting its own.
+    let (nc, ns) = (4usize, 3usize);
+    let home = Home::new(&mcpshare, "fleet");
+    let mut fleet = Vec::new();
+    for _ in 0..nc {
+        for s in 0..ns {
+            let mut c = Client::start(home.bridge(&fixture, &[&format!("--server={s}")]));
+            c.initialize();
+            fleet.push(c);
+        }
+    }
+    let status = Command::new(&mcpshare)
+        .args(["status", "--json"])
+        .env("MCPSHARE_HOME", &home.dir)
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let ups: u64 = st["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| rss_kib(u["pid"].as_u64().unwrap() as u32))
+        .sum();
+    let via_total =
+        rss_kib(home.daemon_pid()) + ups + fleet.iter().map(|c| rss_kib(c.pid())).sum::<u64>();
+    fleet.into_iter().for_each(Client::close);
+    drop(home);
+    let mut own: Vec<Client> = (0..nc * ns)
+        .map(|_| Client::start(direct(&fixture, &[])))
+        .collect();
+    own.iter_mut().for_each(Client::initialize);
+    let direct_total: u64 = own.iter().map(|c| rss_kib(c.pid())).sum();
+    own.into_iter().for_each(Client::close);
+    results["memory_kib"] = json!({"daemon_idle": idle, "daemon_1_session": with1, "daemon_32_sessions": with32,
+        "per_session": per_session, "bridge": bridge, "fixture_server": server,
+        "fleet": {"clients": nc, "servers": ns, "via_mcpshare": via_total, "direct": direct_total}});
+    row(
+        "daemon RSS idle",
+        format!("{:.1} MiB", idle as f64 / 1024.0),
+        "≤ 5 MiB",
+        pass(idle <= 5 * 1024),
+    );
+    row(
+        "daemon RSS per session",
+        format!("{per_session:.0} KiB"),
+        "≤ 64 KiB",
+        pass(per_session <= 64.0),
+    );
+    row(
+        "bridge RSS",
+        format!("{:.1} MiB", bridge as f64 / 1024.0),
+        "≤ 2 MiB",
+        pass(bridge <= 2 * 1024),
+    );
+    row(
+        &format!("{nc} clients × {ns} servers, total RSS"),
+        format!(
+            "{:.1} MiB via mcpshare / {:.1} MiB direct",
+            via_total as f64 / 1024.0,
+            direct_total as f64 / 1024.0
+        ),
+        &format!("fixture server is {:.1} MiB", server as f64 / 1024.0),
+        "",
+    );
+
+    // 6. Election: 64 clients at once on a cold home.
+    let home = Home::new(&mcpshare, "election");
+    let n = if quick { 16 } else { 64 };
+    let t = Instant::now();
+    let mut clients: Vec<Client> = (0..n)
+        .map(|_| Client::start(home.bridge(&fixture, &[])))
+        .collect();
+    for c in clients.iter_mut() {
+        c.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}}}));
+    }
+    for c in clients.iter_mut() {
+        let mut line = String::new();
+        c.out.read_line(&mut line).unwrap();
+        assert!(line.contains("\"result\""), "election: {line}");
+    }
+    let all_in = t.elapsed();
+    let daemons = home.daemons_started();
+    clients.into_iter().for_each(Client::close);
+    drop(home);
+    results["election"] =
+        json!({"clients": n, "all_initialized_ms": micros(all_in) / 1000.0, "daemons": daemons});
+    row(
+        &format!("election: {n} clients at once"),
+        format!("{:.0} ms, {daemons} daemon", micros(all_in) / 1000.0),
+        "1 daemon",
+        pass(daemons == 1),
+    );
+
+    // 7. Binary size.
+    let size = std::fs::metadata(&mcpshare).map(|m| m.len()).unwrap_or(0);
+    results["binary_bytes"] = json!(size);
+    row(
+        "binary size",
+        format!("{:.2} MB", size as f64 / 1e6),
+        "≤ 3 MB",
+        pass(size <= 3_000_000),
+    );
+
+    println!("mcpshare bench {label} ({})\n", mcpshare.display());
+    println!("{:<40} {:<44} {:<22} result", "measure", "value", "target");
+    for (w, v, t, ok) in &rows {
+        println!("{w:<40} {v:<44} {t:<22} {ok}");
+    }
+    if let Some(p) = json_path {
+        std::fs::write(&p, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
+        println!("\nresults written to {p}");
+    }
+}

@@ -10,7 +10,11 @@ GNU = x86_64-unknown-linux-gnu
 # With vendored crates (make vendor), every cargo call stays offline.
 OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
 
-.PHONY: all static test lint man-lint vendor demo install uninstall clean
+.PHONY: all static test lint man-lint vendor demo bench interop install uninstall clean
+
+# The binary `make bench` measures; the default is the static build.
+BENCH_BIN ?= target/mcpshare
+INTEROP_DIR = target/interop
 
 all: static
 
@@ -54,6 +58,19 @@ vendor:
 demo:
 	$(CARGO) build $(OFFLINE) --release --bin mcpshare --example fixture --example demo
 	target/release/examples/demo target/release/mcpshare target/release/examples/fixture
+
+# Measures mcpshare against the fixture server run directly; see README.
+bench: static
+	$(CARGO) build $(OFFLINE) --release --example fixture --example bench
+	target/release/examples/bench $(BENCH_BIN) target/release/examples/fixture --json target/bench.json
+
+# Real MCP software from the npm registry, in a scratch directory; needs the
+# registry, so it is not part of `make test`.
+interop: static
+	mkdir -p $(INTEROP_DIR)
+	cp examples/interop/package.json examples/interop/package-lock.json examples/interop/interop.mjs $(INTEROP_DIR)/
+	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(INTEROP_DIR) && node interop.mjs ../mcpshare
 
 install: static
 	install -d $(BINDIR) $(MANDIR)

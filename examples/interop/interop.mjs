@@ -1,0 +1,206 @@
+// make interop: the official TypeScript SDK client against the reference
+// servers, directly (the baseline) and through `mcpshare run`. Everything
+// that passes directly must pass through mcpshare. Prints "N passed, M failed".
+// Usage: node interop.mjs MCPSHARE  (run from the scratch directory holding node_modules)
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import {
+  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
+  LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const MCPSHARE = resolve(process.argv[2]);
+const EVERYTHING = resolve("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+const MEMORY = resolve("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+const home = mkdtempSync(join(tmpdir(), "mcpshare-interop-"));
+const memoryFile = join(home, "memory.jsonl");
+const env = { ...process.env, MCPSHARE_HOME: home, MEMORY_FILE_PATH: memoryFile };
+const TIMEOUT = { timeout: 20000 };
+let passed = 0, failed = 0;
+
+function transport(mode, server, args) {
+  const command = mode === "direct" ? "node" : MCPSHARE;
+  const argv = mode === "direct" ? [server, ...args] : ["run", "--", "node", server, ...args];
+  return new StdioClientTransport({ command, args: argv, env, stderr: "ignore" });
+}
+
+async function connect(mode, server, args, name) {
+  const client = new Client({ name, version: "1.0.0" },
+    { capabilities: { sampling: {}, roots: { listChanged: true }, elicitation: {} } });
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: "file:///interop-root", name: "root" }] }));
+  client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+    role: "assistant", model: "interop-model", content: { type: "text", text: "sampled-by-interop" } }));
+  client.setRequestHandler(ElicitRequestSchema, async () => ({ action: "decline" }));
+  await client.connect(transport(mode, server, args));
+  return client;
+}
+
+async function check(mode, name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok     ${mode.padEnd(8)} ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL   ${mode.padEnd(8)} ${name}: ${e?.message ?? e}`);
+  }
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+function text(result) {
+  return (result.content ?? []).map((c) => c.text ?? "").join(" ");
+}
+
+function waitFor(pred, ms, what) {
+  return new Promise((ok, fail) => {
+    const start = Date.now();
+    const tick = () => (pred() ? ok() : Date.now() - start > ms ? fail(new Error(`no ${what} within ${ms} ms`)) : setTimeout(tick, 50));
+    tick();
+  });
+}
+
+async function allPages(list) {
+  let cursor, items = [];
+  do {
+    const page = await list(cursor);
+    items = items.concat(page.items);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return items;
+}
+
+async function everything(mode) {
+  const c = await connect(mode, EVERYTHING, ["stdio"], `interop-${mode}`);
+  const logs = [], updates = [];
+  c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n));
+  c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n));
+  await check(mode, "initialize", async () => {
+    assert(c.getServerVersion()?.name, "no serverInfo");
+    assert(c.getServerCapabilities()?.tools, "no tools capability");
+  });
+  await check(mode, "tools/list (all pages)", async () => {
+    const tools = await allPages(async (cursor) => { const r = await c.listTools({ cursor }, TIMEOUT); return { items: r.tools, nextCursor: r.nextCursor }; });
+    for (const t of ["echo", "get-sum", "get-roots-list", "trigger-sampling-request", "trigger-elicitation-request"]) {
+      assert(tools.some((x) => x.name === t), `missing tool ${t}`);
+    }
+  });
+  await check(mode, "tools/call echo", async () => {
+    assert(text(await c.callTool({ name: "echo", arguments: { message: "hello" } }, undefined, TIMEOUT)).includes("hello"), "bad echo");
+  });
+  await check(mode, "tools/call get-sum", async () => {
+    assert(text(await c.callTool({ name: "get-sum", arguments: { a: 2, b: 3 } }, undefined, TIMEOUT)).includes("5"), "bad sum");
+  });
+  await check(mode, "structuredContent passes through", async () => {
+    const r = await c.callTool({ name: "get-structured-content", arguments: { location: "Chicago" } }, undefined, TIMEOUT);
+    assert(r.structuredContent, "no structuredContent");
+  });
+  await check(mode, "prompts/list and prompts/get", async () => {
+    const prompts = await allPages(async (cursor) => { const r = await c.listPrompts({ cursor }, TIMEOUT); return { items: r.prompts, nextCursor: r.nextCursor }; });
+    assert(prompts.some((p) => p.name === "simple-prompt"), "no simple-prompt");
+    const p = await c.getPrompt({ name: "args-prompt", arguments: { city: "Paris" } }, TIMEOUT);
+    assert(JSON.stringify(p.messages).includes("Paris"), "args not applied");
+  });
+  await check(mode, "resources/list, templates and read", async () => {
+    const res = await allPages(async (cursor) => { const r = await c.listResources({ cursor }, TIMEOUT); return { items: r.resources, nextCursor: r.nextCursor }; });
+    assert(res.length > 0, "no resources");
+    const t = await c.listResourceTemplates({}, TIMEOUT);
+    assert(t.resourceTemplates.length > 0, "no templates");
+    const read = await c.readResource({ uri: res[0].uri }, TIMEOUT);
+    assert(read.contents.length > 0, "empty read");
+  });
+  await check(mode, "completion/complete", async () => {
+    const r = await c.complete({ ref: { type: "ref/prompt", name: "completable-prompt" }, argument: { name: "department", value: "E" } }, TIMEOUT);
+    assert(Array.isArray(r.completion.values), "no completion values");
+  });
+  await check(mode, "progress notifications", async () => {
+    let seen = 0;
+    await c.callTool({ name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } }, undefined,
+      { ...TIMEOUT, onprogress: () => seen++ });
+    assert(seen >= 1, "no progress");
+  });
+  await check(mode, "logging/setLevel and log messages", async () => {
+    await c.setLoggingLevel("debug", TIMEOUT);
+    await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
+    await waitFor(() => logs.length > 0, 15000, "log message");
+    await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
+  });
+  await check(mode, "resources/subscribe and updates", async () => {
+    const res = await c.listResources({}, TIMEOUT);
+    await c.subscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
+    await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
+    await waitFor(() => updates.length > 0, 15000, "resources/updated");
+    await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
+    await c.unsubscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
+  });
+  await check(mode, "sampling answered by the client", async () => {
+    const r = await c.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hi", maxTokens: 5 } }, undefined, TIMEOUT);
+    assert(text(r).includes("sampled-by-interop"), `sampling result missing: ${text(r).slice(0, 200)}`);
+  });
+  await check(mode, "elicitation answered by the client", async () => {
+    const r = await c.callTool({ name: "trigger-elicitation-request", arguments: {} }, undefined, TIMEOUT);
+    assert(!r.isError && text(r).toLowerCase().includes("decline"), `elicitation result: ${text(r).slice(0, 200)}`);
+  });
+  await check(mode, "roots answered by the client", async () => {
+    const r = await c.callTool({ name: "get-roots-list", arguments: {} }, undefined, TIMEOUT);
+    assert(text(r).includes("interop-root"), `roots result: ${text(r).slice(0, 200)}`);
+  });
+  await c.close();
+}
+
+function upstreamCount(match) {
+  const st = JSON.parse(execFileSync(MCPSHARE, ["status", "--json"], { env }).toString());
+  return st.upstreams.filter((u) => u.command.some((a) => a.includes(match))).length;
+}
+
+async function shared() {
+  const mode = "shared";
+  const [a, b] = await Promise.all([
+    connect("mcpshare", EVERYTHING, ["stdio"], "interop-a"),
+    connect("mcpshare", EVERYTHING, ["stdio"], "interop-b"),
+  ]);
+  await check(mode, "two clients share one server-everything upstream", async () => {
+    const [ra, rb] = await Promise.all([
+      a.callTool({ name: "echo", arguments: { message: "from-a" } }, undefined, TIMEOUT),
+      b.callTool({ name: "echo", arguments: { message: "from-b" } }, undefined, TIMEOUT),
+    ]);
+    assert(text(ra).includes("from-a") && text(rb).includes("from-b"), "answers crossed");
+    assert(upstreamCount("server-everything") === 1, "not exactly one upstream");
+  });
+  await check(mode, "each client's sampling reaches that client", async () => {
+    const r = await a.callTool({ name: "trigger-sampling-request", arguments: { prompt: "x", maxTokens: 5 } }, undefined, TIMEOUT);
+    assert(text(r).includes("sampled-by-interop"), "sampling failed");
+  });
+  await a.close();
+  await b.close();
+
+  const [m1, m2] = await Promise.all([
+    connect("mcpshare", MEMORY, [], "memory-a"),
+    connect("mcpshare", MEMORY, [], "memory-b"),
+  ]);
+  await check(mode, "server-memory: what one client writes the other reads", async () => {
+    await m1.callTool({ name: "create_entities", arguments: { entities: [{ name: "mcpshare-interop", entityType: "test", observations: ["written by client one"] }] } }, undefined, TIMEOUT);
+    const r = await m2.callTool({ name: "read_graph", arguments: {} }, undefined, TIMEOUT);
+    assert(JSON.stringify(r).includes("written by client one"), "client two does not see it");
+    assert(upstreamCount("server-memory") === 1, "not exactly one server-memory upstream");
+  });
+  await m1.close();
+  await m2.close();
+}
+
+try {
+  await everything("direct");
+  await everything("mcpshare");
+  await shared();
+} finally {
+  try { execFileSync(MCPSHARE, ["stop"], { env, stdio: "ignore" }); } catch {}
+  rmSync(home, { recursive: true, force: true });
+}
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

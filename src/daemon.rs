@@ -37,20 +37,21 @@ pub const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
-pub fn env_secs(name: &str, default: Duration) -> Duration {
+/// A duration from an environment variable holding a whole number of `unit`.
+fn env_duration(name: &str, unit: fn(u64) -> Duration, default: Duration) -> Duration {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .map(Duration::from_secs)
+        .map(unit)
         .unwrap_or(default)
 }
 
+pub fn env_secs(name: &str, default: Duration) -> Duration {
+    env_duration(name, Duration::from_secs, default)
+}
+
 pub fn env_millis(name: &str, default: Duration) -> Duration {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(default)
+    env_duration(name, Duration::from_millis, default)
 }
 
 pub struct Daemon {
@@ -272,12 +273,7 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
                     .and_then(|v| v.parse::<u64>().ok())
             };
             let Some(up) = d.upstream(id) else {
-                return http::json(
-                    req,
-                    404,
-                    &json!({"error": format!("no upstream {id} in this daemon")}),
-                    &[],
-                );
+                return unknown_upstream(req, id);
             };
             let wait = Duration::from_millis(param("wait_ms").unwrap_or(0)).min(LOG_WAIT_MAX);
             let lines = up
@@ -297,12 +293,7 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         ("POST", p) if p.starts_with("/api/restart/") => {
             let id = &p["/api/restart/".len()..];
             let Some(up) = d.upstream(id) else {
-                return http::json(
-                    req,
-                    404,
-                    &json!({"error": format!("no upstream {id} in this daemon")}),
-                    &[],
-                );
+                return unknown_upstream(req, id);
             };
             log!("upstream {id}: restart requested");
             match up.restart() {
@@ -334,6 +325,15 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         }
         _ => http::json(req, 404, &json!({"error": format!("no route {path}")}), &[]),
     }
+}
+
+fn unknown_upstream(req: http::Request, id: &str) {
+    http::json(
+        req,
+        404,
+        &json!({"error": format!("no upstream {id} in this daemon")}),
+        &[],
+    )
 }
 
 impl Daemon {

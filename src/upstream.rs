@@ -590,23 +590,9 @@ impl Upstream {
     fn health_loop(self: Arc<Self>, generation: u64) {
         let mut failures = 0;
         loop {
-            let deadline = Instant::now() + self.tuning.ping_every;
-            let mut st = self.lock();
-            loop {
-                if st.generation != generation || st.phase != Phase::Running {
-                    return;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                st = self
-                    .changed
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+            if !self.wait_unchanged(generation, Phase::Running, self.tuning.ping_every) {
+                return;
             }
-            drop(st);
             let Ok((rx, id)) = self.send_internal("ping", json!({}), generation) else {
                 return;
             };
@@ -637,6 +623,27 @@ impl Upstream {
                 }
                 return;
             }
+        }
+    }
+
+    /// Wait `for_`, waking early on state changes; false as soon as the
+    /// child's generation or phase is no longer the given one (or it retired).
+    fn wait_unchanged(&self, generation: u64, phase: Phase, for_: Duration) -> bool {
+        let deadline = Instant::now() + for_;
+        let mut st = self.lock();
+        loop {
+            if st.generation != generation || st.phase != phase || self.is_retired() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -989,23 +996,9 @@ impl Upstream {
         let spawned = std::thread::Builder::new()
             .name(format!("restart-{}", self.id))
             .spawn(move || {
-                let deadline = Instant::now() + delay;
-                let mut st = me.lock();
-                loop {
-                    if st.generation != generation || st.phase != Phase::Idle || me.is_retired() {
-                        return;
-                    }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    st = me
-                        .changed
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                if !me.wait_unchanged(generation, Phase::Idle, delay) || me.is_retired() {
+                    return;
                 }
-                drop(st);
                 if me.session_count() == 0 {
                     return;
                 }

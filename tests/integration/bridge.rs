@@ -130,12 +130,7 @@ fn a_long_call_never_holds_up_a_short_one() {
 #[test]
 fn exits_zero_promptly_on_stdin_eof_and_on_sigterm() {
     let home = TestHome::new("exit");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(b.upstream_pid(json!(1)));
+    let (mut b, _) = home.client();
     b.close_stdin();
     let status = b.wait_exit(Duration::from_secs(3)).expect("exit after EOF");
     assert!(status.success(), "{status:?}");
@@ -176,15 +171,7 @@ fn a_missing_upstream_command_is_named_in_the_initialize_error() {
     let mut c = home.cmd();
     c.args(["run", "--", "/nonexistent/mcp-server", "--flag"]);
     let mut b = Bridge::spawn(c);
-    let r = b.request(
-        json!(0),
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    let msg = r["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("want an error: {r}"));
+    let msg = b.initialize_error();
     assert!(
         msg.contains("/nonexistent/mcp-server") && msg.contains("No such file"),
         "{msg}"

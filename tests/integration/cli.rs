@@ -78,10 +78,7 @@ fn usage_errors_exit_2_with_a_hint() {
 fn status_json_has_the_documented_shape() {
     let home = TestHome::new("statusjson");
     assert_eq!(home.status(), json!({"daemon": null, "upstreams": []}));
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    let pid = b.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(pid);
+    let (_b, pid) = home.client();
     let st = home.status();
     let d = &st["daemon"];
     for k in ["pid", "port", "version", "started_at"] {

@@ -128,6 +128,16 @@ impl TestHome {
         serde_json::from_slice(&out.stdout).expect("status --json is JSON")
     }
 
+    /// A bridge, initialized; its upstream's pid is recorded for the
+    /// leak check when this home drops.
+    pub fn client(&self) -> (Bridge, u32) {
+        let mut b = self.bridge(&[]);
+        b.initialize();
+        let up = b.upstream_pid(json!("upstream-pid"));
+        self.seen_upstreams.lock().unwrap().push(up);
+        (b, up)
+    }
+
     pub fn bridge(&self, args: &[&str]) -> Bridge {
         self.bridge_with(args, &[])
     }
@@ -155,17 +165,7 @@ impl Drop for TestHome {
         if let Some(m) = self.manifest() {
             let pid = m["pid"].as_u64().unwrap_or(0) as u32;
             let start = m["start_time"].as_u64().unwrap_or(0);
-            let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(19)?
-                        .parse::<u64>()
-                        .ok()
-                })
-                == Some(start);
+            let ours = mcpshare::sys::start_time(pid) == Some(start);
             // A test may forge a manifest naming itself; never signal ourselves.
             if pid > 1 && pid != std::process::id() && ours && pid_alive(pid) {
                 signal(pid, libc::SIGTERM);
@@ -337,17 +337,21 @@ impl Bridge {
         self.response(&id, WAIT)
     }
 
+    /// Send `initialize` expecting an error; the error's message.
+    pub fn initialize_error(&mut self) -> String {
+        let r = self.request(json!(0), "initialize", init_params(json!({})));
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("want an error: {r}"))
+            .to_string()
+    }
+
     pub fn initialize(&mut self) -> Value {
         self.initialize_with(json!({}))
     }
 
     pub fn initialize_with(&mut self, capabilities: Value) -> Value {
-        let r = self.request(
-            json!(0),
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": capabilities,
-                   "clientInfo": {"name": "mcpshare-test", "version": "1"}}),
-        );
+        let r = self.request(json!(0), "initialize", init_params(capabilities));
         assert!(r.get("result").is_some(), "initialize failed: {r}");
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         r
@@ -395,6 +399,12 @@ impl Drop for Bridge {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The params of a test client's `initialize`.
+pub fn init_params(capabilities: Value) -> Value {
+    json!({"protocolVersion": "2025-06-18", "capabilities": capabilities,
+           "clientInfo": {"name": "mcpshare-test", "version": "1"}})
 }
 
 pub fn is_response_to(m: &Value, id: &Value) -> bool {

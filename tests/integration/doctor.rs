@@ -27,10 +27,7 @@ fn record_of(all: &[Value], pid: u32) -> Option<Value> {
 #[test]
 fn records_appear_and_disappear_with_their_processes() {
     let home = TestHome::new("records");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    let up = b.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(up);
+    let (b, up) = home.client();
     let daemon = home.daemon_pid().unwrap();
     let all = processes(&home);
     let roles: Vec<(u32, String)> = all
@@ -136,16 +133,7 @@ fn a_reused_pid_reads_as_dead() {
     let home = TestHome::new("reused");
     std::fs::create_dir_all(home.dir.join("processes")).unwrap();
     let me = std::process::id();
-    let start: u64 = std::fs::read_to_string("/proc/self/stat")
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start: u64 = mcpshare::sys::start_time(std::process::id()).unwrap();
     let forged = json!({"pid": me, "start_time": start + 1, "role": "bridge", "transport": "stdio", "parent_pid_at_start": 1});
     std::fs::write(
         home.dir.join(format!("processes/{me}.json")),
@@ -226,25 +214,13 @@ fn a_bridge_whose_client_died_is_a_stale_client_until_it_exits() {
 #[test]
 fn a_stopped_daemon_fails_clients_fast_and_stop_force_recovers() {
     let home = TestHome::new("sigstop");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    let up = b.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(up);
+    let (_b, up) = home.client();
     let daemon = home.daemon_pid().unwrap();
     signal(daemon, libc::SIGSTOP);
 
     let t = Instant::now();
     let mut c = home.bridge(&[]);
-    let r = c.request(
-        json!(0),
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    let msg = r["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("want an error: {r}"))
-        .to_string();
+    let msg = c.initialize_error();
     println!("sigstop: a new client failed after {:?}", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(8));
     assert!(
@@ -272,12 +248,7 @@ fn a_stopped_daemon_fails_clients_fast_and_stop_force_recovers() {
         "the stopped daemon's upstream survived"
     );
     // A fresh client is served by a fresh daemon.
-    let mut d = home.bridge(&[]);
-    d.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(d.upstream_pid(json!(1)));
+    let (_d, _) = home.client();
     assert_ne!(home.daemon_pid(), Some(daemon));
 }
 
@@ -316,12 +287,7 @@ fn stop_force_never_signals_an_unconfirmed_pid() {
 #[test]
 fn doctor_json_shape_exit_status_and_crashed_and_orphaned_upstreams() {
     let home = TestHome::new("doctorjson");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(b.upstream_pid(json!(1)));
+    let (mut b, _) = home.client();
     let out = home.mcpshare(&["doctor", "--json"]);
     assert_eq!(
         out.status.code(),
@@ -387,16 +353,7 @@ fn doctor_json_shape_exit_status_and_crashed_and_orphaned_upstreams() {
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     let gone_pid = gone.id();
     gone.wait().unwrap();
-    let start: u64 = std::fs::read_to_string(format!("/proc/{}/stat", sleeper.id()))
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start: u64 = mcpshare::sys::start_time(sleeper.id()).unwrap();
     let rec = json!({"pid": sleeper.id(), "start_time": start, "role": "upstream", "transport": "stdio",
         "parent_pid_at_start": gone_pid, "process_group_id": sleeper.id(), "upstream": "forged-0"});
     std::fs::write(

@@ -197,10 +197,7 @@ fn kill_9_of_the_daemon_under_load_errors_fast_and_recovers() {
 #[test]
 fn stop_returns_once_the_lock_is_free_and_the_upstream_is_gone() {
     let home = TestHome::new("stop");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    let up = b.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(up);
+    let (_b, up) = home.client();
     let daemon = home.daemon_pid().unwrap();
     let out = home.mcpshare(&["stop"]);
     assert!(out.status.success());
@@ -221,10 +218,7 @@ fn stop_returns_once_the_lock_is_free_and_the_upstream_is_gone() {
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let home = TestHome::new("sigterm");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    let up = b.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(up);
+    let (_b, up) = home.client();
     let daemon = home.daemon_pid().unwrap();
     signal(daemon, libc::SIGTERM);
     assert!(
@@ -251,15 +245,7 @@ fn a_daemon_that_dies_during_start_up_is_reported_with_its_log() {
     // The daemon cannot write its manifest over a directory, so it fails to boot.
     std::fs::create_dir(home.dir.join("daemon.json")).unwrap();
     let mut b = home.bridge(&[]);
-    let r = b.request(
-        json!(0),
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    let msg = r["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("want an error: {r}"));
+    let msg = b.initialize_error();
     assert!(msg.contains("exited during start-up"), "{msg}");
     assert!(
         msg.contains("daemon.json"),
@@ -283,12 +269,7 @@ fn a_newer_client_takes_over_an_older_daemon_and_old_clients_follow() {
         .push(old.upstream_pid(json!(1)));
     assert_eq!(home.status()["daemon"]["version"], json!("0.0.1"));
 
-    let mut new = home.bridge(&[]);
-    new.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(new.upstream_pid(json!(1)));
+    let (_new, _) = home.client();
     let st = home.status();
     assert_eq!(
         st["daemon"]["version"],
@@ -345,16 +326,7 @@ impl FakeDaemon {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let start: u64 = std::fs::read_to_string("/proc/self/stat")
-            .unwrap()
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .nth(19)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let start: u64 = mcpshare::sys::start_time(std::process::id()).unwrap();
         let m = json!({"schema": 1, "version": "9.0.0", "protocol": 1, "pid": me, "start_time": start, "port": port,
             "url": format!("http://127.0.0.1:{port}"), "token": "ef".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
         std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
@@ -418,19 +390,8 @@ fn an_incompatible_daemon_is_refused_with_what_to_run() {
         "{err}"
     );
     let mut b = home.bridge(&[]);
-    let r = b.request(
-        json!(0),
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("control protocol 99"),
-        "{r}"
-    );
+    let msg = b.initialize_error();
+    assert!(msg.contains("control protocol 99"), "{msg}");
 }
 
 #[test]
@@ -439,16 +400,7 @@ fn a_hung_daemon_fails_clients_fast_naming_its_pid() {
     let _fake = FakeDaemon::start(&home, None);
     let t = Instant::now();
     let mut b = home.bridge(&[]);
-    let r = b.request(
-        json!(0),
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    let msg = r["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("want an error: {r}"))
-        .to_string();
+    let msg = b.initialize_error();
     println!("hung: client failed after {:?}", t.elapsed());
     assert!(
         t.elapsed() < Duration::from_secs(8),

@@ -49,12 +49,7 @@ impl Http {
 #[test]
 fn the_http_surface_checks_token_origin_host_and_sessions() {
     let home = TestHome::new("security");
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(b.upstream_pid(json!(1)));
+    let (_b, _) = home.client();
     let http = Http::new(&home);
     let up = home.status()["upstreams"][0]["id"]
         .as_str()
@@ -233,12 +228,7 @@ fn home_and_secrets_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let home = TestHome::new("perms");
     std::fs::set_permissions(&home.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut b = home.bridge(&[]);
-    b.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(b.upstream_pid(json!(1)));
+    let (_b, _) = home.client();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&home.dir), 0o700);
     assert_eq!(mode(&home.dir.join("daemon.json")), 0o600);

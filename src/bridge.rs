@@ -88,6 +88,7 @@ pub struct Bridge {
     stopping: AtomicBool,
     inflight: Mutex<usize>,
     idle: Condvar,
+    draining: AtomicBool,
     out: Mutex<()>,
     pool: Pool,
     /// This bridge's registry record, removed on exit.
@@ -120,6 +121,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         stopping: AtomicBool::new(false),
         inflight: Mutex::new(0),
         idle: Condvar::new(),
+        draining: AtomicBool::new(false),
         out: Mutex::new(()),
         pool: Pool::new("bridge"),
         registration: Mutex::new(registration),
@@ -219,6 +221,7 @@ impl Bridge {
 
     fn drain(&self, timeout: Duration) {
         let n = lock(&self.inflight);
+        self.draining.store(true, Ordering::Release);
         let _ = self.idle.wait_timeout_while(n, timeout, |n| *n > 0);
     }
 
@@ -230,7 +233,8 @@ impl Bridge {
             job(&me);
             let mut n = lock(&me.inflight);
             *n -= 1;
-            if *n == 0 {
+            // Only the end-of-input drain waits; spare the wake-up otherwise.
+            if *n == 0 && me.draining.load(Ordering::Acquire) {
                 me.idle.notify_all();
             }
         });

@@ -9,6 +9,11 @@ use std::io::{self, BufReader};
 use std::time::Duration;
 
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// A GET stream with no byte for this long is lost (the daemon writes a
+/// keepalive every 15 s).
+pub const STREAM_SILENCE: Duration = Duration::from_secs(45);
+/// Beyond the daemon's own request timeout, how long a POST may take.
+const POST_SLACK: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
@@ -226,7 +231,23 @@ impl Client {
         if let Some(v) = h.version {
             req = req.header("MCP-Protocol-Version", v);
         }
-        req.send(body).map(Client::reply).map_err(classify)
+        // Only receive-phase timeouts: a timeout on the whole call would make
+        // ureq resolve the address on a new thread for every request.
+        let limit = crate::daemon::env_secs(
+            "MCPSHARE_REQUEST_TIMEOUT_SECS",
+            crate::daemon::DEFAULT_REQUEST_TIMEOUT,
+        )
+        .max(crate::daemon::env_secs(
+            "MCPSHARE_START_TIMEOUT_SECS",
+            crate::daemon::DEFAULT_START_TIMEOUT,
+        )) + POST_SLACK;
+        req.config()
+            .timeout_recv_response(Some(limit))
+            .timeout_recv_body(Some(limit))
+            .build()
+            .send(body)
+            .map(Client::reply)
+            .map_err(classify)
     }
 
     pub fn mcp_get(&self, path: &str, h: &McpHeaders) -> Result<Reply, SendError> {
@@ -241,7 +262,12 @@ impl Client {
         if let Some(v) = h.version {
             req = req.header("MCP-Protocol-Version", v);
         }
-        req.call().map(Client::reply).map_err(classify)
+        req.config()
+            .timeout_per_read(Some(STREAM_SILENCE))
+            .build()
+            .call()
+            .map(Client::reply)
+            .map_err(classify)
     }
 
     pub fn mcp_delete(

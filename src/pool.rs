@@ -1,7 +1,7 @@
-//! An elastic pool of named worker threads: a job runs on an idle worker if
-//! there is one, otherwise on a new one, so a long job (an SSE stream, a slow
-//! tool call) never queues a short one behind it. Workers are never retired,
-//! which keeps thread-bound kernel state (parent-death signals) stable.
+//! An elastic pool of named worker threads for the bridge: a job runs on an
+//! idle worker if there is one, otherwise on a new one, so a long job (a slow
+//! tool call) never queues a short one (a ping) behind it. Workers are never
+//! retired: a bridge's concurrency peak is small and short-lived.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};

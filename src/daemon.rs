@@ -498,7 +498,7 @@ impl Daemon {
             .values()
             .cloned()
             .collect();
-        ups.iter().map(|u| u.status().inflight).sum()
+        ups.iter().map(|u| u.inflight()).sum()
     }
 
     fn heartbeat(&self) {

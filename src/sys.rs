@@ -290,14 +290,6 @@ pub use imp::{
     stdout_to_stderr, uid,
 };
 
-/// Identify a live process by pid and start time.
-pub fn identify(pid: u32) -> ProcessId {
-    ProcessId {
-        pid,
-        start_time: start_time(pid).unwrap_or(0),
-    }
-}
-
 /// Is `id` still the same process (alive, and where known, same start time)?
 pub fn same_process(id: &ProcessId) -> bool {
     if !pid_alive(id.pid) {
@@ -329,7 +321,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn own_process_is_identified() {
-        let me = identify(std::process::id());
+        let pid = std::process::id();
+        let me = ProcessId {
+            pid,
+            start_time: start_time(pid).unwrap_or(0),
+        };
         assert!(me.start_time > 0);
         assert!(same_process(&me));
         let reused = ProcessId {

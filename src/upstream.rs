@@ -255,11 +255,16 @@ impl Upstream {
             sessions,
             state: st.phase.name(),
             restarts: st.restarts,
-            inflight: st.pending.values().filter(|p| p.session.is_some()).count(),
+            inflight: inflight(&st),
             isolated: self.spec.isolated,
             last_error: st.last_error.clone(),
             log: self.logbook.path().display().to_string(),
         }
+    }
+
+    /// Requests of clients waiting for the child's answer.
+    pub fn inflight(&self) -> usize {
+        inflight(&self.lock())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -340,6 +345,27 @@ impl Upstream {
     /// Returns the child's `initialize` result. A new client (`fresh`) may
     /// start a `crashed` upstream again; a request may not.
     pub fn ensure_running(self: &Arc<Self>, fresh: bool) -> Result<Value, String> {
+        self.until_running(
+            fresh,
+            |st| st.init.clone().unwrap_or(Value::Null),
+            |init| init,
+        )
+    }
+
+    /// As `ensure_running`, without copying the `initialize` result: for
+    /// the per-request path.
+    fn ensure_started(self: &Arc<Self>) -> Result<(), String> {
+        self.until_running(false, |_| (), |_| ())
+    }
+
+    /// The start-or-wait loop; `running` reads the state of a running
+    /// child, `started` gets the result of a handshake this call did.
+    fn until_running<T>(
+        self: &Arc<Self>,
+        fresh: bool,
+        running: impl FnOnce(&State) -> T,
+        started: impl FnOnce(Value) -> T,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + self.tuning.start_timeout;
         let mut st = self.lock();
         loop {
@@ -350,7 +376,7 @@ impl Upstream {
                 st.idle_since = Instant::now();
             }
             match st.phase {
-                Phase::Running => return Ok(st.init.clone().unwrap_or(Value::Null)),
+                Phase::Running => return Ok(running(&st)),
                 Phase::Stopping => return Err(format!("upstream {} is stopping", self.id)),
                 Phase::Crashed if fresh => {
                     st.crashes.clear();
@@ -395,7 +421,7 @@ impl Upstream {
                         Ok(_) => {}
                         Err(_) => self.kill_generation(generation),
                     }
-                    return result;
+                    return result.map(started);
                 }
             }
         }
@@ -725,7 +751,7 @@ impl Upstream {
                         "missing uri",
                     )));
                 };
-                self.ensure_running(false)?;
+                self.ensure_started()?;
                 let subscribe = method == "resources/subscribe";
                 let first_or_last = {
                     let mut st = self.lock();
@@ -757,7 +783,7 @@ impl Upstream {
         }
         let mut cache = None;
         if CACHED_LISTS.iter().any(|(m, _)| *m == method) {
-            self.ensure_running(false)?;
+            self.ensure_started()?;
             let cursor = msg
                 .pointer("/params/cursor")
                 .and_then(Value::as_str)
@@ -778,7 +804,7 @@ impl Upstream {
         mut msg: Value,
         cache: Option<(String, u64)>,
     ) -> Result<Receiver<Value>, String> {
-        self.ensure_running(false)?;
+        self.ensure_started()?;
         let (tx, rx) = channel();
         let orig_id = jsonrpc::id(&msg);
         let orig_token = msg.pointer("/params/_meta/progressToken").cloned();
@@ -1234,6 +1260,10 @@ impl Upstream {
         }
         drop(child.1);
     }
+}
+
+fn inflight(st: &State) -> usize {
+    st.pending.values().filter(|p| p.session.is_some()).count()
 }
 
 /// The stream of a session's newest call in flight.

@@ -98,6 +98,7 @@ pub struct Bridge {
 /// How often a bridge checks that the client that started it still lives.
 pub const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 
+#[cfg(unix)]
 fn watchdog_every() -> Duration {
     crate::daemon::env_millis("MCPSHARE_WATCHDOG_MS", WATCHDOG_EVERY).max(Duration::from_millis(10))
 }

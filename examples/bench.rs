@@ -170,58 +170,53 @@ fn median(v: &[f64]) -> f64 {
     percentile(v, 0.5)
 }
 
-/// Round trip of one byte between two threads over two pipes.
-fn pipe_rtt(n: usize) -> f64 {
-    let (mut r1, mut w1) = std::io::pipe().unwrap();
-    let (mut r2, mut w2) = std::io::pipe().unwrap();
-    let echo = std::thread::spawn(move || {
-        let mut b = [0u8; 1];
-        while r1.read_exact(&mut b).is_ok() {
-            if w2.write_all(&b).is_err() {
-                break;
-            }
+/// Echo bytes from `r` back on `w` until either side closes.
+fn echo(mut r: impl Read, mut w: impl Write) {
+    let mut b = [0u8; 1];
+    while r.read_exact(&mut b).is_ok() {
+        if w.write_all(&b).is_err() {
+            break;
         }
-    });
+    }
+}
+
+/// Median round trip of one byte written to `w` and echoed back on `r`.
+fn round_trips(n: usize, mut w: impl Write, mut r: impl Read) -> f64 {
     let mut times = Vec::with_capacity(n);
     let mut b = [7u8; 1];
     for _ in 0..n {
         let t = Instant::now();
-        w1.write_all(&b).unwrap();
-        r2.read_exact(&mut b).unwrap();
+        w.write_all(&b).unwrap();
+        r.read_exact(&mut b).unwrap();
         times.push(micros(t.elapsed()));
     }
-    drop(w1);
-    let _ = echo.join();
     median(&times)
+}
+
+/// Round trip of one byte between two threads over two pipes.
+fn pipe_rtt(n: usize) -> f64 {
+    let (r1, w1) = std::io::pipe().unwrap();
+    let (r2, w2) = std::io::pipe().unwrap();
+    let echoer = std::thread::spawn(move || echo(r1, w2));
+    let rtt = round_trips(n, w1, r2);
+    let _ = echoer.join();
+    rtt
 }
 
 /// Round trip of one byte between two threads over loopback TCP.
 fn tcp_rtt(n: usize) -> f64 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let echo = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    let echoer = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
         s.set_nodelay(true).unwrap();
-        let mut b = [0u8; 1];
-        while s.read_exact(&mut b).is_ok() {
-            if s.write_all(&b).is_err() {
-                break;
-            }
-        }
+        echo(s.try_clone().unwrap(), s);
     });
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let s = std::net::TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();
-    let mut times = Vec::with_capacity(n);
-    let mut b = [7u8; 1];
-    for _ in 0..n {
-        let t = Instant::now();
-        s.write_all(&b).unwrap();
-        s.read_exact(&mut b).unwrap();
-        times.push(micros(t.elapsed()));
-    }
-    drop(s);
-    let _ = echo.join();
-    median(&times)
+    let rtt = round_trips(n, s.try_clone().unwrap(), s);
+    let _ = echoer.join();
+    rtt
 }
 
 fn stat_field(pid: u32, name: &str) -> u64 {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
-use crate::pool::Pool;
+use crate::pool::{Limit, Pool};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests one bridge has open at the daemon at once; more wait their turn.
+/// Notifications and responses (cancellations, answers to the server's own
+/// requests) never wait, so a full set of calls cannot block its own answers.
+pub const MAX_OPEN_REQUESTS: usize = 64;
 
 /// One attachment to one daemon: a session on the upstream's endpoint.
 struct Conn {
@@ -91,6 +95,7 @@ pub struct Bridge {
     draining: AtomicBool,
     out: Mutex<()>,
     pool: Pool,
+    requests: Arc<Limit>,
     /// This bridge's registry record, removed on exit.
     registration: Mutex<Option<Registration>>,
 }
@@ -125,6 +130,10 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         draining: AtomicBool::new(false),
         out: Mutex::new(()),
         pool: Pool::new("bridge"),
+        // Each open request holds a connection; so may 8 idle ones and the stream.
+        requests: Limit::new(MAX_OPEN_REQUESTS.min(
+            crate::daemon::connection_budget(crate::sys::raise_fd_limit()).saturating_sub(10),
+        )),
         registration: Mutex::new(registration),
     });
     let b = bridge.clone();
@@ -348,6 +357,7 @@ impl Bridge {
     /// is returned (None when the client cancelled it).
     fn request(self: &Arc<Self>, msg: &Value, sink: &dyn Fn(Value)) -> Option<Value> {
         let id = jsonrpc::id(msg);
+        let _permit = self.requests.acquire();
         for attempt in 0..2 {
             let conn = match self.connection() {
                 Ok(c) => c,

@@ -14,7 +14,15 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 pub const STREAM_SILENCE: Duration = Duration::from_secs(45);
 /// Beyond the daemon's own request timeout, how long a POST may take.
 const POST_SLACK: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// On loopback a connect is refused at once when nothing listens; it waits
+/// only while the daemon's accept queue is full (a burst beyond its
+/// connection limit), which drains as idle connections close.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Kept-alive connections a client keeps idle: enough for a bridge's usual
+/// few concurrent calls, few enough that bridges do not hoard the daemon's
+/// connections, which they all share.
+pub const IDLE_CONNECTIONS: usize = 8;
 
 #[derive(Debug)]
 pub enum SendError {
@@ -135,11 +143,23 @@ pub struct McpHeaders<'a> {
     pub version: Option<&'a str>,
 }
 
+impl McpHeaders<'_> {
+    fn apply<B>(&self, mut req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        if let Some(s) = self.session {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        if let Some(v) = self.version {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        req
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .max_idle_connections_per_host(64)
+        .max_idle_connections_per_host(IDLE_CONNECTIONS)
         .user_agent(concat!("mcpshare/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
@@ -185,7 +205,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<(u16, Value), SendError> {
         let url = format!("{}{path}", self.base);
-        let resp = match body {
+        let resp = again_if_unused(|| match body {
             Some(b) => self
                 .agent
                 .post(&url)
@@ -211,7 +231,7 @@ impl Client {
                 .timeout_global(Some(timeout))
                 .build()
                 .call(),
-        }
+        })
         .map_err(classify)?;
         let reply = Client::reply(resp);
         let status = reply.status;
@@ -219,18 +239,6 @@ impl Client {
     }
 
     pub fn mcp_post(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Result<Reply, SendError> {
-        let mut req = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth())
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json");
-        if let Some(s) = h.session {
-            req = req.header("Mcp-Session-Id", s);
-        }
-        if let Some(v) = h.version {
-            req = req.header("MCP-Protocol-Version", v);
-        }
         // Only receive-phase timeouts: a timeout on the whole call would make
         // ureq resolve the address on a new thread for every request.
         let limit = crate::daemon::env_secs(
@@ -241,52 +249,77 @@ impl Client {
             "MCPSHARE_START_TIMEOUT_SECS",
             crate::daemon::DEFAULT_START_TIMEOUT,
         )) + POST_SLACK;
-        req.config()
-            .timeout_recv_response(Some(limit))
-            .timeout_recv_body(Some(limit))
-            .build()
-            .send(body)
-            .map(Client::reply)
-            .map_err(classify)
+        again_if_unused(|| {
+            let req = self
+                .agent
+                .post(format!("{}{path}", self.base))
+                .header("Authorization", &self.auth())
+                .header("Accept", "application/json, text/event-stream")
+                .header("Content-Type", "application/json");
+            h.apply(req)
+                .config()
+                .timeout_recv_response(Some(limit))
+                .timeout_recv_body(Some(limit))
+                .build()
+                .send(body)
+        })
+        .map(Client::reply)
+        .map_err(classify)
     }
 
     pub fn mcp_get(&self, path: &str, h: &McpHeaders) -> Result<Reply, SendError> {
-        let mut req = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth())
-            .header("Accept", "text/event-stream");
-        if let Some(s) = h.session {
-            req = req.header("Mcp-Session-Id", s);
-        }
-        if let Some(v) = h.version {
-            req = req.header("MCP-Protocol-Version", v);
-        }
-        req.config()
-            .timeout_per_read(Some(STREAM_SILENCE))
-            .build()
-            .call()
-            .map(Client::reply)
-            .map_err(classify)
+        again_if_unused(|| {
+            let req = self
+                .agent
+                .get(format!("{}{path}", self.base))
+                .header("Authorization", &self.auth())
+                .header("Accept", "text/event-stream");
+            h.apply(req)
+                .config()
+                .timeout_per_read(Some(STREAM_SILENCE))
+                .build()
+                .call()
+        })
+        .map(Client::reply)
+        .map_err(classify)
     }
 
+    /// DELETE the session (ends it at the daemon), bounded by `timeout`.
     pub fn mcp_delete(
         &self,
         path: &str,
         h: &McpHeaders,
         timeout: Duration,
     ) -> Result<u16, SendError> {
-        let mut req = self
-            .agent
-            .delete(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth())
-            .config()
-            .timeout_global(Some(timeout))
-            .build();
-        if let Some(s) = h.session {
-            req = req.header("Mcp-Session-Id", s);
+        again_if_unused(|| {
+            let req = self
+                .agent
+                .delete(format!("{}{path}", self.base))
+                .header("Authorization", &self.auth());
+            h.apply(req)
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .call()
+        })
+        .map(|r| r.status().as_u16())
+        .map_err(classify)
+    }
+}
+
+/// Send a request again, at most twice more, while the daemon answers 408:
+/// it closed the kept-alive connection as unused before reading the request
+/// (see `http::serve`), so the request was not acted on.
+fn again_if_unused(
+    send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let mut tries = 1;
+    loop {
+        let resp = send()?;
+        if resp.status().as_u16() != 408 || tries == 3 {
+            return Ok(resp);
         }
-        req.call().map(|r| r.status().as_u16()).map_err(classify)
+        tries += 1;
     }
 }
 

@@ -87,6 +87,17 @@ pub fn random_token() -> Result<String> {
 }
 
 /// Run the daemon in the foreground until stopped.
+/// Connections that may wait for accept: a burst of clients attaching at
+/// once, or requests beyond the connection limit.
+const ACCEPT_BACKLOG: i32 = 1024;
+
+/// Connections a process may hold at once: three quarters of the
+/// descriptors it may open, the rest kept for pipes, logs and files.
+pub fn connection_budget(fd_limit: Option<u64>) -> usize {
+    let limit = fd_limit.unwrap_or(4096).min(1 << 20) as usize;
+    (limit - limit / 4).max(16)
+}
+
 pub fn run(home: Home) -> Result<()> {
     let lock_path = home.daemon_lock();
     let deadline = Instant::now() + LOCK_RETRY_FOR;
@@ -103,6 +114,9 @@ pub fn run(home: Home) -> Result<()> {
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
+    if let Err(e) = sys::widen_backlog(&listener, ACCEPT_BACKLOG) {
+        log!("cannot widen the accept queue: {e}");
+    }
     let port = listener
         .local_addr()
         .map(|a| a.port())
@@ -159,6 +173,7 @@ pub fn run(home: Home) -> Result<()> {
         http::serve(
             listener,
             daemon.max_message,
+            connection_budget(sys::raise_fd_limit()),
             Arc::new(move |req| route(&d, req)),
         )
         .map_err(|e| Error::io("cannot start the HTTP thread", e))?;

@@ -10,11 +10,13 @@
 //! when two connections arrive together, leaving one queued behind
 //! long-lived streams. One thread per connection has no such queue.)
 
+use crate::pool::Limit;
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Longest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -27,7 +29,7 @@ pub struct Request {
     target: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-    out: TcpStream,
+    out: Arc<TcpStream>,
     keep_alive: bool,
     answered: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -57,26 +59,96 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
-/// Accept connections on `listener` forever, one thread each.
-pub fn serve(listener: TcpListener, max_body: usize, handler: Handler) -> io::Result<()> {
+/// Accept connections on `listener` forever, one thread each, at most
+/// `max_conns` at a time: beyond that, new connections wait in the kernel's
+/// queue until one closes, rather than failing for want of descriptors.
+pub fn serve(
+    listener: TcpListener,
+    max_body: usize,
+    max_conns: usize,
+    handler: Handler,
+) -> io::Result<()> {
     static CONN: AtomicU64 = AtomicU64::new(1);
+    let open = Limit::new(max_conns);
     std::thread::Builder::new()
         .name("http-accept".into())
         .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
+            let mut failing = false;
+            loop {
+                let permit = open.acquire();
+                let stream = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of descriptors or memory elsewhere in the
+                        // process: the connection stays queued; try again soon.
+                        if !std::mem::replace(&mut failing, true) {
+                            crate::log!("cannot accept a connection: {e}");
+                        }
+                        drop(permit);
+                        std::thread::sleep(ACCEPT_RETRY);
+                        continue;
+                    }
+                };
+                failing = false;
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let n = CONN.fetch_add(1, Ordering::Relaxed);
+                let id = CONN.fetch_add(1, Ordering::Relaxed);
+                let limit = open.clone();
                 let spawned = std::thread::Builder::new()
-                    .name(format!("http-conn-{n}"))
-                    .spawn(move || connection(stream, max_body, handler));
+                    .name(format!("http-conn-{id}"))
+                    .spawn(move || {
+                        let _permit = permit;
+                        connection(stream, &limit, max_body, handler);
+                    });
                 if let Err(e) = spawned {
                     crate::log!("cannot start a connection thread: {e}");
                 }
             }
         })?;
     Ok(())
+}
+
+/// How long the accept loop pauses after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// How often a connection idle between requests checks whether a new
+/// connection is waiting for its place; if one is, the idle one closes.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Reads from a connection, sitting out read timeouts except while idle
+/// between requests with the connection limit reached: then the timeout
+/// ends the connection (`reaped`), so kept-alive connections cannot starve
+/// new ones.
+struct Patient<'a> {
+    stream: &'a TcpStream,
+    limit: &'a Limit,
+    idle: bool,
+    reaped: bool,
+}
+
+impl Read for Patient<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    self.idle = false;
+                    return Ok(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.idle && self.limit.contended() {
+                        self.reaped = true;
+                        return Ok(0);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 struct Head {
@@ -86,14 +158,22 @@ struct Head {
     keep_alive: bool,
 }
 
-fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
+fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handler) {
+    // One descriptor per connection: the reader and every response share it.
+    let stream = Arc::new(stream);
+    let _ = stream.set_read_timeout(Some(IDLE_CHECK));
+    let mut reader = BufReader::new(Patient {
+        stream: &stream,
+        limit,
+        idle: false,
+        reaped: false,
+    });
     loop {
+        // Idle until the next request's first byte (unless it is buffered).
+        reader.get_mut().idle = reader.buffer().is_empty();
         let head = match read_head(&mut reader) {
             Ok(Some(h)) => h,
+            Ok(None) if reader.get_ref().reaped => return close_unused(&stream),
             Ok(None) => return,
             Err(e) => {
                 let _ = raw_response(
@@ -114,7 +194,7 @@ fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
                 .map(|(_, v)| v.clone())
         };
         if find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-            let _ = (&stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let _ = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         let chunked =
             find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
@@ -142,7 +222,6 @@ fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
             }
             Err(_) => return,
         };
-        let Ok(out) = stream.try_clone() else { return };
         let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keep_alive = head.keep_alive;
         handler(Request {
@@ -150,7 +229,7 @@ fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
             target: head.target,
             headers: head.headers,
             body,
-            out,
+            out: stream.clone(),
             keep_alive,
             answered: answered.clone(),
         });
@@ -160,6 +239,18 @@ fn connection(stream: TcpStream, max_body: usize, handler: Handler) {
             return;
         }
     }
+}
+
+/// Close a kept-alive connection that carried no request since its last
+/// answer. A client may have sent one at this very moment: the 408 tells it
+/// that request was not read (ours send it again), and reading until the
+/// client closes keeps its copy of the 408 from being lost to a reset.
+fn close_unused(stream: &TcpStream) {
+    let _ = raw_response(stream, 408, &[], "", b"", false);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(IDLE_CHECK));
+    let mut sink = [0u8; 4096];
+    while matches!((&*stream).read(&mut sink), Ok(n) if n > 0) {}
 }
 
 fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> io::Result<Option<String>> {
@@ -267,6 +358,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
+        408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
@@ -341,13 +433,13 @@ impl Sse {
             "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\
              Transfer-Encoding: chunked\r\n\r\n",
         );
-        (&req.out).write_all(head.as_bytes())?;
+        (&*req.out).write_all(head.as_bytes())?;
         Ok(Sse { req })
     }
 
     fn chunk(&mut self, payload: &str) -> io::Result<()> {
         let framed = format!("{:x}\r\n{payload}\r\n", payload.len());
-        (&self.req.out).write_all(framed.as_bytes())
+        (&*self.req.out).write_all(framed.as_bytes())
     }
 
     pub fn event(&mut self, msg: &Value) -> io::Result<()> {
@@ -375,7 +467,7 @@ impl Sse {
     }
 
     pub fn finish(self) -> io::Result<()> {
-        (&self.req.out).write_all(b"0\r\n\r\n")?;
+        (&*self.req.out).write_all(b"0\r\n\r\n")?;
         self.req.answered.store(true, Ordering::Release);
         Ok(())
     }

@@ -2,11 +2,15 @@
 //! idle worker if there is one, otherwise on a new one, so a long job (a slow
 //! tool call) never queues a short one (a ping) behind it. Workers are never
 //! retired: a bridge's concurrency peak is small and short-lived.
+//!
+//! And [`Limit`], a counting semaphore: how the bridge bounds the requests it
+//! has open at the daemon, and the daemon the connections it serves, so that
+//! neither runs out of file descriptors under a burst.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -88,6 +92,60 @@ fn run_job(job: Job) {
     }
 }
 
+/// At most `max` permits out at once; `acquire` waits for one.
+pub struct Limit {
+    max: usize,
+    /// Permits out, and callers waiting for one.
+    state: Mutex<(usize, usize)>,
+    freed: Condvar,
+}
+
+/// A permit from a [`Limit`], handed back when dropped (panics included).
+pub struct Permit(Arc<Limit>);
+
+impl Limit {
+    pub fn new(max: usize) -> Arc<Limit> {
+        Arc::new(Limit {
+            max: max.max(1),
+            state: Mutex::new((0, 0)),
+            freed: Condvar::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, (usize, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn acquire(self: &Arc<Self>) -> Permit {
+        let mut s = self.state();
+        if s.0 >= self.max {
+            s.1 += 1;
+            while s.0 >= self.max {
+                s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+            s.1 -= 1;
+        }
+        s.0 += 1;
+        Permit(self.clone())
+    }
+
+    /// Is someone waiting for a permit?
+    pub fn contended(&self) -> bool {
+        self.state().1 > 0
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.0 -= 1;
+        // Spare the wake-up when nobody waits (the common case).
+        if s.1 > 0 {
+            self.0.freed.notify_one();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +170,24 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![0, 1, 2, 3]);
         drop(block_tx);
+    }
+
+    #[test]
+    fn a_limit_holds_the_next_caller_until_a_permit_returns() {
+        let limit = Limit::new(2);
+        let a = limit.acquire();
+        let _b = limit.acquire();
+        let (got_tx, got_rx) = channel();
+        let l = limit.clone();
+        let waiter = std::thread::spawn(move || {
+            let _c = l.acquire();
+            got_tx.send(()).unwrap();
+        });
+        // Both permits are out: the third caller must still be waiting.
+        assert!(got_rx.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(a);
+        got_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        waiter.join().unwrap();
+        assert_eq!(limit.state().0, 1, "only _b is still out");
     }
 }

@@ -216,6 +216,46 @@ mod imp {
         Ok(())
     }
 
+    /// Let up to `n` connections queue for accept (std listens with 128;
+    /// Linux caps `n` at net.core.somaxconn). Calling listen again on a
+    /// listening socket only changes its backlog.
+    pub fn widen_backlog(listener: &std::net::TcpListener, n: i32) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen on a socket we own.
+        if unsafe { libc::listen(listener.as_raw_fd(), n) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Raise the soft limit on open descriptors to the hard limit (as far
+    /// as the OS allows) and return the limit now in force.
+    pub fn raise_fd_limit() -> Option<u64> {
+        // SAFETY: getrlimit/setrlimit read and write a struct we own.
+        unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return None;
+            }
+            // macOS refuses more than OPEN_MAX even when the hard limit is unlimited.
+            let ceilings = [lim.rlim_max, lim.rlim_max.min(10240)];
+            for want in ceilings {
+                if want <= lim.rlim_cur {
+                    break;
+                }
+                let raised = libc::rlimit {
+                    rlim_cur: want,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim.rlim_cur = want;
+                    break;
+                }
+            }
+            Some(lim.rlim_cur)
+        }
+    }
+
     pub fn uid() -> Option<u32> {
         // SAFETY: getuid cannot fail.
         Some(unsafe { libc::getuid() })
@@ -277,6 +317,12 @@ mod imp {
     pub fn on_termination(_f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
         Ok(())
     }
+    pub fn raise_fd_limit() -> Option<u64> {
+        None
+    }
+    pub fn widen_backlog(_listener: &std::net::TcpListener, _n: i32) -> io::Result<()> {
+        Ok(())
+    }
     pub fn uid() -> Option<u32> {
         None
     }
@@ -286,8 +332,8 @@ mod imp {
 }
 
 pub use imp::{
-    detach, die_with_parent, on_network_fs, on_termination, pid_alive, signal, signal_group,
-    stdout_to_stderr, uid,
+    detach, die_with_parent, on_network_fs, on_termination, pid_alive, raise_fd_limit, signal,
+    signal_group, stdout_to_stderr, uid, widen_backlog,
 };
 
 /// Is `id` still the same process (alive, and where known, same start time)?

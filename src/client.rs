@@ -2,10 +2,13 @@
 //! CLI: loopback only, bearer token on every call but health, bounded
 //! timeouts, and an SSE reader that yields one event's data at a time.
 
+use crate::h1::{Conns, Sent};
 use crate::jsonrpc::{Line, LineReader};
 use crate::manifest::Manifest;
 use serde_json::Value;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -60,20 +63,40 @@ pub struct Reply {
     pub status: u16,
     pub session: Option<String>,
     pub content_type: String,
-    body: ureq::Body,
+    body: Box<dyn Read + Send>,
 }
 
 impl Reply {
+    pub fn new(
+        status: u16,
+        session: Option<String>,
+        content_type: String,
+        body: Box<dyn Read + Send>,
+    ) -> Reply {
+        Reply {
+            status,
+            session,
+            content_type,
+            body,
+        }
+    }
+
     pub fn is_sse(&self) -> bool {
         self.content_type.starts_with("text/event-stream")
     }
 
     pub fn bytes(self, max: usize) -> Result<Vec<u8>, SendError> {
+        let mut b = Vec::new();
         self.body
-            .into_with_config()
-            .limit(max as u64)
-            .read_to_vec()
-            .map_err(|e| SendError::Broken(e.to_string()))
+            .take(max as u64 + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| SendError::Broken(e.to_string()))?;
+        if b.len() > max {
+            return Err(SendError::Broken(format!(
+                "the daemon's answer exceeds {max} bytes"
+            )));
+        }
+        Ok(b)
     }
 
     pub fn json(self, max: usize) -> Result<Value, SendError> {
@@ -84,14 +107,14 @@ impl Reply {
 
     pub fn events(self, max: usize) -> Events {
         Events {
-            lines: LineReader::new(BufReader::new(self.body.into_reader()), max),
+            lines: LineReader::new(BufReader::new(self.body), max),
         }
     }
 }
 
 /// Reads `text/event-stream`, yielding each event's data.
 pub struct Events {
-    lines: LineReader<BufReader<ureq::BodyReader<'static>>>,
+    lines: LineReader<BufReader<Box<dyn Read + Send>>>,
 }
 
 impl Events {
@@ -132,6 +155,9 @@ impl Events {
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// The MCP endpoint's POSTs, on the hot path, bypass ureq.
+    conns: Arc<Conns>,
+    port: u16,
     pub base: String,
     token: String,
 }
@@ -167,8 +193,21 @@ fn agent() -> ureq::Agent {
 
 impl Client {
     pub fn new(m: &Manifest) -> Client {
+        // Only receive-phase timeouts bound a POST: its answer may take as
+        // long as the daemon's request (or start) timeout allows.
+        let limit = crate::daemon::env_secs(
+            "MCPSHARE_REQUEST_TIMEOUT_SECS",
+            crate::daemon::DEFAULT_REQUEST_TIMEOUT,
+        )
+        .max(crate::daemon::env_secs(
+            "MCPSHARE_START_TIMEOUT_SECS",
+            crate::daemon::DEFAULT_START_TIMEOUT,
+        )) + POST_SLACK;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, m.port));
         Client {
             agent: agent(),
+            conns: Conns::new(addr, CONNECT_TIMEOUT, limit, IDLE_CONNECTIONS),
+            port: m.port,
             base: m.url.clone(),
             token: m.token.clone(),
         }
@@ -184,12 +223,12 @@ impl Client {
         let session = header("mcp-session-id");
         let content_type = header("content-type").unwrap_or_default();
         let status = resp.status().as_u16();
-        Reply {
+        Reply::new(
             status,
             session,
             content_type,
-            body: resp.into_body(),
-        }
+            Box::new(resp.into_body().into_reader()),
+        )
     }
 
     fn auth(&self) -> String {
@@ -238,33 +277,33 @@ impl Client {
         Ok((status, reply.json(crate::jsonrpc::DEFAULT_MAX_MESSAGE)?))
     }
 
+    /// POST one message to the MCP endpoint and read the reply's head.
     pub fn mcp_post(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Result<Reply, SendError> {
-        // Only receive-phase timeouts: a timeout on the whole call would make
-        // ureq resolve the address on a new thread for every request.
-        let limit = crate::daemon::env_secs(
-            "MCPSHARE_REQUEST_TIMEOUT_SECS",
-            crate::daemon::DEFAULT_REQUEST_TIMEOUT,
-        )
-        .max(crate::daemon::env_secs(
-            "MCPSHARE_START_TIMEOUT_SECS",
-            crate::daemon::DEFAULT_START_TIMEOUT,
-        )) + POST_SLACK;
-        again_if_unused(|| {
-            let req = self
-                .agent
-                .post(format!("{}{path}", self.base))
-                .header("Authorization", &self.auth())
-                .header("Accept", "application/json, text/event-stream")
-                .header("Content-Type", "application/json");
-            h.apply(req)
-                .config()
-                .timeout_recv_response(Some(limit))
-                .timeout_recv_body(Some(limit))
-                .build()
-                .send(body)
-        })
-        .map(Client::reply)
-        .map_err(classify)
+        self.mcp_send(path, h, body)?.receive()
+    }
+
+    /// Write a POST to the MCP endpoint; its reply is read with
+    /// [`Sent::receive`], on this thread or another.
+    pub fn mcp_send(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Result<Sent, SendError> {
+        use std::fmt::Write;
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n",
+            self.port,
+            self.token,
+            body.len()
+        );
+        if let Some(s) = h.session {
+            let _ = write!(head, "Mcp-Session-Id: {s}\r\n");
+        }
+        if let Some(v) = h.version {
+            let _ = write!(head, "MCP-Protocol-Version: {v}\r\n");
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.conns.send(request)
     }
 
     pub fn mcp_get(&self, path: &str, h: &McpHeaders) -> Result<Reply, SendError> {

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod election;
 pub mod endpoint;
 pub mod error;
+pub mod h1;
 pub mod home;
 pub mod http;
 pub mod identity;

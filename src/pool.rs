@@ -7,58 +7,58 @@
 //! has open at the daemon, and the daemon the connections it serves, so that
 //! neither runs out of file descriptors under a burst.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 #[derive(Clone)]
 pub struct Pool {
-    tx: Sender<Job>,
     shared: Arc<Shared>,
 }
 
 struct Shared {
     name: String,
-    rx: Mutex<Receiver<Job>>,
+    queue: Mutex<Queue>,
+    /// Idle workers wait here; each job wakes exactly one.
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
     /// Workers waiting for a job and not yet promised one.
-    idle: AtomicUsize,
-    spawned: AtomicUsize,
+    idle: usize,
+    spawned: usize,
 }
 
 impl Pool {
     pub fn new(name: &str) -> Pool {
-        let (tx, rx) = channel();
-        let shared = Shared {
-            name: name.to_string(),
-            rx: Mutex::new(rx),
-            idle: AtomicUsize::new(0),
-            spawned: AtomicUsize::new(0),
-        };
         Pool {
-            tx,
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                queue: Mutex::new(Queue::default()),
+                ready: Condvar::new(),
+            }),
         }
     }
 
     pub fn run(&self, job: impl FnOnce() + Send + 'static) {
         let job: Job = Box::new(job);
+        let mut q = lock(&self.shared.queue);
         // Promise the job to an idle worker, or start a worker for it.
-        let claimed = self
-            .shared
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if claimed {
-            if let Err(e) = self.tx.send(job) {
-                (e.0)();
-            }
+        if q.idle > 0 {
+            q.idle -= 1;
+            q.jobs.push_back(job);
+            drop(q);
+            self.shared.ready.notify_one();
             return;
         }
+        let n = q.spawned;
+        q.spawned += 1;
+        drop(q);
         let shared = self.shared.clone();
-        let n = shared.spawned.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name(format!("{}-{n}", shared.name))
             .spawn(move || worker(shared, job));
@@ -68,18 +68,24 @@ impl Pool {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn worker(shared: Arc<Shared>, first: Job) {
     run_job(first);
+    let mut q = lock(&shared.queue);
     loop {
-        shared.idle.fetch_add(1, Ordering::AcqRel);
-        let job = match shared.rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
+        q.idle += 1;
+        let job = loop {
+            if let Some(job) = q.jobs.pop_front() {
+                break job;
+            }
+            q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
         };
-        match job {
-            Ok(job) => run_job(job),
-            Err(_) => return,
-        }
+        drop(q);
+        run_job(job);
+        q = lock(&shared.queue);
     }
 }
 
@@ -113,7 +119,7 @@ impl Limit {
     }
 
     fn state(&self) -> MutexGuard<'_, (usize, usize)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     pub fn acquire(self: &Arc<Self>) -> Permit {

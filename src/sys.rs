@@ -216,6 +216,22 @@ mod imp {
         Ok(())
     }
 
+    /// Does a peek find the socket open with nothing to read? One syscall.
+    pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut b = [0u8; 1];
+        // SAFETY: recv into a one-byte buffer we own, on a socket we own.
+        let n = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+
     /// Let up to `n` connections queue for accept (std listens with 128;
     /// Linux caps `n` at net.core.somaxconn). Calling listen again on a
     /// listening socket only changes its backlog.
@@ -323,6 +339,14 @@ mod imp {
     pub fn widen_backlog(_listener: &std::net::TcpListener, _n: i32) -> io::Result<()> {
         Ok(())
     }
+    pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let quiet =
+            matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).is_ok() && quiet
+    }
     pub fn uid() -> Option<u32> {
         None
     }
@@ -332,8 +356,8 @@ mod imp {
 }
 
 pub use imp::{
-    detach, die_with_parent, on_network_fs, on_termination, pid_alive, raise_fd_limit, signal,
-    signal_group, stdout_to_stderr, uid, widen_backlog,
+    detach, die_with_parent, nothing_to_read, on_network_fs, on_termination, pid_alive,
+    raise_fd_limit, signal, signal_group, stdout_to_stderr, uid, widen_backlog,
 };
 
 /// Is `id` still the same process (alive, and where known, same start time)?

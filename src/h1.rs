@@ -1,0 +1,271 @@
+//! The bridge's own HTTP/1.1 client for the one call on its hot path, POST
+//! to the daemon's MCP endpoint: the request leaves in one write on a
+//! kept-alive connection, and sending is apart from receiving, so the thread
+//! that reads the client's request can send it and leave the wait for the
+//! answer to another. It speaks only what the daemon answers with: a body
+//! of known length, or chunks (SSE).
+
+use crate::client::{Reply, SendError};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Kept-alive connections to one daemon, idle ones ready for reuse.
+pub struct Conns {
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    /// How long a reply may keep us waiting for its next byte.
+    read_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+/// A request written on a connection; its reply not yet read.
+pub struct Sent {
+    stream: TcpStream,
+    request: Vec<u8>,
+    conns: Arc<Conns>,
+}
+
+/// Answers sent this many times over are given up on (see `receive`).
+const MAX_SENDS: usize = 3;
+
+impl Conns {
+    pub fn new(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        max_idle: usize,
+    ) -> Arc<Conns> {
+        Arc::new(Conns {
+            addr,
+            connect_timeout,
+            read_timeout,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<TcpStream>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection the daemon has not closed, if there is one.
+    fn reuse(&self) -> Option<TcpStream> {
+        loop {
+            let s = self.idle().pop()?;
+            // Nothing to read is the one healthy state of an idle connection:
+            // an end of stream, an error or a stray byte (a 408) retires it.
+            if crate::sys::nothing_to_read(&s) {
+                return Some(s);
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<TcpStream, SendError> {
+        let s = TcpStream::connect_timeout(&self.addr, self.connect_timeout)
+            .map_err(|e| SendError::NotReached(format!("cannot connect to the daemon: {e}")))?;
+        let _ = s.set_nodelay(true);
+        s.set_read_timeout(Some(self.read_timeout))
+            .map_err(|e| SendError::NotReached(e.to_string()))?;
+        Ok(s)
+    }
+
+    fn put_back(&self, s: TcpStream) {
+        let mut idle = self.idle();
+        if idle.len() < self.max_idle {
+            idle.push(s);
+        }
+    }
+
+    /// Write `request` (head and body) on an idle connection or a new one.
+    /// A reused connection that fails the write was closed by the daemon
+    /// before it read anything: the request goes out again on a new one.
+    pub fn send(self: &Arc<Self>, request: Vec<u8>) -> Result<Sent, SendError> {
+        if let Some(mut s) = self.reuse()
+            && s.write_all(&request).is_ok()
+        {
+            return Ok(self.sent(s, request));
+        }
+        let mut s = self.connect()?;
+        s.write_all(&request)
+            .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
+        Ok(self.sent(s, request))
+    }
+
+    fn sent(self: &Arc<Self>, stream: TcpStream, request: Vec<u8>) -> Sent {
+        Sent {
+            stream,
+            request,
+            conns: self.clone(),
+        }
+    }
+}
+
+impl Sent {
+    /// Read the reply's head. A 408 means the daemon closed this connection
+    /// as unused without reading the request: it is sent again, on a new
+    /// connection, up to `MAX_SENDS` times in all.
+    pub fn receive(self) -> Result<Reply, SendError> {
+        let mut sent = self;
+        for attempt in 1..=MAX_SENDS {
+            let reply = read_head(sent.stream, &sent.conns)?;
+            if reply.status != 408 || attempt == MAX_SENDS {
+                return Ok(reply);
+            }
+            let mut s = sent.conns.connect()?;
+            s.write_all(&sent.request)
+                .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
+            sent.stream = s;
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+fn broken(e: impl std::fmt::Display) -> SendError {
+    SendError::Broken(format!("reading the daemon's answer: {e}"))
+}
+
+fn read_line(r: &mut impl BufRead) -> Result<String, SendError> {
+    let mut line = String::new();
+    match r.take(64 * 1024).read_line(&mut line) {
+        Ok(0) => Err(broken("connection closed")),
+        Ok(_) if !line.ends_with('\n') => Err(broken("header line too long or cut short")),
+        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
+        Err(e) => Err(broken(e)),
+    }
+}
+
+fn read_head(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> {
+    let mut r = BufReader::new(stream);
+    let status_line = read_line(&mut r)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|_| status_line.starts_with("HTTP/1."))
+        .ok_or_else(|| broken(format!("bad status line {status_line:?}")))?;
+    let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+    let (mut session, mut content_type) = (None, String::new());
+    for _ in 0..100 {
+        let line = read_line(&mut r)?;
+        if line.is_empty() {
+            let framing = match (chunked, length) {
+                (true, _) => Framing::Chunked { left: 0 },
+                (false, Some(n)) => Framing::Length(n),
+                (false, None) => {
+                    keep_alive = false;
+                    Framing::UntilClose
+                }
+            };
+            let body = Body {
+                r: Some(r),
+                framing,
+                conns: conns.clone(),
+                keep_alive,
+            };
+            return Ok(Reply::new(status, session, content_type, Box::new(body)));
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            return Err(broken(format!("bad header line {line:?}")));
+        };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = Some(v.parse::<u64>().map_err(broken)?),
+            "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+            "connection" => keep_alive = !v.eq_ignore_ascii_case("close"),
+            "mcp-session-id" => session = Some(v.to_string()),
+            "content-type" => content_type = v.to_string(),
+            _ => {}
+        }
+    }
+    Err(broken("too many headers"))
+}
+
+enum Framing {
+    Length(u64),
+    /// `left` bytes remain of the current chunk; 0 before the next size line.
+    Chunked {
+        left: u64,
+    },
+    UntilClose,
+}
+
+/// A reply's body. Read to its end, it hands a kept-alive connection back
+/// for reuse; dropped before that, the connection closes.
+struct Body {
+    r: Option<BufReader<TcpStream>>,
+    framing: Framing,
+    conns: Arc<Conns>,
+    keep_alive: bool,
+}
+
+impl Body {
+    fn done(&mut self) {
+        if let Some(r) = self.r.take()
+            && self.keep_alive
+            && r.buffer().is_empty()
+        {
+            self.conns.put_back(r.into_inner());
+        }
+    }
+
+    fn chunk_line(r: &mut BufReader<TcpStream>) -> io::Result<String> {
+        read_line(r).map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(r) = self.r.as_mut() else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match &mut self.framing {
+            Framing::Length(0) => {
+                self.done();
+                Ok(0)
+            }
+            Framing::Length(left) => {
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = r.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                *left -= n as u64;
+                if *left == 0 {
+                    self.done();
+                }
+                Ok(n)
+            }
+            Framing::Chunked { left } => {
+                if *left == 0 {
+                    let line = Body::chunk_line(r)?;
+                    let size = u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| io::Error::other(format!("bad chunk size {line:?}")))?;
+                    if size == 0 {
+                        while !Body::chunk_line(r)?.is_empty() {}
+                        self.done();
+                        return Ok(0);
+                    }
+                    *left = size;
+                }
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = r.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                *left -= n as u64;
+                if *left == 0 {
+                    let mut crlf = [0u8; 2];
+                    r.read_exact(&mut crlf)?;
+                }
+                Ok(n)
+            }
+            Framing::UntilClose => r.read(buf),
+        }
+    }
+}

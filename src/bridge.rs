@@ -7,10 +7,11 @@
 use crate::client::{Client, McpHeaders, Reply, SendError};
 use crate::election;
 use crate::error::Error;
+use crate::h1::Sent;
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
-use crate::pool::{Limit, Pool};
+use crate::pool::{Limit, Permit, Pool};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -74,6 +75,13 @@ impl ConnectError {
             ConnectError::Other(s) => jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone()),
         }
     }
+}
+
+/// A request sent by the thread reading stdin, handed to a worker.
+struct Early {
+    conn: Arc<Conn>,
+    sent: Sent,
+    permit: Permit,
 }
 
 enum PostError {
@@ -282,8 +290,9 @@ impl Bridge {
                         let text = "server not initialized: send initialize first";
                         return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
                     }
+                    let early = self.send_early(&msg);
                     self.spawn(move |b| {
-                        if let Some(answer) = b.request(&msg, &|m| b.write(&m)) {
+                        if let Some(answer) = b.request_sent(&msg, &|m| b.write(&m), early) {
                             b.write(&answer);
                         }
                     });
@@ -353,17 +362,53 @@ impl Bridge {
         }
     }
 
+    /// On the thread reading stdin, send a request at once when nothing can
+    /// make that wait: attached, a request slot free, an idle connection at
+    /// hand. The worker that then waits for the answer starts meanwhile.
+    fn send_early(&self, msg: &Value) -> Option<Early> {
+        let conn = lock(&self.link).conn.clone()?;
+        let permit = self.requests.try_acquire()?;
+        let body = serde_json::to_vec(msg).ok()?;
+        let sent = conn
+            .client
+            .mcp_send_reusing(&conn.path, &conn.headers(), &body)?;
+        Some(Early { conn, sent, permit })
+    }
+
     /// Forward a request; `sink` gets what streams before the answer, which
     /// is returned (None when the client cancelled it).
     fn request(self: &Arc<Self>, msg: &Value, sink: &dyn Fn(Value)) -> Option<Value> {
+        self.request_sent(msg, sink, None)
+    }
+
+    /// [`Bridge::request`], whose first attempt may already be sent.
+    fn request_sent(
+        self: &Arc<Self>,
+        msg: &Value,
+        sink: &dyn Fn(Value),
+        early: Option<Early>,
+    ) -> Option<Value> {
         let id = jsonrpc::id(msg);
-        let _permit = self.requests.acquire();
+        let (mut early, _permit) = match early {
+            Some(e) => (Some((e.conn, e.sent)), e.permit),
+            None => (None, self.requests.acquire()),
+        };
         for attempt in 0..2 {
-            let conn = match self.connection() {
-                Ok(c) => c,
-                Err(e) => return Some(e.answer(id)),
+            let (conn, outcome) = match early.take() {
+                Some((conn, sent)) => {
+                    let outcome = self.relay(sent.receive(), &id, sink);
+                    (conn, outcome)
+                }
+                None => {
+                    let conn = match self.connection() {
+                        Ok(c) => c,
+                        Err(e) => return Some(e.answer(id)),
+                    };
+                    let outcome = self.post(&conn, msg, sink);
+                    (conn, outcome)
+                }
             };
-            match self.post(&conn, msg, sink) {
+            match outcome {
                 Ok(answer) => return answer,
                 Err(PostError::Stale(e)) => {
                     self.invalidate(conn.generation);
@@ -395,21 +440,29 @@ impl Bridge {
         msg: &Value,
         sink: &dyn Fn(Value),
     ) -> Result<Option<Value>, PostError> {
-        let id = jsonrpc::id(msg);
         let body = serde_json::to_vec(msg).unwrap_or_default();
-        let reply = conn
-            .client
-            .mcp_post(&conn.path, &conn.headers(), &body)
-            .map_err(|e| match e {
-                SendError::NotReached(s) => PostError::Stale(s),
-                SendError::Broken(s) => PostError::Broken(s),
-            })?;
+        let reply = conn.client.mcp_post(&conn.path, &conn.headers(), &body);
+        self.relay(reply, &jsonrpc::id(msg), sink)
+    }
+
+    /// Relay the daemon's reply to a message with this `id`: its answer is
+    /// returned, what streams before it goes to `sink`.
+    fn relay(
+        &self,
+        reply: Result<Reply, SendError>,
+        id: &Value,
+        sink: &dyn Fn(Value),
+    ) -> Result<Option<Value>, PostError> {
+        let reply = reply.map_err(|e| match e {
+            SendError::NotReached(s) => PostError::Stale(s),
+            SendError::Broken(s) => PostError::Broken(s),
+        })?;
         match reply.status {
             202 => Ok(None),
             404 => Err(PostError::Stale(
                 "session not found (the daemon restarted)".into(),
             )),
-            200 if reply.is_sse() => self.relay_events(reply, &id, sink),
+            200 if reply.is_sse() => self.relay_events(reply, id, sink),
             200 => reply
                 .json(self.max)
                 .map(Some)
@@ -430,7 +483,7 @@ impl Bridge {
                     .and_then(|b| b.pointer("/error/code"))
                     .and_then(Value::as_i64);
                 Ok(Some(jsonrpc::error(
-                    id,
+                    id.clone(),
                     code.unwrap_or(jsonrpc::UNAVAILABLE),
                     format!("mcpshare daemon: {text}"),
                 )))

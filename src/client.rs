@@ -285,6 +285,16 @@ impl Client {
     /// Write a POST to the MCP endpoint; its reply is read with
     /// [`Sent::receive`], on this thread or another.
     pub fn mcp_send(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Result<Sent, SendError> {
+        self.conns.send(self.mcp_request(path, h, body))
+    }
+
+    /// Like [`Client::mcp_send`], but only on an idle connection, so it never
+    /// waits: None when there is none (or it had been closed).
+    pub fn mcp_send_reusing(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Option<Sent> {
+        self.conns.send_reusing(&self.mcp_request(path, h, body))
+    }
+
+    fn mcp_request(&self, path: &str, h: &McpHeaders, body: &[u8]) -> Vec<u8> {
         use std::fmt::Write;
         let mut head = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n\
@@ -303,7 +313,7 @@ impl Client {
         head.push_str("\r\n");
         let mut request = head.into_bytes();
         request.extend_from_slice(body);
-        self.conns.send(request)
+        request
     }
 
     pub fn mcp_get(&self, path: &str, h: &McpHeaders) -> Result<Reply, SendError> {

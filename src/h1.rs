@@ -94,6 +94,14 @@ impl Conns {
         Ok(self.sent(s, request))
     }
 
+    /// Write `request` only if an idle connection takes it at once: for a
+    /// thread that must not wait on a connect.
+    pub fn send_reusing(self: &Arc<Self>, request: &[u8]) -> Option<Sent> {
+        let mut s = self.reuse()?;
+        s.write_all(request).ok()?;
+        Some(self.sent(s, request.to_vec()))
+    }
+
     fn sent(self: &Arc<Self>, stream: TcpStream, request: Vec<u8>) -> Sent {
         Sent {
             stream,

@@ -135,6 +135,16 @@ impl Limit {
         Permit(self.clone())
     }
 
+    /// A permit if one is free now.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut s = self.state();
+        if s.0 >= self.max {
+            return None;
+        }
+        s.0 += 1;
+        Some(Permit(self.clone()))
+    }
+
     /// Is someone waiting for a permit?
     pub fn contended(&self) -> bool {
         self.state().1 > 0

@@ -7,10 +7,10 @@ use crate::daemon::Daemon;
 use crate::http::{self, Request, Sse};
 use crate::jsonrpc::{self, Kind};
 use crate::session::Session;
-use crate::upstream::Reply;
+use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A comment on an idle GET stream this often; a failed write ends the session.
@@ -222,15 +222,81 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
     );
 }
 
+/// The HTTP request of a call in flight, until its answer is written: by
+/// the upstream's reader thread when the answer is all there is (see
+/// [`Answerer`]), else by the connection's own thread.
+struct Pending {
+    /// The request, and whether the answer must wait for the stream.
+    state: Mutex<(Option<Request>, bool)>,
+}
+
+/// Answers larger than this go through the connection's own thread, so the
+/// upstream's reader never waits on a slow client's socket.
+const DIRECT_MAX: usize = 64 * 1024;
+/// How long a timed-out call waits for an answer the reader is writing.
+const DIRECT_WRITE_WAIT: Duration = Duration::from_secs(5);
+
+impl Pending {
+    fn state(&self) -> std::sync::MutexGuard<'_, (Option<Request>, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take the request back; the reader thread will no longer answer it.
+    /// None if it already has.
+    fn reclaim(&self) -> Option<Request> {
+        let mut st = self.state();
+        st.1 = true;
+        st.0.take()
+    }
+}
+
+impl Answerer for Pending {
+    fn answer(&self, answer: &Value) -> bool {
+        let bytes = match serde_json::to_vec(answer) {
+            Ok(b) if b.len() <= DIRECT_MAX => b,
+            _ => return false,
+        };
+        let req = {
+            let mut st = self.state();
+            if st.1 {
+                return false;
+            }
+            st.0.take()
+        };
+        let Some(req) = req else { return false };
+        http::json_bytes(req, 200, &bytes, &[]);
+        true
+    }
+
+    fn streaming(&self) {
+        self.state().1 = true;
+    }
+}
+
 /// Send a request to the upstream and stream back what belongs to it:
 /// plain JSON when the answer is all there is, SSE when progress, log
 /// messages or the upstream's own requests come first.
 fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
     let id = jsonrpc::id(&msg);
-    let rx = match session.upstream.request(session, msg) {
-        Ok(Reply::Local(answer)) => return http::json(req, 200, &answer, &[]),
+    let pending = Arc::new(Pending {
+        state: Mutex::new((Some(req), false)),
+    });
+    let direct: Arc<dyn Answerer> = pending.clone();
+    let sent = session.upstream.request(session, msg, Some(direct));
+    let rx = match sent {
         Ok(Reply::Forwarded(rx)) => rx,
-        Err(e) => return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]),
+        Ok(Reply::Local(answer)) => {
+            if let Some(req) = pending.reclaim() {
+                http::json(req, 200, &answer, &[]);
+            }
+            return;
+        }
+        Err(e) => {
+            if let Some(req) = pending.reclaim() {
+                http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]);
+            }
+            return;
+        }
     };
     let deadline = Instant::now() + d.request_timeout;
     let timeout = |session: &Session| {
@@ -243,7 +309,16 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         );
         jsonrpc::error(id.clone(), jsonrpc::TIMEOUT, text)
     };
-    let first = match rx.recv_timeout(d.request_timeout) {
+    let first = rx.recv_timeout(d.request_timeout);
+    let Some(req) = pending.reclaim() else {
+        // The reader thread took the answer; it sends it on once written,
+        // and the connection must not be reused before.
+        if first.is_err() {
+            let _ = rx.recv_timeout(DIRECT_WRITE_WAIT);
+        }
+        return;
+    };
+    let first = match first {
         Ok(m) => m,
         Err(RecvTimeoutError::Timeout) => return http::json(req, 200, &timeout(session), &[]),
         // Cancelled by the client: no response is owed.

@@ -407,7 +407,12 @@ fn respond(req: Request, status: u16, extra: &[(&str, &str)], content_type: &str
 /// Respond with a JSON body and extra headers.
 pub fn json(req: Request, status: u16, body: &Value, extra: &[(&str, &str)]) {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    respond(req, status, extra, "application/json", &bytes);
+    json_bytes(req, status, &bytes, extra);
+}
+
+/// Respond with a JSON body already serialized.
+pub fn json_bytes(req: Request, status: u16, body: &[u8], extra: &[(&str, &str)]) {
+    respond(req, status, extra, "application/json", body);
 }
 
 /// Respond with a status and no body.

@@ -95,6 +95,49 @@ pub enum Reply {
 }
 
 /// Where the answer to a request sent to the child goes.
+/// Writes a request's answer straight to its caller, on the thread that
+/// read it from the child, when nothing else went to the caller first: one
+/// thread hand-off fewer on every plain call.
+pub trait Answerer: Send + Sync {
+    /// Deliver `answer` now; false when the caller takes it from the channel.
+    fn answer(&self, answer: &Value) -> bool;
+    /// Something other than the answer is on its way: from now on the
+    /// caller takes everything from the channel.
+    fn streaming(&self);
+}
+
+/// Where what belongs to one request goes: its channel, and the caller's
+/// direct answerer if it offered one.
+#[derive(Clone)]
+struct Route {
+    tx: Sender<Value>,
+    direct: Option<Arc<dyn Answerer>>,
+}
+
+impl Route {
+    fn new(tx: Sender<Value>) -> Route {
+        Route { tx, direct: None }
+    }
+
+    /// A message before the answer (progress, a log message, a request of
+    /// the child's): it goes through the channel.
+    fn send(&self, msg: Value) -> bool {
+        if let Some(d) = &self.direct {
+            d.streaming();
+        }
+        self.tx.send(msg).is_ok()
+    }
+
+    /// The answer: written directly if it can be; the channel gets it either
+    /// way, so the caller learns the request is done.
+    fn answer(&self, msg: Value) {
+        if let Some(d) = &self.direct {
+            d.answer(&msg);
+        }
+        let _ = self.tx.send(msg);
+    }
+}
+
 struct Pending {
     /// None for the daemon's own requests (handshake, pings, re-applied state).
     session: Option<Arc<Session>>,
@@ -102,7 +145,7 @@ struct Pending {
     orig_token: Option<Value>,
     /// Cache the result under this key if the cache epoch is unchanged.
     cache: Option<(String, u64)>,
-    tx: Sender<Value>,
+    to: Route,
 }
 
 struct State {
@@ -692,7 +735,7 @@ impl Upstream {
                     orig_id: Value::Null,
                     orig_token: None,
                     cache: None,
-                    tx,
+                    to: Route::new(tx),
                 },
             );
             id
@@ -707,7 +750,13 @@ impl Upstream {
     /// Handle a session's request: answered here (ping, a cached list, a
     /// log level, a subscription another session already holds) or
     /// forwarded to the child.
-    pub fn request(self: &Arc<Self>, session: &Arc<Session>, msg: Value) -> Result<Reply, String> {
+    /// `direct`, if given, may write the answer itself (see [`Answerer`]).
+    pub fn request(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        msg: Value,
+        direct: Option<Arc<dyn Answerer>>,
+    ) -> Result<Reply, String> {
         let id = jsonrpc::id(&msg);
         let method = jsonrpc::method(&msg).unwrap_or("").to_string();
         let local = |result: Value| Ok(Reply::Local(jsonrpc::result(id.clone(), result)));
@@ -795,7 +844,7 @@ impl Upstream {
             }
             cache = Some((key, st.cache_epoch));
         }
-        self.call(session, msg, cache).map(Reply::Forwarded)
+        self.call(session, msg, cache, direct).map(Reply::Forwarded)
     }
 
     fn call(
@@ -803,6 +852,7 @@ impl Upstream {
         session: &Arc<Session>,
         mut msg: Value,
         cache: Option<(String, u64)>,
+        direct: Option<Arc<dyn Answerer>>,
     ) -> Result<Receiver<Value>, String> {
         self.ensure_started()?;
         let (tx, rx) = channel();
@@ -820,7 +870,7 @@ impl Upstream {
                 orig_id: orig_id.clone(),
                 orig_token: orig_token.clone(),
                 cache,
-                tx,
+                to: Route { tx, direct },
             };
             st.pending.insert(id, pending);
             st.last_caller = Some(Arc::downgrade(session));
@@ -994,7 +1044,7 @@ impl Upstream {
             if let Some(s) = &p.session {
                 s.untrack(&p.orig_id);
             }
-            let _ = p.tx.send(jsonrpc::error(
+            p.to.answer(jsonrpc::error(
                 p.orig_id,
                 jsonrpc::UNAVAILABLE,
                 message.clone(),
@@ -1067,7 +1117,7 @@ impl Upstream {
             s.untrack(&p.orig_id);
             msg["id"] = p.orig_id;
         }
-        let _ = p.tx.send(msg);
+        p.to.answer(msg);
     }
 
     fn route_notification(&self, mut msg: Value) {
@@ -1084,7 +1134,7 @@ impl Upstream {
                     && let (Some(_), Some(orig)) = (&p.session, &p.orig_token)
                 {
                     msg["params"]["progressToken"] = orig.clone();
-                    let _ = p.tx.send(msg);
+                    p.to.send(msg);
                 }
             }
             "notifications/cancelled" => {
@@ -1106,9 +1156,9 @@ impl Upstream {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 // A log message during exactly one session's calls belongs to that call.
-                if let Some((s, tx)) = self.sole_caller() {
+                if let Some((s, to)) = self.sole_caller() {
                     if s.wants_log(level.as_deref()) {
-                        let _ = tx.send(msg);
+                        to.send(msg);
                     }
                     return;
                 }
@@ -1153,9 +1203,9 @@ impl Upstream {
     /// The session a server→client request goes to: the only session with a
     /// call in flight, else the most recent caller. With it, the stream of
     /// that session's newest call if it has one.
-    fn pick_session(&self) -> Option<(Arc<Session>, Option<Sender<Value>>)> {
-        if let Some((s, tx)) = self.sole_caller() {
-            return Some((s, Some(tx)));
+    fn pick_session(&self) -> Option<(Arc<Session>, Option<Route>)> {
+        if let Some((s, to)) = self.sole_caller() {
+            return Some((s, Some(to)));
         }
         let st = self.lock();
         let s = st.last_caller.as_ref()?.upgrade()?;
@@ -1164,7 +1214,7 @@ impl Upstream {
     }
 
     /// The one session with calls in flight, and its newest call's stream.
-    fn sole_caller(&self) -> Option<(Arc<Session>, Sender<Value>)> {
+    fn sole_caller(&self) -> Option<(Arc<Session>, Route)> {
         let st = self.lock();
         let mut callers = st.pending.values().filter_map(|p| p.session.as_ref());
         let first = callers.next()?.clone();
@@ -1206,7 +1256,7 @@ impl Upstream {
         };
         let forwarded = session.server_request(generation, msg);
         match stream {
-            Some(tx) if tx.send(forwarded.clone()).is_ok() => {}
+            Some(to) if to.send(forwarded.clone()) => {}
             _ => session.push(forwarded),
         }
     }
@@ -1267,12 +1317,12 @@ fn inflight(st: &State) -> usize {
 }
 
 /// The stream of a session's newest call in flight.
-fn newest_call(st: &State, session_id: &str) -> Option<Sender<Value>> {
+fn newest_call(st: &State, session_id: &str) -> Option<Route> {
     st.pending
         .iter()
         .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.id == session_id))
         .max_by_key(|(id, _)| **id)
-        .map(|(_, p)| p.tx.clone())
+        .map(|(_, p)| p.to.clone())
 }
 
 /// Wait for `child` to exit: `grace` on its own, then SIGTERM to its group,

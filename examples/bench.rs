@@ -220,13 +220,36 @@ fn tcp_rtt(n: usize) -> f64 {
 }
 
 fn stat_field(pid: u32, name: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    stat_field_at(&format!("/proc/{pid}/status"), name)
+}
+
+fn stat_field_at(path: &str, name: &str) -> u64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Times any thread of `pid` went to sleep waiting for something
+/// (voluntary context switches, summed over its threads): each is a wake-up
+/// later, the cost that dominates a relay on a virtual machine.
+fn sleeps(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|t| {
+            let tid = t.file_name().to_string_lossy().parse().unwrap_or(0);
+            stat_field_at(
+                &format!("/proc/{pid}/task/{tid}/status"),
+                "voluntary_ctxt_switches:",
+            )
+        })
+        .sum()
 }
 
 /// Resident memory in KiB.
@@ -354,16 +377,26 @@ fn main() {
     let daemon = home.daemon_pid();
     let n = 2000 * scale;
     let (d0, b0) = (cpu_micros(daemon), cpu_micros(shared.pid()));
+    let (ds0, bs0) = (sleeps(daemon), sleeps(shared.pid()));
     for _ in 0..n {
         shared.echo();
     }
     let (d1, b1) = (cpu_micros(daemon), cpu_micros(shared.pid()));
+    let (ds1, bs1) = (sleeps(daemon), sleeps(shared.pid()));
     let (dcpu, bcpu) = ((d1 - d0) / n as f64, (b1 - b0) / n as f64);
+    let (dsl, bsl) = ((ds1 - ds0) as f64 / n as f64, (bs1 - bs0) as f64 / n as f64);
     results["cpu_us_per_call"] = json!({"daemon": dcpu, "bridge": bcpu, "calls": n});
+    results["sleeps_per_call"] = json!({"daemon": dsl, "bridge": bsl, "calls": n});
     row(
         "CPU per call: daemon / bridge",
         format!("{dcpu:.1} / {bcpu:.1} µs"),
         "as small as possible",
+        "",
+    );
+    row(
+        "thread sleeps per call: daemon / bridge",
+        format!("{dsl:.2} / {bsl:.2}"),
+        "as few as possible",
         "",
     );
     shared.close();

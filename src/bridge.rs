@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the thread reading stdin waits for an answer itself before a
+/// worker takes over the wait (more input ends the wait at once).
+const INLINE_WAIT: Duration = Duration::from_millis(50);
+const STDIN_BUFFER: usize = 64 * 1024;
 /// Requests one bridge has open at the daemon at once; more wait their turn.
 /// Notifications and responses (cancellations, answers to the server's own
 /// requests) never wait, so a full set of calls cannot block its own answers.
@@ -80,8 +84,14 @@ impl ConnectError {
 /// A request sent by the thread reading stdin, handed to a worker.
 struct Early {
     conn: Arc<Conn>,
-    sent: Sent,
+    stage: Stage,
     permit: Permit,
+}
+
+enum Stage {
+    Sent(Sent),
+    /// The reply's head is read (or reading it failed).
+    Received(Result<Reply, SendError>),
 }
 
 enum PostError {
@@ -149,7 +159,9 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         crate::log!("cannot install signal handling: {e}");
     }
     watch_parent(&bridge);
-    let stdin = std::io::stdin().lock();
+    // A buffer larger than stdin's own, so reads bypass that one and
+    // `has_buffered` sees all input read but not yet handled.
+    let stdin = std::io::BufReader::with_capacity(STDIN_BUFFER, std::io::stdin().lock());
     let mut lines = LineReader::new(stdin, bridge.max);
     loop {
         match lines.next_line() {
@@ -159,7 +171,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
                 }
                 match serde_json::from_slice::<Value>(&bytes) {
                     Ok(Value::Array(items)) => bridge.batch(items),
-                    Ok(msg) => bridge.dispatch(msg),
+                    Ok(msg) => bridge.dispatch(msg, !lines.has_buffered()),
                     Err(e) => bridge.write(&jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("Parse error: {e}"))),
                 }
             }
@@ -258,7 +270,9 @@ impl Bridge {
         });
     }
 
-    fn dispatch(self: &Arc<Self>, msg: Value) {
+    /// Handle one message from stdin; `input_idle` says no other message
+    /// is already waiting behind it.
+    fn dispatch(self: &Arc<Self>, msg: Value, input_idle: bool) {
         let id = jsonrpc::id(&msg);
         match jsonrpc::classify(&msg) {
             Kind::Request => match jsonrpc::method(&msg).unwrap_or("") {
@@ -290,7 +304,13 @@ impl Bridge {
                         let text = "server not initialized: send initialize first";
                         return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
                     }
-                    let early = self.send_early(&msg);
+                    let mut early = self.send_early(&msg);
+                    if input_idle && let Some(e) = early {
+                        early = self.answer_inline(&msg, e);
+                        if early.is_none() {
+                            return;
+                        }
+                    }
                     self.spawn(move |b| {
                         if let Some(answer) = b.request_sent(&msg, &|m| b.write(&m), early) {
                             b.write(&answer);
@@ -372,7 +392,35 @@ impl Bridge {
         let sent = conn
             .client
             .mcp_send_reusing(&conn.path, &conn.headers(), &body)?;
-        Some(Early { conn, sent, permit })
+        Some(Early {
+            conn,
+            stage: Stage::Sent(sent),
+            permit,
+        })
+    }
+
+    /// On the thread reading stdin, wait for the answer to a request sent
+    /// early unless more input comes first, and relay it when it is plain
+    /// JSON: then no other thread wakes for the call. Otherwise (input
+    /// first, a stream, an error) hand back what there is for a worker.
+    fn answer_inline(self: &Arc<Self>, msg: &Value, early: Early) -> Option<Early> {
+        let Stage::Sent(sent) = early.stage else {
+            return Some(early);
+        };
+        let stage = if sent.answers_before_stdin(INLINE_WAIT) {
+            Stage::Received(sent.receive())
+        } else {
+            Stage::Sent(sent)
+        };
+        let plain = matches!(&stage, Stage::Received(Ok(r)) if r.status == 200 && !r.is_sse());
+        let early = Early { stage, ..early };
+        if !plain {
+            return Some(early);
+        }
+        if let Some(answer) = self.request_sent(msg, &|m| self.write(&m), Some(early)) {
+            self.write(&answer);
+        }
+        None
     }
 
     /// Forward a request; `sink` gets what streams before the answer, which
@@ -390,14 +438,17 @@ impl Bridge {
     ) -> Option<Value> {
         let id = jsonrpc::id(msg);
         let (mut early, _permit) = match early {
-            Some(e) => (Some((e.conn, e.sent)), e.permit),
+            Some(e) => (Some((e.conn, e.stage)), e.permit),
             None => (None, self.requests.acquire()),
         };
         for attempt in 0..2 {
             let (conn, outcome) = match early.take() {
-                Some((conn, sent)) => {
-                    let outcome = self.relay(sent.receive(), &id, sink);
-                    (conn, outcome)
+                Some((conn, stage)) => {
+                    let reply = match stage {
+                        Stage::Sent(sent) => sent.receive(),
+                        Stage::Received(reply) => reply,
+                    };
+                    (conn, self.relay(reply, &id, sink))
                 }
                 None => {
                     let conn = match self.connection() {

@@ -112,6 +112,12 @@ impl Conns {
 }
 
 impl Sent {
+    /// Wait up to `timeout` for the first byte of the reply, unless
+    /// standard input has something first: true when the reply came first.
+    pub fn answers_before_stdin(&self, timeout: Duration) -> bool {
+        crate::sys::readable_before_stdin(&self.stream, timeout)
+    }
+
     /// Read the reply's head. A 408 means the daemon closed this connection
     /// as unused without reading the request: it is sent again, on a new
     /// connection, up to `MAX_SENDS` times in all.

@@ -99,6 +99,13 @@ pub struct LineReader<R> {
     max: usize,
 }
 
+impl<R: io::Read> LineReader<io::BufReader<R>> {
+    /// Is input already read and waiting here?
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+}
+
 impl<R: BufRead> LineReader<R> {
     pub fn new(inner: R, max: usize) -> LineReader<R> {
         LineReader { inner, max }

@@ -216,6 +216,34 @@ mod imp {
         Ok(())
     }
 
+    /// Wait up to `timeout` until `s` or standard input is readable (or
+    /// closed): true when `s` is.
+    pub fn readable_before_stdin(s: &std::net::TcpStream, timeout: std::time::Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let events = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
+        let mut fds = [
+            libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // SAFETY: poll on two pollfds we own, for at most `ms`.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return n > 0 && fds[0].revents & events != 0;
+        }
+    }
+
     /// Does a peek find the socket open with nothing to read? One syscall.
     pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
         use std::os::fd::AsRawFd;
@@ -339,6 +367,10 @@ mod imp {
     pub fn widen_backlog(_listener: &std::net::TcpListener, _n: i32) -> io::Result<()> {
         Ok(())
     }
+    /// Without poll, the answer is always left to a worker thread.
+    pub fn readable_before_stdin(_s: &std::net::TcpStream, _t: std::time::Duration) -> bool {
+        false
+    }
     pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
         if s.set_nonblocking(true).is_err() {
             return false;
@@ -357,7 +389,8 @@ mod imp {
 
 pub use imp::{
     detach, die_with_parent, nothing_to_read, on_network_fs, on_termination, pid_alive,
-    raise_fd_limit, signal, signal_group, stdout_to_stderr, uid, widen_backlog,
+    raise_fd_limit, readable_before_stdin, signal, signal_group, stdout_to_stderr, uid,
+    widen_backlog,
 };
 
 /// Is `id` still the same process (alive, and where known, same start time)?

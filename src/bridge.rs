@@ -26,7 +26,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the thread reading stdin waits for an answer itself before a
 /// worker takes over the wait (more input ends the wait at once).
 const INLINE_WAIT: Duration = Duration::from_millis(50);
-const STDIN_BUFFER: usize = 64 * 1024;
+const STDIN_BUFFER: usize = 16 * 1024;
 /// Requests one bridge has open at the daemon at once; more wait their turn.
 /// Notifications and responses (cancellations, answers to the server's own
 /// requests) never wait, so a full set of calls cannot block its own answers.

@@ -283,3 +283,74 @@ impl Read for Body {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::net::TcpListener;
+    use std::sync::mpsc::channel;
+
+    fn post(conns: &Arc<Conns>) -> Result<(u16, Vec<u8>), SendError> {
+        let port = conns.addr.port();
+        let req =
+            format!("POST /x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 2\r\n\r\n{{}}");
+        let reply = conns.send(req.into_bytes())?.receive()?;
+        let status = reply.status;
+        Ok((status, reply.bytes(1024)?))
+    }
+
+    /// With room for one connection, a kept-alive idle one is closed (408)
+    /// for a newcomer, and its owner's next request still gets through.
+    #[test]
+    fn an_idle_connection_yields_to_a_waiting_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = Arc::new(|req| crate::http::json(req, 200, &json!({"ok": true}), &[]));
+        crate::http::serve(listener, 1024, 1, handler).unwrap();
+        let t = Duration::from_secs(10);
+        let a = Conns::new(addr, t, t, 8);
+        assert_eq!(post(&a).unwrap(), (200, br#"{"ok":true}"#.to_vec()));
+        assert_eq!(a.idle().len(), 1, "the connection is kept alive");
+
+        let (done_tx, done_rx) = channel();
+        std::thread::spawn(move || {
+            let b = Conns::new(addr, t, t, 8);
+            let _ = done_tx.send(post(&b).map(|r| r.0));
+        });
+        let b = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("B was starved");
+        assert_eq!(b.unwrap(), 200);
+        // A's idle connection was closed with a 408: A notices and reconnects.
+        assert_eq!(post(&a).unwrap().0, 200);
+    }
+
+    /// A request that meets a 408 (the daemon closed the connection as
+    /// unused just as it went out) is sent again on a new connection.
+    #[test]
+    fn a_request_that_meets_a_408_goes_out_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in [
+                "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        let t = Duration::from_secs(10);
+        let conns = Conns::new(addr, t, t, 8);
+        assert_eq!(post(&conns).unwrap(), (200, b"ok".to_vec()));
+        let seen = server.join().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], seen[1], "the same request, sent twice");
+    }
+}

@@ -7,7 +7,7 @@
 use crate::client::{Client, McpHeaders, Reply, SendError};
 use crate::election;
 use crate::error::Error;
-use crate::h1::Sent;
+use crate::h1::{Again, Head, Sent};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
@@ -92,6 +92,8 @@ enum Stage {
     Sent(Sent),
     /// The reply's head is read (or reading it failed).
     Received(Result<Reply, SendError>),
+    /// The daemon answered 408: to send again.
+    Again(Again),
 }
 
 enum PostError {
@@ -407,10 +409,13 @@ impl Bridge {
         let Stage::Sent(sent) = early.stage else {
             return Some(early);
         };
-        let stage = if sent.answers_before_stdin(INLINE_WAIT) {
-            Stage::Received(sent.receive())
-        } else {
+        let stage = if !sent.answers_before_stdin(INLINE_WAIT) {
             Stage::Sent(sent)
+        } else {
+            match sent.receive_head() {
+                Head::Reply(reply) => Stage::Received(reply),
+                Head::Unused(again) => Stage::Again(again),
+            }
         };
         let plain = matches!(&stage, Stage::Received(Ok(r)) if r.status == 200 && !r.is_sse());
         let early = Early { stage, ..early };
@@ -447,6 +452,7 @@ impl Bridge {
                     let reply = match stage {
                         Stage::Sent(sent) => sent.receive(),
                         Stage::Received(reply) => reply,
+                        Stage::Again(again) => again.receive(),
                     };
                     (conn, self.relay(reply, &id, sink))
                 }

@@ -122,16 +122,49 @@ impl Sent {
     /// as unused without reading the request: it is sent again, on a new
     /// connection, up to `MAX_SENDS` times in all.
     pub fn receive(self) -> Result<Reply, SendError> {
-        let mut sent = self;
-        for attempt in 1..=MAX_SENDS {
-            let reply = read_head(sent.stream, &sent.conns)?;
+        match self.receive_head() {
+            Head::Reply(reply) => reply,
+            Head::Unused(again) => again.receive(),
+        }
+    }
+
+    /// Read the reply's head, leaving a 408's resend (a connect, and a wait
+    /// for the answer) to the caller.
+    pub fn receive_head(self) -> Head {
+        match read_head(self.stream, &self.conns) {
+            Ok(r) if r.status == 408 => Head::Unused(Again {
+                request: self.request,
+                conns: self.conns,
+            }),
+            reply => Head::Reply(reply),
+        }
+    }
+}
+
+/// The head of a reply: the reply, or a 408 that calls for sending again.
+pub enum Head {
+    Reply(Result<Reply, SendError>),
+    Unused(Again),
+}
+
+/// A request to send again on a new connection.
+pub struct Again {
+    request: Vec<u8>,
+    conns: Arc<Conns>,
+}
+
+impl Again {
+    /// Send again and read the reply's head, while it is a 408 and the
+    /// request has gone out fewer than `MAX_SENDS` times.
+    pub fn receive(self) -> Result<Reply, SendError> {
+        for attempt in 2..=MAX_SENDS {
+            let mut s = self.conns.connect()?;
+            s.write_all(&self.request)
+                .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
+            let reply = read_head(s, &self.conns)?;
             if reply.status != 408 || attempt == MAX_SENDS {
                 return Ok(reply);
             }
-            let mut s = sent.conns.connect()?;
-            s.write_all(&sent.request)
-                .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
-            sent.stream = s;
         }
         unreachable!("the last attempt returns")
     }

@@ -86,7 +86,6 @@ pub fn random_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Run the daemon in the foreground until stopped.
 /// Connections that may wait for accept: a burst of clients attaching at
 /// once, or requests beyond the connection limit.
 const ACCEPT_BACKLOG: i32 = 1024;
@@ -98,6 +97,7 @@ pub fn connection_budget(fd_limit: Option<u64>) -> usize {
     (limit - limit / 4).max(16)
 }
 
+/// Run the daemon in the foreground until stopped.
 pub fn run(home: Home) -> Result<()> {
     let lock_path = home.daemon_lock();
     let deadline = Instant::now() + LOCK_RETRY_FOR;

@@ -112,12 +112,7 @@ fn check_private(_dir: &Path) -> Result<()> {
 }
 
 /// Write `bytes` to `path` atomically: a private temp file in the same
-/// directory, renamed over the target, so a reader sees the old file or the
-/// new one, never a part. No fsync: these files (the manifest, registry
-/// records) describe running processes, so after a crash of the machine
-/// they are stale whatever they hold, and a torn one reads as absent or
-/// stale; syncing would cost every client start milliseconds on a
-/// journaling filesystem for nothing.
+/// directory, fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -130,7 +125,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
-        std::fs::rename(&tmp, path)
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

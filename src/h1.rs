@@ -206,12 +206,16 @@ fn read_head(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> 
                     Framing::UntilClose
                 }
             };
-            let body = Body {
+            let mut body = Body {
                 r: Some(r),
                 framing,
                 conns: conns.clone(),
                 keep_alive,
             };
+            if matches!(body.framing, Framing::Length(0)) {
+                // Nothing to read (a 202): the connection is free at once.
+                body.done();
+            }
             return Ok(Reply::new(status, session, content_type, Box::new(body)));
         }
         let Some((k, v)) = line.split_once(':') else {
@@ -385,5 +389,38 @@ mod tests {
         let seen = server.join().unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], seen[1], "the same request, sent twice");
+    }
+
+    /// An empty reply (202 to a notification) frees its connection at once,
+    /// unread, and the next request reuses it.
+    #[test]
+    fn an_empty_reply_frees_its_connection_for_the_next_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = Arc::new(|req| crate::http::empty(req, 202, &[]));
+        crate::http::serve(listener, 1024, 4, handler).unwrap();
+        let t = Duration::from_secs(10);
+        let conns = Conns::new(addr, t, t, 8);
+        let req = format!("POST /x HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\r\n{{}}");
+        let reply = conns
+            .send(req.clone().into_bytes())
+            .unwrap()
+            .receive()
+            .unwrap();
+        assert_eq!(reply.status, 202);
+        assert_eq!(
+            conns.idle().len(),
+            1,
+            "back in the pool before the reply is dropped"
+        );
+        let first = conns.idle()[0].local_addr().unwrap();
+        drop(reply);
+        let again = conns.send(req.into_bytes()).unwrap();
+        assert_eq!(
+            again.stream.local_addr().unwrap(),
+            first,
+            "the same connection"
+        );
+        assert_eq!(again.receive().unwrap().status, 202);
     }
 }

@@ -150,10 +150,13 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         draining: AtomicBool::new(false),
         out: Mutex::new(()),
         pool: Pool::new("bridge"),
-        // Each open request holds a connection; so may 8 idle ones and the stream.
-        requests: Limit::new(MAX_OPEN_REQUESTS.min(
-            crate::daemon::connection_budget(crate::sys::raise_fd_limit()).saturating_sub(10),
-        )),
+        // Each open request holds a connection; so do idle ones and the stream.
+        requests: Limit::new(
+            MAX_OPEN_REQUESTS.min(
+                crate::daemon::connection_budget(crate::sys::raise_fd_limit())
+                    .saturating_sub(crate::client::IDLE_CONNECTIONS + 2),
+            ),
+        ),
         registration: Mutex::new(registration),
     });
     let b = bridge.clone();
@@ -386,7 +389,7 @@ impl Bridge {
 
     /// On the thread reading stdin, send a request at once when nothing can
     /// make that wait: attached, a request slot free, an idle connection at
-    /// hand. The worker that then waits for the answer starts meanwhile.
+    /// hand. The answer is then awaited here (`answer_inline`) or by a worker.
     fn send_early(&self, msg: &Value) -> Option<Early> {
         let conn = lock(&self.link).conn.clone()?;
         let permit = self.requests.try_acquire()?;

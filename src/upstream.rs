@@ -460,8 +460,14 @@ impl Upstream {
                     drop(st);
                     self.changed.notify_all();
                     match &result {
-                        Ok(_) if generation > 1 => self.after_restart(generation),
-                        Ok(_) => {}
+                        Ok(_) => {
+                            // Only now, with the phase Running, may the health
+                            // loop start: it ends as soon as the phase is not.
+                            self.start_health(generation);
+                            if generation > 1 {
+                                self.after_restart(generation);
+                            }
+                        }
                         Err(_) => self.kill_generation(generation),
                     }
                     return result.map(started);
@@ -595,13 +601,6 @@ impl Upstream {
             &jsonrpc::notification("notifications/initialized", None),
         )?;
         crate::log!("upstream {} ready (protocol {version})", self.id);
-        if !self.tuning.ping_every.is_zero() {
-            let me = self.clone();
-            spawn(
-                format!("health-{}", self.id),
-                Box::new(move || me.health_loop(generation)),
-            )?;
-        }
         Ok(result)
     }
 
@@ -654,6 +653,19 @@ impl Upstream {
             st.generation
         };
         let _ = self.send_internal("logging/setLevel", json!({"level": min}), generation);
+    }
+
+    fn start_health(self: &Arc<Self>, generation: u64) {
+        if self.tuning.ping_every.is_zero() {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("health-{}", self.id))
+            .spawn(move || me.health_loop(generation));
+        if let Err(e) = spawned {
+            crate::log!("upstream {}: no health pings: {e}", self.id);
+        }
     }
 
     fn health_loop(self: Arc<Self>, generation: u64) {

@@ -222,3 +222,46 @@ fn identity_shares_across_terminals_but_not_across_secrets_or_isolation() {
         "isolated upstream outlived its session"
     );
 }
+
+/// A call that outlives MCPSHARE_REQUEST_TIMEOUT_SECS gets the timeout error
+/// (code -32001) while the upstream is told to cancel it, and the session,
+/// connection and upstream carry on.
+#[test]
+fn a_call_past_the_request_timeout_gets_an_error_and_is_cancelled() {
+    let home = TestHome::new("reqtimeout");
+    let mut a = home.bridge_with(&[], &[("MCPSHARE_REQUEST_TIMEOUT_SECS", "1")]);
+    a.initialize();
+    let pid = a.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let t = Instant::now();
+    a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 10000}}}));
+    let r = a.response(&json!(2), WAIT);
+    assert_eq!(r["error"]["code"], json!(-32001), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{r}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The daemon forgets the call (it sent the upstream a cancellation).
+    assert!(wait_until(
+        WAIT,
+        || home.status()["upstreams"][0]["inflight"] == json!(0)
+    ));
+    assert_eq!(
+        a.call_text(json!(3), "echo", json!({"text": "after"})),
+        "after"
+    );
+    assert_eq!(
+        a.upstream_pid(json!(4)),
+        pid,
+        "the same upstream carries on"
+    );
+}

@@ -131,11 +131,28 @@ impl TestHome {
     /// A bridge, initialized; its upstream's pid is recorded for the
     /// leak check when this home drops.
     pub fn client(&self) -> (Bridge, u32) {
+        self.client_with(json!({}))
+    }
+
+    /// [`TestHome::client`], declaring these client capabilities.
+    pub fn client_with(&self, capabilities: Value) -> (Bridge, u32) {
         let mut b = self.bridge(&[]);
-        b.initialize();
+        b.initialize_with(capabilities);
         let up = b.upstream_pid(json!("upstream-pid"));
         self.seen_upstreams.lock().unwrap().push(up);
         (b, up)
+    }
+
+    /// Start a `sleep` call of `ms` on `b` and wait until the daemon has it
+    /// in flight (the only call in flight on the first upstream).
+    pub fn sleep_in_flight(&self, b: &mut Bridge, id: Value, ms: u64) {
+        b.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": ms}}}));
+        assert!(
+            wait_until(WAIT, || self.status()["upstreams"][0]["inflight"]
+                == json!(1)),
+            "the sleep call never reached the upstream"
+        );
     }
 
     pub fn bridge(&self, args: &[&str]) -> Bridge {

@@ -7,14 +7,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn pair(home: &TestHome, caps: Value) -> (Bridge, Bridge) {
-    let mut a = home.bridge(&[]);
-    let mut b = home.bridge(&[]);
-    a.initialize_with(caps.clone());
-    b.initialize_with(caps);
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(a.upstream_pid(json!("pid")));
+    let (a, _) = home.client_with(caps.clone());
+    let (b, _) = home.client_with(caps);
     (a, b)
 }
 
@@ -79,11 +73,7 @@ fn cancelling_in_one_session_leaves_the_other_untouched() {
 fn a_session_whose_client_dies_is_ended_and_its_calls_cancelled() {
     let home = TestHome::new("expiry");
     let (mut a, mut b) = pair(&home, json!({}));
-    a.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 20000}}}));
-    assert!(wait_until(
-        WAIT,
-        || home.status()["upstreams"][0]["inflight"] == json!(1)
-    ));
+    home.sleep_in_flight(&mut a, json!(1), 20000);
     signal(a.pid(), libc::SIGKILL);
     assert!(
         wait_until(WAIT, || home.status()["daemon"]["sessions"] == json!(1)),

@@ -15,17 +15,9 @@ fn group_gone(pgid: u32) -> bool {
 #[test]
 fn kill_9_of_the_upstream_mid_call_errors_restarts_and_announces_list_changed() {
     let home = TestHome::new("upkill");
-    let mut a = home.bridge(&[]);
-    let mut b = home.bridge(&[]);
-    a.initialize();
-    b.initialize();
-    let first = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(first);
-    a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 10000}}}));
-    assert!(wait_until(
-        WAIT,
-        || home.status()["upstreams"][0]["inflight"] == json!(1)
-    ));
+    let (mut a, first) = home.client();
+    let (mut b, _) = home.client();
+    home.sleep_in_flight(&mut a, json!(2), 10000);
     let t = Instant::now();
     signal(first, libc::SIGKILL);
     let r = a.response(&json!(2), Duration::from_secs(2));

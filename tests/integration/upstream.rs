@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn sessions_with_the_same_ids_each_get_their_own_answers() {
     let home = TestHome::new("ids");
-    let mut a = home.bridge(&[]);
-    let mut b = home.bridge(&[]);
-    a.initialize();
-    b.initialize();
+    let (mut a, _) = home.client();
+    let (mut b, _) = home.client();
     for round in 0..50 {
         let id = json!(round % 3); // both sessions reuse the same small ids
         a.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -32,9 +30,7 @@ fn sessions_with_the_same_ids_each_get_their_own_answers() {
     a.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "n"}}}));
     assert_eq!(text_of(&a.response(&json!("1"), WAIT)).unwrap(), "s");
     assert_eq!(text_of(&a.response(&json!(1), WAIT)).unwrap(), "n");
-    let pa = a.upstream_pid(json!(90));
-    assert_eq!(pa, b.upstream_pid(json!(90)));
-    home.seen_upstreams.lock().unwrap().push(pa);
+    assert_eq!(a.upstream_pid(json!(90)), b.upstream_pid(json!(90)));
 }
 
 /// `n` bridges pipeline `calls` calls each, then collect: every reply must
@@ -119,17 +115,9 @@ fn a_burst_beyond_the_descriptor_limit_queues_and_loses_nothing() {
 #[test]
 fn an_upstream_crash_fails_every_session_at_once_and_the_next_call_restarts_it() {
     let home = TestHome::new("crash");
-    let mut a = home.bridge(&[]);
-    let mut b = home.bridge(&[]);
-    a.initialize();
-    b.initialize();
-    let first = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(first);
-    a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 10000}}}));
-    assert!(wait_until(
-        WAIT,
-        || home.status()["upstreams"][0]["inflight"] == json!(1)
-    ));
+    let (mut a, first) = home.client();
+    let (mut b, _) = home.client();
+    home.sleep_in_flight(&mut a, json!(2), 10000);
     let t = Instant::now();
     b.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "crash", "arguments": {}}}));
     let ra = a.response(&json!(2), Duration::from_secs(2));
@@ -158,14 +146,8 @@ fn an_upstream_crash_fails_every_session_at_once_and_the_next_call_restarts_it()
 #[test]
 fn list_changed_reaches_every_session() {
     let home = TestHome::new("listchanged");
-    let mut a = home.bridge(&[]);
-    let mut b = home.bridge(&[]);
-    a.initialize();
-    b.initialize();
-    home.seen_upstreams
-        .lock()
-        .unwrap()
-        .push(a.upstream_pid(json!(1)));
+    let (mut a, _) = home.client();
+    let (mut b, _) = home.client();
     a.call_text(json!(2), "list_changed", json!({}));
     for s in [&mut a, &mut b] {
         let got = wait_until(WAIT, || {

@@ -57,6 +57,22 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// A well-formed manifest naming `pid`: version 0.1.0, protocol 1,
+/// executable "x"; a test changes what it needs before writing it.
+pub fn manifest_naming(pid: u32, start_time: u64, port: u16) -> Value {
+    json!({"schema": 1, "version": "0.1.0", "protocol": 1, "pid": pid, "start_time": start_time,
+        "port": port, "url": format!("http://127.0.0.1:{port}"), "token": "ab".repeat(32),
+        "started_at": 0, "heartbeat_at": 0, "exe": "x"})
+}
+
+/// The pid of a process that has exited and been reaped.
+pub fn dead_pid() -> u32 {
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    pid
+}
+
 pub fn signal(pid: u32, sig: i32) {
     assert!(pid > 1);
     // SAFETY: plain kill(2) on a pid this test started or recorded.
@@ -97,6 +113,22 @@ impl TestHome {
         let mut c = self.cmd();
         c.args(args).stdin(Stdio::null());
         run_bounded(c, WAIT)
+    }
+
+    pub fn write_manifest(&self, m: &Value) {
+        std::fs::write(self.dir.join("daemon.json"), m.to_string()).unwrap();
+    }
+
+    /// Hold the daemon lock as a live daemon would, until the file drops.
+    pub fn hold_daemon_lock(&self) -> std::fs::File {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("daemon.lock"))
+            .unwrap();
+        lock.try_lock().unwrap();
+        lock
     }
 
     pub fn manifest(&self) -> Option<Value> {

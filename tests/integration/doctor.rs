@@ -260,17 +260,11 @@ fn stop_force_never_signals_an_unconfirmed_pid() {
         .spawn()
         .unwrap();
     let vpid = victim.id();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.dir.join("daemon.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
+    let lock = home.hold_daemon_lock();
     // A manifest naming a live process that is not an mcpshare daemon.
-    let m = json!({"schema": 1, "version": "0.1.0", "protocol": 1, "pid": vpid, "start_time": 0, "port": 9,
-        "url": "http://127.0.0.1:9", "token": "ab".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": BIN});
-    std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
+    let mut m = manifest_naming(vpid, 0, 9);
+    m["exe"] = json!(BIN);
+    home.write_manifest(&m);
     let out = home.mcpshare(&["stop", "--force"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -350,9 +344,7 @@ fn doctor_json_shape_exit_status_and_crashed_and_orphaned_upstreams() {
         .arg("60")
         .spawn()
         .unwrap();
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let gone_pid = gone.id();
-    gone.wait().unwrap();
+    let gone_pid = dead_pid();
     let start: u64 = mcpshare::sys::start_time(sleeper.id()).unwrap();
     let rec = json!({"pid": sleeper.id(), "start_time": start, "role": "upstream", "transport": "stdio",
         "parent_pid_at_start": gone_pid, "process_group_id": sleeper.id(), "upstream": "forged-0"});

@@ -73,12 +73,8 @@ fn cold_start_race_elects_one_daemon_and_one_upstream() {
 fn stale_and_corrupt_manifests_read_as_none() {
     let home = TestHome::new("stale");
     // A manifest naming a dead pid, with no lock held.
-    let mut dead = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = dead.id();
-    dead.wait().unwrap();
-    let stale = json!({"schema": 1, "version": "0.1.0", "protocol": 1, "pid": dead_pid, "start_time": 1,
-        "port": 1, "url": "http://127.0.0.1:1", "token": "ab".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
-    std::fs::write(home.dir.join("daemon.json"), stale.to_string()).unwrap();
+    let dead_pid = dead_pid();
+    home.write_manifest(&manifest_naming(dead_pid, 1, 1));
     let mut b = home.bridge(&[]);
     b.initialize();
     assert_eq!(b.call_text(json!(1), "echo", json!({"text": "a"})), "a");
@@ -105,9 +101,7 @@ fn a_manifest_naming_a_live_unrelated_process_never_gets_it_killed() {
         .spawn()
         .unwrap();
     let vpid = victim.id();
-    let forged = json!({"schema": 1, "version": "0.1.0", "protocol": 1, "pid": vpid, "start_time": 0,
-        "port": 9, "url": "http://127.0.0.1:9", "token": "cd".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
-    std::fs::write(home.dir.join("daemon.json"), forged.to_string()).unwrap();
+    home.write_manifest(&manifest_naming(vpid, 0, 9));
     // No lock is held, so the manifest is not trusted: status sees no daemon.
     let st = home.status();
     assert!(st["daemon"].is_null(), "{st}");
@@ -316,20 +310,14 @@ struct FakeDaemon {
 impl FakeDaemon {
     fn start(home: &TestHome, answer_health: Option<u32>) -> FakeDaemon {
         use std::io::{BufRead, Write};
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(home.dir.join("daemon.lock"))
-            .unwrap();
-        lock.try_lock().unwrap();
+        let lock = home.hold_daemon_lock();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let start: u64 = mcpshare::sys::start_time(std::process::id()).unwrap();
-        let m = json!({"schema": 1, "version": "9.0.0", "protocol": 1, "pid": me, "start_time": start, "port": port,
-            "url": format!("http://127.0.0.1:{port}"), "token": "ef".repeat(32), "started_at": 0, "heartbeat_at": 0, "exe": "x"});
-        std::fs::write(home.dir.join("daemon.json"), m.to_string()).unwrap();
+        let start: u64 = mcpshare::sys::start_time(me).unwrap();
+        let mut m = manifest_naming(me, start, port);
+        m["version"] = json!("9.0.0");
+        home.write_manifest(&m);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {

@@ -28,12 +28,22 @@ impl Http {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+    /// POST raw bytes; the whole response, headers included.
+    fn send(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> ureq::http::Response<ureq::Body> {
         let mut r = self.agent.post(self.url(path));
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
-        let resp = r.send(serde_json::to_vec(body).unwrap()).unwrap();
+        r.send(body).unwrap()
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+        let resp = self.send(path, headers, &serde_json::to_vec(body).unwrap());
         let status = resp.status().as_u16();
         (
             status,
@@ -156,14 +166,7 @@ fn the_http_surface_checks_token_origin_host_and_sessions() {
         .0,
         415
     );
-    let resp = http
-        .agent
-        .post(http.url(&path))
-        .header("Accept", accept.1)
-        .header("Content-Type", "application/json")
-        .header("Authorization", &bearer)
-        .send(&b"{oops"[..])
-        .unwrap();
+    let resp = http.send(&path, &[accept, json_ct, auth], b"{oops");
     assert_eq!(resp.status().as_u16(), 400);
     assert!(
         resp.into_body()
@@ -173,14 +176,11 @@ fn the_http_surface_checks_token_origin_host_and_sessions() {
     );
 
     // A real session: a wrong protocol version header is refused; DELETE ends it.
-    let resp = http
-        .agent
-        .post(http.url(&path))
-        .header("Accept", accept.1)
-        .header("Content-Type", "application/json")
-        .header("Authorization", &bearer)
-        .send(serde_json::to_vec(&init).unwrap())
-        .unwrap();
+    let resp = http.send(
+        &path,
+        &[accept, json_ct, auth],
+        &serde_json::to_vec(&init).unwrap(),
+    );
     assert_eq!(resp.status().as_u16(), 200);
     let sid = resp
         .headers()

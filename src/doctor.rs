@@ -286,6 +286,25 @@ fn check(
     }
 }
 
+/// One finding per item under check `name`, each with its fix, or one Ok
+/// line saying `none` when there are no items.
+fn findings<T>(
+    out: &mut Vec<Check>,
+    name: &'static str,
+    none: &str,
+    items: impl Iterator<Item = T>,
+    finding: impl Fn(T) -> (Level, String, String),
+) {
+    let before = out.len();
+    for item in items {
+        let (level, text, fix) = finding(item);
+        out.push(check(name, level, text, Some(fix)));
+    }
+    if out.len() == before {
+        out.push(check(name, Level::Ok, none, None));
+    }
+}
+
 /// Every check of `mcpshare doctor`, in order.
 pub fn checks(home: &Home) -> Vec<Check> {
     use Level::*;
@@ -441,75 +460,57 @@ pub fn checks(home: &Home) -> Vec<Check> {
             Some(format!("rm {}", path.display())),
         ));
     }
-    let stale: Vec<&Seen> = all.iter().filter(|s| s.stale_client).collect();
-    if stale.is_empty() {
-        out.push(check(
-            "stale_clients",
-            Ok,
-            "no bridge outlived the client that started it",
-            None,
-        ));
-    }
-    for s in stale {
-        out.push(check(
-            "stale_clients",
-            Warning,
-            format!(
+    let stale = all.iter().filter(|s| s.stale_client);
+    findings(
+        &mut out,
+        "stale_clients",
+        "no bridge outlived the client that started it",
+        stale,
+        |s| {
+            let text = format!(
                 "bridge pid {} outlived its client (pid {} at start)",
                 s.record.pid,
                 opt(s.record.parent_pid_at_start)
-            ),
-            Some(format!("kill -TERM {}", s.record.pid)),
-        ));
-    }
-    let orphans: Vec<&Seen> = all.iter().filter(|s| s.orphan).collect();
-    if orphans.is_empty() {
-        out.push(check(
-            "orphaned_upstreams",
-            Ok,
-            "no upstream outlived its daemon",
-            None,
-        ));
-    }
-    for s in orphans {
-        let group = s.record.process_group_id.unwrap_or(s.record.pid);
-        out.push(check(
-            "orphaned_upstreams",
-            Error,
-            format!(
+            );
+            (Warning, text, format!("kill -TERM {}", s.record.pid))
+        },
+    );
+    let orphans = all.iter().filter(|s| s.orphan);
+    findings(
+        &mut out,
+        "orphaned_upstreams",
+        "no upstream outlived its daemon",
+        orphans,
+        |s| {
+            let group = s.record.process_group_id.unwrap_or(s.record.pid);
+            let text = format!(
                 "upstream pid {} ({}) runs, but its daemon pid {} is gone",
                 s.record.pid,
                 s.record.upstream.as_deref().unwrap_or("?"),
                 opt(s.record.parent_pid_at_start)
-            ),
-            Some(format!("kill -TERM -{group}")),
-        ));
-    }
-    let crashed: Vec<Value> = daemon_status
-        .as_ref()
-        .and_then(|st| st["upstreams"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|u| u["state"] == json!("crashed"))
-        .collect();
-    if daemon_status.is_some() && crashed.is_empty() {
-        out.push(check(
+            );
+            (Error, text, format!("kill -TERM -{group}"))
+        },
+    );
+    // Without a daemon's status there is nothing to say about crashes.
+    if let Some(st) = &daemon_status {
+        let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();
+        let crashed = upstreams
+            .into_iter()
+            .filter(|u| u["state"] == json!("crashed"));
+        findings(
+            &mut out,
             "crashed_upstreams",
-            Ok,
             "no upstream is marked crashed",
-            None,
-        ));
-    }
-    for u in crashed {
-        let id = u["id"].as_str().unwrap_or("?");
-        out.push(check(
-            "crashed_upstreams",
-            Error,
-            format!(
-                "upstream {id} crashed repeatedly and is not restarted (see '{exe} logs {id}')"
-            ),
-            Some(format!("{exe} restart {id}")),
-        ));
+            crashed,
+            |u| {
+                let id = u["id"].as_str().unwrap_or("?");
+                let text = format!(
+                    "upstream {id} crashed repeatedly and is not restarted (see '{exe} logs {id}')"
+                );
+                (Error, text, format!("{exe} restart {id}"))
+            },
+        );
     }
     out
 }

@@ -11,12 +11,12 @@ use crate::h1::{Again, Head, Sent};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
-use crate::pool::{Limit, Permit, Pool};
+use crate::pool::{Limit, Permit, Pool, lock};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long requests still in flight at stdin EOF get to finish.
@@ -126,10 +126,6 @@ pub const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 #[cfg(unix)]
 fn watchdog_every() -> Duration {
     crate::daemon::env_millis("MCPSHARE_WATCHDOG_MS", WATCHDOG_EVERY).max(Duration::from_millis(10))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {

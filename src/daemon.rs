@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::manifest::{self, Manifest};
+use crate::pool::lock;
 use crate::registry::{Record, Registration};
 use crate::session::Session;
 use crate::upstream::{Spawner, Tuning, Upstream};
@@ -357,7 +358,7 @@ impl Daemon {
     }
 
     pub fn request_stop(&self, reason: &str) {
-        let tx = self.stop_tx.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = lock(&self.stop_tx);
         let _ = tx.send(reason.to_string());
     }
 
@@ -370,7 +371,7 @@ impl Daemon {
                 self.isolated_seq.fetch_add(1, Ordering::Relaxed)
             );
         }
-        let mut ups = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ups = lock(&self.upstreams);
         ups.entry(id.clone())
             .or_insert_with(|| {
                 log!(
@@ -392,19 +393,11 @@ impl Daemon {
     }
 
     pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
-        self.upstreams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        lock(&self.upstreams).get(id).cloned()
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        lock(&self.sessions).get(id).cloned()
     }
 
     pub fn new_session(
@@ -421,30 +414,19 @@ impl Daemon {
             capabilities,
         ));
         upstream.attach(&session);
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, session.clone());
+        lock(&self.sessions).insert(id, session.clone());
         session
     }
 
     pub fn end_session(&self, id: &str, reason: &str) {
-        let Some(session) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-        else {
+        let Some(session) = lock(&self.sessions).remove(id) else {
             return;
         };
         session.close(reason);
         let up = session.upstream.clone();
         if up.spec.isolated && up.session_count() == 0 {
             // An isolated upstream belongs to its one session.
-            self.upstreams
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&up.id);
+            lock(&self.upstreams).remove(&up.id);
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
                 .spawn(move || up.stop());
@@ -456,7 +438,7 @@ impl Daemon {
     fn reap_idle(&self) -> bool {
         let mut retired = Vec::new();
         {
-            let mut ups = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+            let mut ups = lock(&self.upstreams);
             ups.retain(|_, up| {
                 let idle = up.idle_for().is_some_and(|t| t >= self.upstream_idle);
                 if idle {
@@ -476,17 +458,8 @@ impl Daemon {
                 .name(format!("stop-{}", up.id))
                 .spawn(move || up.stop());
         }
-        let no_upstreams = self
-            .upstreams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty();
-        no_upstreams
-            && self
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
+        let no_upstreams = lock(&self.upstreams).is_empty();
+        no_upstreams && lock(&self.sessions).is_empty()
     }
 
     /// Hand over to a newer mcpshare: refuse new sessions, let requests in
@@ -506,18 +479,12 @@ impl Daemon {
     }
 
     fn inflight(&self) -> usize {
-        let ups: Vec<Arc<Upstream>> = self
-            .upstreams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let ups: Vec<Arc<Upstream>> = lock(&self.upstreams).values().cloned().collect();
         ups.iter().map(|u| u.inflight()).sum()
     }
 
     fn heartbeat(&self) {
-        let mut m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.manifest);
         // Only ever rewrite our own manifest.
         match Manifest::read(&self.home.manifest()) {
             Some(disk) if disk.pid == m.pid && disk.token == m.token => {}
@@ -538,24 +505,10 @@ impl Daemon {
     }
 
     pub fn status(&self) -> Value {
-        let m = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut ups: Vec<_> = self
-            .upstreams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|u| u.status())
-            .collect();
+        let m = lock(&self.manifest).clone();
+        let mut ups: Vec<_> = lock(&self.upstreams).values().map(|u| u.status()).collect();
         ups.sort_by(|a, b| a.id.cmp(&b.id));
-        let sessions = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len();
+        let sessions = lock(&self.sessions).len();
         json!({
             "daemon": {
                 "pid": m.pid,
@@ -575,23 +528,11 @@ impl Daemon {
     fn shutdown(&self, reason: &str) {
         self.stopping.store(true, Ordering::Release);
         log!("daemon stopping: {reason}");
-        let sessions: Vec<String> = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let sessions: Vec<String> = lock(&self.sessions).keys().cloned().collect();
         for id in sessions {
             self.end_session(&id, "daemon stopping");
         }
-        let ups: Vec<Arc<Upstream>> = self
-            .upstreams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, u)| u)
-            .collect();
+        let ups: Vec<Arc<Upstream>> = lock(&self.upstreams).drain().map(|(_, u)| u).collect();
         let stoppers: Vec<_> = ups
             .into_iter()
             .filter_map(|u| {
@@ -604,11 +545,7 @@ impl Daemon {
         for s in stoppers {
             let _ = s.join();
         }
-        let ours = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let ours = lock(&self.manifest).clone();
         let path = self.home.manifest();
         // Remove the manifest only if it is still ours.
         if Manifest::read(&path).is_some_and(|m| m.pid == ours.pid && m.token == ours.token) {

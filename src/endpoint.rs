@@ -6,6 +6,7 @@
 use crate::daemon::Daemon;
 use crate::http::{self, Request, Sse};
 use crate::jsonrpc::{self, Kind};
+use crate::pool::lock;
 use crate::session::Session;
 use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
@@ -238,7 +239,7 @@ const DIRECT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 impl Pending {
     fn state(&self) -> std::sync::MutexGuard<'_, (Option<Request>, bool)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Take the request back; the reader thread will no longer answer it.

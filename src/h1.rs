@@ -6,6 +6,7 @@
 //! of known length, or chunks (SSE).
 
 use crate::client::{Reply, SendError};
+use crate::pool::lock;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,7 @@ impl Conns {
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<TcpStream>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.idle)
     }
 
     /// An idle connection the daemon has not closed, if there is one.

@@ -3,6 +3,7 @@
 //! numbered so `mcpshare logs -f` can ask for what came after. Stderr is
 //! never treated as an error signal.
 
+use crate::pool::lock;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -91,7 +92,7 @@ impl Logbook {
     }
 
     pub fn push(&self, line: String) {
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ring = lock(&self.ring);
         let n = ring.next;
         ring.next += 1;
         ring.lines.push_back((n, line));
@@ -105,7 +106,7 @@ impl Logbook {
     /// The last `n` lines, or with `after`, the lines numbered after it
     /// (waiting up to `wait` for some to arrive).
     pub fn lines(&self, n: usize, after: Option<u64>, wait: Duration) -> Vec<(u64, String)> {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = lock(&self.ring);
         let Some(after) = after else {
             let skip = ring.lines.len().saturating_sub(n);
             return ring.lines.iter().skip(skip).cloned().collect();

@@ -3,6 +3,7 @@
 //! the child's requests forwarded to it, and the queue feeding its GET
 //! stream. Nothing here is shared with another session.
 
+use crate::pool::lock;
 use crate::upstream::Upstream;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -83,11 +84,11 @@ impl Session {
     }
 
     pub fn level(&self) -> Option<String> {
-        self.level.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.level).clone()
     }
 
     pub fn set_level(&self, level: &str) {
-        *self.level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level.to_string());
+        *lock(&self.level) = Some(level.to_string());
     }
 
     /// Does this client want a log message of `level`?
@@ -103,34 +104,20 @@ impl Session {
 
     /// Record a subscription; false if this session had it already.
     pub fn subscribe(&self, uri: &str) -> bool {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uri.to_string())
+        lock(&self.subscriptions).insert(uri.to_string())
     }
 
     /// Drop a subscription; false if this session did not have it.
     pub fn unsubscribe(&self, uri: &str) -> bool {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uri)
+        lock(&self.subscriptions).remove(uri)
     }
 
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(uri)
+        lock(&self.subscriptions).contains(uri)
     }
 
     pub fn subscriptions(&self) -> Vec<String> {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        lock(&self.subscriptions).iter().cloned().collect()
     }
 
     pub fn has_capability(&self, name: &str) -> bool {
@@ -138,17 +125,11 @@ impl Session {
     }
 
     pub fn track(&self, orig: &Value, child_id: u64) {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id_key(orig), child_id);
+        lock(&self.inflight).insert(id_key(orig), child_id);
     }
 
     pub fn untrack(&self, orig: &Value) -> Option<u64> {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id_key(orig))
+        lock(&self.inflight).remove(&id_key(orig))
     }
 
     /// Rewrite a child's request for this client, remembering the way back.
@@ -158,28 +139,19 @@ impl Session {
             self.next_server_request.fetch_add(1, Ordering::Relaxed)
         ));
         let child_id = msg.get("id").cloned().unwrap_or(Value::Null);
-        self.server_requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id_key(&client_id), (generation, child_id));
+        lock(&self.server_requests).insert(id_key(&client_id), (generation, child_id));
         msg["id"] = client_id;
         msg
     }
 
     /// The client's answer to a forwarded request: (generation, child id).
     pub fn take_server_request(&self, client_id: &Value) -> Option<(u64, Value)> {
-        self.server_requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id_key(client_id))
+        lock(&self.server_requests).remove(&id_key(client_id))
     }
 
     /// The client-side id of a child's request forwarded here, if any.
     pub fn server_request_id(&self, child_id: &Value) -> Option<Value> {
-        let map = self
-            .server_requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = lock(&self.server_requests);
         map.iter()
             .find(|(_, (_, c))| c == child_id)
             .and_then(|(k, _)| serde_json::from_str(k).ok())
@@ -187,16 +159,13 @@ impl Session {
 
     /// The child restarted: its pending requests to this client are void.
     pub fn forget_server_requests(&self, generation: u64) {
-        self.server_requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (g, _)| *g != generation);
+        lock(&self.server_requests).retain(|_, (g, _)| *g != generation);
     }
 
     /// Deliver an unsolicited message on the GET stream, or keep it until
     /// one opens.
     pub fn push(&self, msg: Value) {
-        let mut out = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = lock(&self.outbox);
         if let Some(tx) = &out.stream {
             match tx.send(msg) {
                 Ok(()) => return,
@@ -216,7 +185,7 @@ impl Session {
     /// Attach a GET stream; queued messages go to it first. Refused (false)
     /// while another GET stream is open: a message is never sent twice.
     pub fn open_stream(&self, tx: Sender<Value>) -> bool {
-        let mut out = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = lock(&self.outbox);
         if out.stream.is_some() {
             return false;
         }
@@ -231,7 +200,7 @@ impl Session {
     }
 
     pub fn close_stream(&self) {
-        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).stream = None;
+        lock(&self.outbox).stream = None;
     }
 
     /// End the session: cancel what it has in flight at the child, and
@@ -240,13 +209,7 @@ impl Session {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let inflight: Vec<u64> = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, v)| v)
-            .collect();
+        let inflight: Vec<u64> = lock(&self.inflight).drain().map(|(_, v)| v).collect();
         for id in inflight {
             self.upstream.cancel(id, reason);
         }

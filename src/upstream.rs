@@ -10,6 +10,7 @@
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind};
 use crate::logbook::Logbook;
+use crate::pool::lock;
 use crate::registry::{Record, Registration};
 use crate::session::{self, Session};
 use crate::sys;
@@ -235,10 +236,6 @@ pub struct Upstream {
     sessions: Mutex<HashMap<String, Weak<Session>>>,
     /// Removed from the daemon for idleness: never start again.
     retired: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Upstream {

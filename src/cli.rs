@@ -313,8 +313,7 @@ fn print_lines(out: &mut impl std::io::Write, body: &Value) -> Result<u64> {
 fn restart(home: &Home, id: &str) -> Result<i32> {
     let m = live_daemon(home)?
         .ok_or_else(|| Error::Daemon(format!("no daemon running for {}", home.dir().display())))?;
-    let timeout = daemon::env_secs("MCPSHARE_START_TIMEOUT_SECS", daemon::DEFAULT_START_TIMEOUT)
-        + STOP_TIMEOUT;
+    let timeout = daemon::start_timeout() + STOP_TIMEOUT;
     let (code, body) = Client::new(&m)
         .call("POST", &format!("/api/restart/{id}"), None, timeout)
         .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;

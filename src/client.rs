@@ -195,14 +195,8 @@ impl Client {
     pub fn new(m: &Manifest) -> Client {
         // Only receive-phase timeouts bound a POST: its answer may take as
         // long as the daemon's request (or start) timeout allows.
-        let limit = crate::daemon::env_secs(
-            "MCPSHARE_REQUEST_TIMEOUT_SECS",
-            crate::daemon::DEFAULT_REQUEST_TIMEOUT,
-        )
-        .max(crate::daemon::env_secs(
-            "MCPSHARE_START_TIMEOUT_SECS",
-            crate::daemon::DEFAULT_START_TIMEOUT,
-        )) + POST_SLACK;
+        let limit =
+            crate::daemon::request_timeout().max(crate::daemon::start_timeout()) + POST_SLACK;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, m.port));
         Client {
             agent: agent(),

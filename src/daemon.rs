@@ -51,6 +51,16 @@ pub fn env_secs(name: &str, default: Duration) -> Duration {
     env_duration(name, Duration::from_secs, default)
 }
 
+/// How long a forwarded request may take (MCPSHARE_REQUEST_TIMEOUT_SECS).
+pub fn request_timeout() -> Duration {
+    env_secs("MCPSHARE_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT)
+}
+
+/// How long an upstream may take to start (MCPSHARE_START_TIMEOUT_SECS).
+pub fn start_timeout() -> Duration {
+    env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT)
+}
+
 pub fn env_millis(name: &str, default: Duration) -> Duration {
     env_duration(name, Duration::from_millis, default)
 }
@@ -159,9 +169,9 @@ pub fn run(home: Home) -> Result<()> {
         stopping: AtomicBool::new(false),
         isolated_seq: AtomicU64::new(1),
         max_message: crate::jsonrpc::max_message(),
-        request_timeout: env_secs("MCPSHARE_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT),
+        request_timeout: request_timeout(),
         tuning: Tuning {
-            start_timeout: env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT),
+            start_timeout: start_timeout(),
             ping_every: env_millis("MCPSHARE_PING_EVERY_MS", DEFAULT_PING_EVERY),
             processes_dir: home.processes_dir(),
         },

@@ -296,8 +296,8 @@ impl Read for Body {
             Framing::Chunked { left } => {
                 if *left == 0 {
                     let line = Body::chunk_line(r)?;
-                    let size = u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                        .map_err(|_| io::Error::other(format!("bad chunk size {line:?}")))?;
+                    let size = crate::http::chunk_size(&line)
+                        .ok_or_else(|| io::Error::other(format!("bad chunk size {line:?}")))?;
                     if size == 0 {
                         while !Body::chunk_line(r)?.is_empty() {}
                         self.done();

@@ -325,13 +325,19 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
     }))
 }
 
+/// The size a chunk-size line announces (hexadecimal, extensions ignored).
+pub fn chunk_size(line: &str) -> Option<u64> {
+    u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).ok()
+}
+
 fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut budget = MAX_HEAD;
     loop {
         let line = read_line(reader, &mut budget)?.ok_or_else(|| io::Error::other("cut short"))?;
-        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| io::Error::other("bad chunk size"))?;
+        let size = chunk_size(&line)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| io::Error::other("bad chunk size"))?;
         if size == 0 {
             while read_line(reader, &mut budget)?.is_some_and(|l| !l.is_empty()) {}
             return Ok(body);

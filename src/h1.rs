@@ -268,6 +268,17 @@ impl Body {
     }
 }
 
+/// Read at most `left` bytes (at least one) and count them off `left`.
+fn read_within(r: &mut impl Read, buf: &mut [u8], left: &mut u64) -> io::Result<usize> {
+    let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+    let n = r.read(&mut buf[..want])?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    *left -= n as u64;
+    Ok(n)
+}
+
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(r) = self.r.as_mut() else {
@@ -282,12 +293,7 @@ impl Read for Body {
                 Ok(0)
             }
             Framing::Length(left) => {
-                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = r.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= n as u64;
+                let n = read_within(r, buf, left)?;
                 if *left == 0 {
                     self.done();
                 }
@@ -305,12 +311,7 @@ impl Read for Body {
                     }
                     *left = size;
                 }
-                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = r.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= n as u64;
+                let n = read_within(r, buf, left)?;
                 if *left == 0 {
                     let mut crlf = [0u8; 2];
                     r.read_exact(&mut crlf)?;

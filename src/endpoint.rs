@@ -252,21 +252,21 @@ impl Pending {
 }
 
 impl Answerer for Pending {
-    fn answer(&self, answer: &Value) -> bool {
+    fn answer(&self, answer: &Value) {
         let bytes = match serde_json::to_vec(answer) {
             Ok(b) if b.len() <= DIRECT_MAX => b,
-            _ => return false,
+            _ => return,
         };
         let req = {
             let mut st = self.state();
             if st.1 {
-                return false;
+                return;
             }
             st.0.take()
         };
-        let Some(req) = req else { return false };
-        http::json_bytes(req, 200, &bytes, &[]);
-        true
+        if let Some(req) = req {
+            http::json_bytes(req, 200, &bytes, &[]);
+        }
     }
 
     fn streaming(&self) {

@@ -100,8 +100,9 @@ pub enum Reply {
 /// read it from the child, when nothing else went to the caller first: one
 /// thread hand-off fewer on every plain call.
 pub trait Answerer: Send + Sync {
-    /// Deliver `answer` now; false when the caller takes it from the channel.
-    fn answer(&self, answer: &Value) -> bool;
+    /// Deliver `answer` now if it can; otherwise the caller takes it from
+    /// the channel, where it goes in any case.
+    fn answer(&self, answer: &Value);
     /// Something other than the answer is on its way: from now on the
     /// caller takes everything from the channel.
     fn streaming(&self);

@@ -227,8 +227,15 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
 /// the upstream's reader thread when the answer is all there is (see
 /// [`Answerer`]), else by the connection's own thread.
 struct Pending {
-    /// The request, and whether the answer must wait for the stream.
-    state: Mutex<(Option<Request>, bool)>,
+    state: Mutex<Slot>,
+}
+
+struct Slot {
+    /// The request, until one thread takes it to answer.
+    req: Option<Request>,
+    /// Something came before the answer, or the connection's thread took
+    /// the request back: the reader thread must not answer.
+    taken_back: bool,
 }
 
 /// Answers larger than this go through the connection's own thread, so the
@@ -238,16 +245,12 @@ const DIRECT_MAX: usize = 64 * 1024;
 const DIRECT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 impl Pending {
-    fn state(&self) -> std::sync::MutexGuard<'_, (Option<Request>, bool)> {
-        lock(&self.state)
-    }
-
     /// Take the request back; the reader thread will no longer answer it.
     /// None if it already has.
     fn reclaim(&self) -> Option<Request> {
-        let mut st = self.state();
-        st.1 = true;
-        st.0.take()
+        let mut slot = lock(&self.state);
+        slot.taken_back = true;
+        slot.req.take()
     }
 }
 
@@ -258,11 +261,11 @@ impl Answerer for Pending {
             _ => return,
         };
         let req = {
-            let mut st = self.state();
-            if st.1 {
+            let mut slot = lock(&self.state);
+            if slot.taken_back {
                 return;
             }
-            st.0.take()
+            slot.req.take()
         };
         if let Some(req) = req {
             http::json_bytes(req, 200, &bytes, &[]);
@@ -270,7 +273,7 @@ impl Answerer for Pending {
     }
 
     fn streaming(&self) {
-        self.state().1 = true;
+        lock(&self.state).taken_back = true;
     }
 }
 
@@ -280,7 +283,10 @@ impl Answerer for Pending {
 fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
     let id = jsonrpc::id(&msg);
     let pending = Arc::new(Pending {
-        state: Mutex::new((Some(req), false)),
+        state: Mutex::new(Slot {
+            req: Some(req),
+            taken_back: false,
+        }),
     });
     let direct: Arc<dyn Answerer> = pending.clone();
     let sent = session.upstream.request(session, msg, Some(direct));

@@ -314,9 +314,7 @@ fn restart(home: &Home, id: &str) -> Result<i32> {
     let m = live_daemon(home)?
         .ok_or_else(|| Error::Daemon(format!("no daemon running for {}", home.dir().display())))?;
     let timeout = daemon::start_timeout() + STOP_TIMEOUT;
-    let (code, body) = Client::new(&m)
-        .call("POST", &format!("/api/restart/{id}"), None, timeout)
-        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    let (code, body) = control(&m, "POST", &format!("/api/restart/{id}"), timeout)?;
     match code {
         200 => {
             println!("restarted {id} (pid {})", body["pid"]);
@@ -377,14 +375,27 @@ fn run_bridge(parser: &mut lexopt::Parser) -> Result<i32> {
     Ok(bridge::run(home, spec))
 }
 
+/// How long `status` and `stop` wait for the daemon's control API.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bodyless call to the daemon's control API; a failure names its pid.
+fn control(
+    m: &crate::manifest::Manifest,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Value)> {
+    Client::new(m)
+        .call(method, path, None, timeout)
+        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))
+}
+
 /// The daemon's status, or None when none runs.
 fn fetch_status(home: &Home) -> Result<Option<Value>> {
     let Some(m) = live_daemon(home)? else {
         return Ok(None);
     };
-    let (code, body) = Client::new(&m)
-        .call("GET", "/api/status", None, Duration::from_secs(5))
-        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    let (code, body) = control(&m, "GET", "/api/status", CONTROL_TIMEOUT)?;
     if code != 200 {
         return Err(Error::Daemon(format!(
             "daemon pid {} answered HTTP {code}: {body}",
@@ -480,9 +491,7 @@ fn stop(home: &Home) -> Result<i32> {
             })?,
         Err(e) => return Err(e),
     };
-    let (code, _) = Client::new(&m)
-        .call("POST", "/api/stop", None, Duration::from_secs(5))
-        .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))?;
+    let (code, _) = control(&m, "POST", "/api/stop", CONTROL_TIMEOUT)?;
     if code != 202 {
         return Err(Error::Daemon(format!(
             "daemon pid {} refused to stop: HTTP {code}",

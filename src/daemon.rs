@@ -415,6 +415,7 @@ impl Daemon {
         upstream: &Arc<Upstream>,
         version: String,
         capabilities: Value,
+        client: Option<sys::ProcessId>,
     ) -> Arc<Session> {
         let id = random_token().unwrap_or_else(|_| format!("{:x}", log::unix_millis()));
         let session = Arc::new(Session::new(
@@ -422,6 +423,7 @@ impl Daemon {
             upstream.clone(),
             version,
             capabilities,
+            client,
         ));
         upstream.attach(&session);
         lock(&self.sessions).insert(id, session.clone());
@@ -443,9 +445,25 @@ impl Daemon {
         }
     }
 
+    /// End the sessions whose bridge process is gone, whatever phase they
+    /// were in (before `initialized`, mid-call, with or without a stream).
+    fn reap_orphaned_sessions(&self) {
+        let orphaned: Vec<(String, u32)> = lock(&self.sessions)
+            .values()
+            .filter_map(|s| s.client.as_ref().map(|c| (s, c)))
+            .filter(|(_, c)| !sys::same_process(c))
+            .map(|(s, c)| (s.id.clone(), c.pid))
+            .collect();
+        for (id, pid) in orphaned {
+            log!("session {id}: its client process {pid} is gone; ending it");
+            self.end_session(&id, &format!("client process {pid} exited"));
+        }
+    }
+
     /// Stop upstreams idle past their grace period. True when the daemon
     /// itself is idle: no upstream and no session left.
     fn reap_idle(&self) -> bool {
+        self.reap_orphaned_sessions();
         let mut retired = Vec::new();
         {
             let mut ups = lock(&self.upstreams);

@@ -213,7 +213,12 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
         }
     }
     let capabilities = params.get("capabilities").cloned().unwrap_or(json!({}));
-    let session = d.new_session(&upstream, version.to_string(), capabilities);
+    let session = d.new_session(
+        &upstream,
+        version.to_string(),
+        capabilities,
+        client_process(&req),
+    );
     let sid = session.id.clone();
     http::json(
         req,
@@ -221,6 +226,16 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
         &jsonrpc::result(id, result),
         &[(SESSION_HEADER, &sid), (VERSION_HEADER, version)],
     );
+}
+
+/// The process a bridge names as the session's client, if it is alive.
+fn client_process(req: &Request) -> Option<crate::sys::ProcessId> {
+    let pid = http::header(req, crate::client::CLIENT_PID_HEADER)?
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 1)?;
+    let start_time = crate::sys::start_time(pid)?;
+    Some(crate::sys::ProcessId { pid, start_time })
 }
 
 /// The HTTP request of a call in flight, until its answer is written: by

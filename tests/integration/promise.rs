@@ -248,3 +248,77 @@ fn a_client_that_stops_reading_never_stalls_the_upstream() {
     }
     drop(raw);
 }
+
+/// How many sessions the daemon holds.
+fn sessions(home: &TestHome) -> Value {
+    home.status()["daemon"]["sessions"].clone()
+}
+
+#[test]
+fn a_dead_bridge_ends_its_session_in_any_phase() {
+    let home = TestHome::new("deadbridge");
+    let (mut keep, _) = home.client();
+    // Killed mid-call.
+    let (mut a, _) = home.client();
+    home.sleep_in_flight(&mut a, json!(2), 30_000);
+    assert_eq!(sessions(&home), json!(2));
+    let t = Instant::now();
+    signal(a.pid(), libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(2), || sessions(&home) == json!(1)),
+        "the session of a bridge killed mid-call lingers after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        home.status()["upstreams"][0]["inflight"],
+        json!(0),
+        "its call is still in flight"
+    );
+    // Killed between initialize and initialized.
+    let mut b = home.bridge(&[]);
+    b.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": init_params(json!({}))}));
+    b.response(&json!(1), WAIT);
+    assert!(wait_until(WAIT, || sessions(&home) == json!(2)));
+    let t = Instant::now();
+    signal(b.pid(), libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(2), || sessions(&home) == json!(1)),
+        "the session of a bridge killed before initialized lingers after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        keep.call_text(json!(3), "echo", json!({"text": "ok"})),
+        "ok"
+    );
+}
+
+#[test]
+fn a_handover_finishes_short_calls_and_answers_the_rest() {
+    let home = TestHome::new("handovercalls");
+    let mut old = home.bridge_with(&[], &[("MCPSHARE_TEST_REPORTED_VERSION", "0.0.1")]);
+    old.initialize();
+    let old_upstream = old.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(old_upstream);
+    home.sleep_in_flight(&mut old, json!("long"), 60_000);
+    old.send(
+        &json!({"jsonrpc": "2.0", "id": "short", "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 1500}}}),
+    );
+    assert!(wait_until(
+        WAIT,
+        || home.status()["upstreams"][0]["inflight"] == json!(2)
+    ));
+    let t = Instant::now();
+    let (mut new, new_upstream) = home.client();
+    // Never two instances of one server: the old one was gone first.
+    assert!(!pid_alive(old_upstream), "two instances ran at once");
+    assert_ne!(new_upstream, old_upstream);
+    let short = old.response(&json!("short"), WAIT);
+    assert_eq!(text_of(&short).as_deref(), Some("slept 1500 ms"), "{short}");
+    let long = old.response(&json!("long"), WAIT);
+    assert!(long.get("error").is_some(), "{long}");
+    // Within the drain bound (5 s) and the stop that follows it.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(new.call_text(json!(2), "echo", json!({"text": "x"})), "x");
+}

@@ -35,6 +35,9 @@ pub const DEFAULT_DAEMON_IDLE: Duration = Duration::from_secs(600);
 const REAP_EVERY: Duration = Duration::from_millis(500);
 /// How long a daemon handing over lets requests in flight finish.
 pub const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
+/// How long a stopping daemon waits for the answers it gave its calls in
+/// flight to be written to their clients.
+const ANSWERS_FLUSH: Duration = Duration::from_secs(1);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -75,6 +78,9 @@ pub struct Daemon {
     spawner: Spawner,
     stop_tx: Mutex<Sender<String>>,
     stopping: AtomicBool,
+    /// One permit per MCP request being answered, so that a stop can wait
+    /// for the answers it gave to reach their clients.
+    pub calls: Arc<crate::pool::Limit>,
     isolated_seq: AtomicU64,
     pub max_message: usize,
     pub request_timeout: Duration,
@@ -167,6 +173,7 @@ pub fn run(home: Home) -> Result<()> {
         spawner: Spawner::start().map_err(|e| Error::io("cannot start the spawner thread", e))?,
         stop_tx: Mutex::new(stop_tx),
         stopping: AtomicBool::new(false),
+        calls: crate::pool::Limit::new(usize::MAX),
         isolated_seq: AtomicU64::new(1),
         max_message: crate::jsonrpc::max_message(),
         request_timeout: request_timeout(),
@@ -446,24 +453,30 @@ impl Daemon {
     }
 
     /// End the sessions whose bridge process is gone, whatever phase they
-    /// were in (before `initialized`, mid-call, with or without a stream).
-    fn reap_orphaned_sessions(&self) {
-        let orphaned: Vec<(String, u32)> = lock(&self.sessions)
+    /// were in (before `initialized`, mid-call, with or without a stream),
+    /// and those whose client stopped reading.
+    fn reap_sessions(&self) {
+        let ending: Vec<(String, String)> = lock(&self.sessions)
             .values()
-            .filter_map(|s| s.client.as_ref().map(|c| (s, c)))
-            .filter(|(_, c)| !sys::same_process(c))
-            .map(|(s, c)| (s.id.clone(), c.pid))
+            .filter_map(|s| {
+                if s.is_stalled() {
+                    return Some((s.id.clone(), "its client stopped reading".to_string()));
+                }
+                let c = s.client.as_ref()?;
+                (!sys::same_process(c))
+                    .then(|| (s.id.clone(), format!("client process {} exited", c.pid)))
+            })
             .collect();
-        for (id, pid) in orphaned {
-            log!("session {id}: its client process {pid} is gone; ending it");
-            self.end_session(&id, &format!("client process {pid} exited"));
+        for (id, why) in ending {
+            log!("session {id}: {why}; ending it");
+            self.end_session(&id, &why);
         }
     }
 
     /// Stop upstreams idle past their grace period. True when the daemon
     /// itself is idle: no upstream and no session left.
     fn reap_idle(&self) -> bool {
-        self.reap_orphaned_sessions();
+        self.reap_sessions();
         let mut retired = Vec::new();
         {
             let mut ups = lock(&self.upstreams);
@@ -576,6 +589,9 @@ impl Daemon {
             .collect();
         for s in stoppers {
             let _ = s.join();
+        }
+        if !self.calls.wait_idle(Instant::now() + ANSWERS_FLUSH) {
+            log!("some answers were still being written to their clients");
         }
         let ours = lock(&self.manifest).clone();
         let path = self.home.manifest();

@@ -10,7 +10,7 @@ use crate::pool::lock;
 use crate::session::Session;
 use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -301,6 +301,7 @@ impl Answerer for Pending {
 /// plain JSON when the answer is all there is, SSE when progress, log
 /// messages or the upstream's own requests come first.
 fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
+    let _answering = d.calls.acquire();
     let id = jsonrpc::id(&msg);
     let pending = Arc::new(Pending {
         state: Mutex::new(Slot {
@@ -397,7 +398,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     let Ok((req, session)) = session_of(d, req, upstream_id) else {
         return;
     };
-    let (tx, rx) = channel();
+    let (tx, rx) = sync_channel(crate::session::STREAM_QUEUE);
     if !session.open_stream(tx) {
         return rpc_error(
             req,

@@ -151,6 +151,26 @@ impl Limit {
     pub fn contended(&self) -> bool {
         self.state().1 > 0
     }
+
+    /// Wait until every permit is back, or `deadline`; true if all are.
+    /// The caller counts as waiting, so each returned permit wakes it.
+    pub fn wait_idle(&self, deadline: std::time::Instant) -> bool {
+        let mut s = self.state();
+        s.1 += 1;
+        while s.0 > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = self
+                .freed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        s.1 -= 1;
+        s.0 == 0
+    }
 }
 
 impl Drop for Permit {

@@ -8,11 +8,14 @@ use crate::upstream::Upstream;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 /// Messages kept for a session with no GET stream open; older ones drop.
 const OUTBOX_LIMIT: usize = 1024;
+/// Messages waiting for an open GET stream's writer; a client that lets
+/// more pile up is not reading, and its session is closed.
+pub const STREAM_QUEUE: usize = 1024;
 
 /// A JSON id as a map key that keeps its type: `1` and `"1"` differ.
 pub fn id_key(id: &Value) -> String {
@@ -20,7 +23,7 @@ pub fn id_key(id: &Value) -> String {
 }
 
 struct Outbox {
-    stream: Option<Sender<Value>>,
+    stream: Option<SyncSender<Value>>,
     queue: VecDeque<Value>,
 }
 
@@ -36,6 +39,8 @@ pub struct Session {
     next_server_request: AtomicU64,
     outbox: Mutex<Outbox>,
     closed: AtomicBool,
+    /// Its client stopped draining what is sent to it: the daemon closes it.
+    stalled: AtomicBool,
     /// The level this client asked for with `logging/setLevel`.
     level: Mutex<Option<String>>,
     /// Resource URIs this client subscribed to.
@@ -82,6 +87,7 @@ impl Session {
                 queue: VecDeque::new(),
             }),
             closed: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             level: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
             client,
@@ -172,11 +178,15 @@ impl Session {
     pub fn push(&self, msg: Value) {
         let mut out = lock(&self.outbox);
         if let Some(tx) = &out.stream {
-            match tx.send(msg) {
+            match tx.try_send(msg) {
                 Ok(()) => return,
-                Err(e) => {
+                Err(TrySendError::Full(_)) => {
+                    self.stall();
+                    return;
+                }
+                Err(TrySendError::Disconnected(m)) => {
                     out.stream = None;
-                    out.queue.push_back(e.0);
+                    out.queue.push_back(m);
                 }
             }
         } else {
@@ -189,14 +199,15 @@ impl Session {
 
     /// Attach a GET stream; queued messages go to it first. Refused (false)
     /// while another GET stream is open: a message is never sent twice.
-    pub fn open_stream(&self, tx: Sender<Value>) -> bool {
+    pub fn open_stream(&self, tx: SyncSender<Value>) -> bool {
         let mut out = lock(&self.outbox);
         if out.stream.is_some() {
             return false;
         }
         while let Some(m) = out.queue.pop_front() {
-            if let Err(e) = tx.send(m) {
-                out.queue.push_front(e.0);
+            if let Err(e) = tx.try_send(m) {
+                let (TrySendError::Full(m) | TrySendError::Disconnected(m)) = e;
+                out.queue.push_front(m);
                 return false;
             }
         }
@@ -226,6 +237,21 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+
+    /// Its client let a bounded queue fill: mark it for the daemon to close
+    /// (from its reaper, never from the thread that found the queue full).
+    pub fn stall(&self) {
+        if !self.stalled.swap(true, Ordering::AcqRel) {
+            crate::log!(
+                "session {}: its client stopped reading; closing it",
+                self.id
+            );
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +262,57 @@ mod tests {
     fn log_levels_filter_by_severity() {
         assert!(severity("debug") < severity("emergency"));
         assert_eq!(severity("loud"), None);
+    }
+
+    fn session() -> Session {
+        let spec = crate::identity::Spec {
+            command: "true".into(),
+            args: vec![],
+            cwd: "/".into(),
+            env: Default::default(),
+            global: false,
+            isolated: false,
+        };
+        let tuning = crate::upstream::Tuning {
+            start_timeout: std::time::Duration::from_secs(1),
+            ping_every: std::time::Duration::ZERO,
+            processes_dir: std::env::temp_dir(),
+        };
+        let spawner = crate::upstream::Spawner::start().unwrap();
+        let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);
+        Session::new(
+            "s".into(),
+            Arc::new(up),
+            "2025-06-18".into(),
+            json!({}),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_stream_that_is_not_drained_stalls_the_session() {
+        let s = session();
+        let (tx, _undrained) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
+        assert!(s.open_stream(tx));
+        for n in 0..STREAM_QUEUE {
+            s.push(json!(n));
+        }
+        assert!(!s.is_stalled(), "a full queue is not yet an overflow");
+        s.push(json!("one more"));
+        assert!(s.is_stalled());
+    }
+
+    #[test]
+    fn without_a_stream_the_outbox_keeps_the_newest() {
+        let s = session();
+        for n in 0..OUTBOX_LIMIT + 5 {
+            s.push(json!(n));
+        }
+        assert!(!s.is_stalled());
+        let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
+        assert!(s.open_stream(tx));
+        assert_eq!(rx.try_recv().unwrap(), json!(5));
+        assert_eq!(rx.try_iter().count(), OUTBOX_LIMIT - 1);
     }
 
     #[test]

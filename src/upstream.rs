@@ -112,17 +112,30 @@ pub trait Answerer: Send + Sync {
     fn streaming(&self);
 }
 
-/// Where what belongs to one request goes: its channel, and the caller's
-/// direct answerer if it offered one.
+/// Messages one request may have waiting for its caller (progress, log
+/// messages, the child's requests, the answer). A caller that lets more
+/// pile up is not reading: its session is closed, the upstream never waits.
+pub const ROUTE_QUEUE: usize = 256;
+
+/// Where what belongs to one request goes: its bounded channel, the
+/// caller's direct answerer if it offered one, and the session to close if
+/// the caller stops draining the channel.
 #[derive(Clone)]
 struct Route {
-    tx: Sender<Value>,
+    tx: SyncSender<Value>,
     direct: Option<Arc<dyn Answerer>>,
+    owner: Option<Weak<Session>>,
 }
 
 impl Route {
-    fn new(tx: Sender<Value>) -> Route {
-        Route { tx, direct: None }
+    fn new() -> (Route, Receiver<Value>) {
+        let (tx, rx) = sync_channel(ROUTE_QUEUE);
+        let route = Route {
+            tx,
+            direct: None,
+            owner: None,
+        };
+        (route, rx)
     }
 
     /// A message before the answer (progress, a log message, a request of
@@ -131,7 +144,7 @@ impl Route {
         if let Some(d) = &self.direct {
             d.streaming();
         }
-        self.tx.send(msg).is_ok()
+        self.queue(msg)
     }
 
     /// The answer: written directly if it can be; the channel gets it either
@@ -140,7 +153,20 @@ impl Route {
         if let Some(d) = &self.direct {
             d.answer(&msg);
         }
-        let _ = self.tx.send(msg);
+        self.queue(msg);
+    }
+
+    fn queue(&self, msg: Value) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                if let Some(s) = self.owner.as_ref().and_then(Weak::upgrade) {
+                    s.stall();
+                }
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 }
 
@@ -766,7 +792,7 @@ impl Upstream {
         params: Value,
         generation: u64,
     ) -> Result<(Receiver<Value>, u64), String> {
-        let (tx, rx) = channel();
+        let (to, rx) = Route::new();
         let id = {
             let mut st = self.lock();
             let id = st.next_id;
@@ -778,7 +804,7 @@ impl Upstream {
                     orig_id: Value::Null,
                     orig_token: None,
                     cache: None,
-                    to: Route::new(tx),
+                    to,
                 },
             );
             id
@@ -898,7 +924,9 @@ impl Upstream {
         direct: Option<Arc<dyn Answerer>>,
     ) -> Result<Receiver<Value>, String> {
         self.ensure_started()?;
-        let (tx, rx) = channel();
+        let (mut to, rx) = Route::new();
+        to.direct = direct;
+        to.owner = Some(Arc::downgrade(session));
         let orig_id = jsonrpc::id(&msg);
         let orig_token = msg.pointer("/params/_meta/progressToken").cloned();
         let (id, generation) = {
@@ -913,7 +941,7 @@ impl Upstream {
                 orig_id: orig_id.clone(),
                 orig_token: orig_token.clone(),
                 cache,
-                to: Route { tx, direct },
+                to,
             };
             st.pending.insert(id, pending);
             st.last_caller = Some(Arc::downgrade(session));

@@ -118,7 +118,14 @@ pub fn run(home: Home) -> Result<()> {
 
     let (stop_tx, stop_rx) = channel::<String>();
     let signal_tx = stop_tx.clone();
+    let mut signalled = false;
     sys::on_termination(move |sig| {
+        if signalled {
+            // The stop under way already ends every upstream within its
+            // grace; saying so shows the signal arrived.
+            log!("signal {sig} again while stopping: the stop under way continues");
+        }
+        signalled = true;
         let _ = signal_tx.send(format!("signal {sig}"));
     })
     .map_err(|e| Error::io("cannot install signal handling", e))?;

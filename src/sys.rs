@@ -138,8 +138,11 @@ mod imp {
     }
 
     /// Make the spawned process the leader of a new session, detached from
-    /// the caller's terminal and process group.
+    /// the caller's terminal and process group, with default signal
+    /// handling ([`default_signals`]): a daemon started by a bridge under
+    /// `nohup` would otherwise ignore the SIGHUP it means to wait for.
     pub fn detach(cmd: &mut Command) {
+        default_signals(cmd);
         // SAFETY: setsid is async-signal-safe and touches no memory of ours.
         unsafe {
             cmd.pre_exec(|| {
@@ -151,10 +154,41 @@ mod imp {
         }
     }
 
-    /// Put the spawned process in its own process group and, on Linux, have
-    /// the kernel SIGKILL it when the spawning thread's process dies.
+    /// The signals the daemon and the bridge take with `sigwait`.
+    const TERMINATION: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+    /// Start the spawned program with no signal blocked and the termination
+    /// signals at their default action. A process inherits its parent's
+    /// mask and ignored signals through fork and exec, and ours blocks
+    /// SIGTERM, SIGINT and SIGHUP for `sigwait`: a server that never
+    /// unblocks them (bash, Python, Node) would never see our SIGTERM.
+    pub fn default_signals(cmd: &mut Command) {
+        // SAFETY: sigemptyset, pthread_sigmask and signal are
+        // async-signal-safe, and the sigset is a local of the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                let r = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                if r != 0 {
+                    return Err(io::Error::from_raw_os_error(r));
+                }
+                for s in TERMINATION {
+                    if libc::signal(s, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Put the spawned process in its own process group with default
+    /// signal handling ([`default_signals`]) and, on Linux, have the kernel
+    /// SIGKILL it when the spawning thread's process dies.
     pub fn die_with_parent(cmd: &mut Command) {
         cmd.process_group(0);
+        default_signals(cmd);
         #[cfg(target_os = "linux")]
         {
             let parent = std::process::id();
@@ -187,14 +221,16 @@ mod imp {
 
     /// Block SIGTERM, SIGINT and SIGHUP in this thread (threads spawned
     /// afterwards inherit the mask), and run `f` with the signal number on a
-    /// named thread when one arrives. Call before spawning other threads.
-    pub fn on_termination(f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+    /// named thread each time one arrives, for the life of the process: a
+    /// second signal while the first is being handled is handled too, never
+    /// left pending. Call before spawning other threads.
+    pub fn on_termination(mut f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
         // SAFETY: sigset_t is plain data; it is initialised by sigemptyset
         // before use, and pthread_sigmask only reads it.
         let set = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            for s in TERMINATION {
                 libc::sigaddset(&mut set, s);
             }
             let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -206,10 +242,18 @@ mod imp {
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is an initialised sigset owned by this closure.
-                let r = unsafe { libc::sigwait(&set, &mut sig) };
-                if r == 0 {
+                loop {
+                    let mut sig: libc::c_int = 0;
+                    // SAFETY: `set` is an initialised sigset owned by this closure.
+                    let r = unsafe { libc::sigwait(&set, &mut sig) };
+                    if r != 0 {
+                        // Only an invalid set fails, and it would fail forever.
+                        crate::log!(
+                            "cannot wait for signals: {}",
+                            io::Error::from_raw_os_error(r)
+                        );
+                        return;
+                    }
                     f(sig)
                 }
             })?;
@@ -354,11 +398,12 @@ mod imp {
         Err(unsupported())
     }
     pub fn detach(_cmd: &mut Command) {}
+    pub fn default_signals(_cmd: &mut Command) {}
     pub fn die_with_parent(_cmd: &mut Command) {}
     pub fn stdout_to_stderr() -> io::Result<()> {
         Ok(())
     }
-    pub fn on_termination(_f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+    pub fn on_termination(_f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
         Ok(())
     }
     pub fn raise_fd_limit() -> Option<u64> {
@@ -388,8 +433,8 @@ mod imp {
 }
 
 pub use imp::{
-    detach, die_with_parent, nothing_to_read, on_network_fs, on_termination, pid_alive,
-    raise_fd_limit, readable_before_stdin, signal, signal_group, stdout_to_stderr, uid,
+    default_signals, detach, die_with_parent, nothing_to_read, on_network_fs, on_termination,
+    pid_alive, raise_fd_limit, readable_before_stdin, signal, signal_group, stdout_to_stderr, uid,
     widen_backlog,
 };
 

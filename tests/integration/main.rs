@@ -8,6 +8,7 @@ mod bridge;
 mod cli;
 mod doctor;
 mod election;
+mod processes;
 mod routing;
 mod security;
 mod supervision;

@@ -1,0 +1,134 @@
+//! The daemon's own processes: signals reach it and its upstreams, a
+//! daemon killed with -9 leaves nothing running for long, and its files
+//! and records do not pile up.
+
+use crate::common::*;
+use serde_json::json;
+
+/// SIGHUP, SIGINT and SIGTERM as bits of a /proc status signal mask.
+const TERMINATION_BITS: u64 =
+    (1 << (libc::SIGHUP - 1)) | (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGTERM - 1));
+
+/// A hex signal mask (`SigBlk`, `SigIgn`, …) from `/proc/<pid>/status`.
+fn signal_mask(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+/// A shell wrapper around the fixture (`$0`) that reports SIGTERM on its
+/// stderr and exits 0; it outlives the fixture, so only a signal ends it.
+const TRAPPING_WRAPPER: &str =
+    "trap 'echo wrapper got TERM >&2; sleep \"${WRAPPER_TERM_SECS:-0}\"; exit 0' TERM
+exec 3<&0
+\"$0\" <&3 &
+wait
+sleep 300 &
+wait";
+
+/// `mcpshare run -- bash -c TRAPPING_WRAPPER fixture`, initialized. Bash,
+/// not dash: dash clears the signal mask it inherits, bash keeps it.
+fn wrapped_client(home: &TestHome, env: &[(&str, &str)]) -> Bridge {
+    let mut c = home.cmd();
+    c.args(["run", "--", "bash", "-c", TRAPPING_WRAPPER])
+        .arg(fixture())
+        .envs(env.iter().copied());
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    b
+}
+
+/// (pid, id, log file) of the only upstream, from `status --json`.
+fn only_upstream(home: &TestHome) -> (u32, String, String) {
+    let st = home.status();
+    let up = &st["upstreams"][0];
+    let pid = up["pid"].as_u64().unwrap_or_else(|| panic!("no pid: {st}")) as u32;
+    home.seen_upstreams.lock().unwrap().push(pid);
+    (
+        pid,
+        up["id"].as_str().unwrap().to_string(),
+        up["log"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn upstreams_start_with_termination_signals_unblocked_and_not_ignored() {
+    let home = TestHome::new("sigmask");
+    let (_a, _) = home.client();
+    let (pid, _, _) = only_upstream(&home);
+    assert_eq!(
+        signal_mask(pid, "SigBlk"),
+        0,
+        "upstream pid {pid} starts with signals blocked"
+    );
+    assert_eq!(
+        signal_mask(pid, "SigIgn") & TERMINATION_BITS,
+        0,
+        "upstream pid {pid} starts ignoring HUP, INT or TERM"
+    );
+}
+
+#[test]
+fn a_shell_wrapper_upstream_gets_sigterm_when_stopped() {
+    let home = TestHome::new("wrapterm");
+    let mut a = wrapped_client(&home, &[]);
+    let (pid, _, log) = only_upstream(&home);
+    assert_eq!(a.call_text(json!(1), "echo", json!({"text": "up"})), "up");
+    let out = home.mcpshare(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let upstream_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        upstream_log.contains("wrapper got TERM"),
+        "the wrapper never saw SIGTERM; its log:\n{upstream_log}"
+    );
+    assert!(
+        home.log()
+            .contains(&format!("(pid {pid}) stopped: exit status: 0")),
+        "the wrapper did not exit on its own after SIGTERM:\n{}",
+        home.log()
+    );
+}
+
+#[test]
+fn a_second_sigterm_while_stopping_is_handled_too() {
+    let home = TestHome::new("twoterms");
+    // The wrapper takes 2 s over its SIGTERM, so the daemon is still
+    // stopping when the second signal comes.
+    let _a = wrapped_client(&home, &[("WRAPPER_TERM_SECS", "2")]);
+    let (pid, _, log) = only_upstream(&home);
+    let daemon = home.daemon_pid().unwrap();
+    signal(daemon, libc::SIGTERM);
+    assert!(
+        wait_until(WAIT, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("wrapper got TERM")),
+        "the daemon never stopped the wrapper:\n{}",
+        home.log()
+    );
+    assert!(
+        pid_alive(daemon),
+        "the daemon did not wait for its upstream"
+    );
+    signal(daemon, libc::SIGTERM);
+    assert!(
+        wait_until(WAIT, || !pid_alive(daemon)),
+        "the daemon did not stop"
+    );
+    let text = home.log();
+    assert!(
+        text.contains(&format!("signal {} again while stopping", libc::SIGTERM)),
+        "the second SIGTERM was not handled:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("(pid {pid}) stopped: exit status: 0"))
+            && text.contains("daemon stopped"),
+        "the daemon did not finish its orderly stop:\n{text}"
+    );
+}

@@ -360,6 +360,40 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
     }
 }
 
+/// Do two specs name the same upstream? What the id hashes, compared in
+/// full: command, arguments, working directory unless global, and every
+/// environment variable that matters for identity.
+fn same_identity(a: &Spec, b: &Spec) -> bool {
+    let env = |s: &Spec| -> Vec<(String, String)> {
+        s.env
+            .iter()
+            .filter(|(k, _)| crate::identity::env_matters(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    a.command == b.command
+        && a.args == b.args
+        && a.global == b.global
+        && (a.global || a.cwd == b.cwd)
+        && env(a) == env(b)
+}
+
+/// The id for a spec whose hash gives `base`. `taken(id)` says whether
+/// an upstream already has `id` and, if so, whether it is the same
+/// identity. The id is a 64-bit hash: on a collision with another identity
+/// (another API key, say) the new one gets the first free `base-cN`, so
+/// two identities never share a server.
+fn unshared_id(base: &str, taken: impl Fn(&str) -> Option<bool>) -> String {
+    let mut id = base.to_string();
+    for n in 1u64.. {
+        if taken(&id) != Some(false) {
+            break;
+        }
+        id = format!("{base}-c{n}");
+    }
+    id
+}
+
 fn unknown_upstream(req: http::Request, id: &str) {
     http::json(
         req,
@@ -389,6 +423,13 @@ impl Daemon {
             );
         }
         let mut ups = lock(&self.upstreams);
+        let base = id;
+        let id = unshared_id(&base, |taken| {
+            ups.get(taken).map(|up| same_identity(&up.spec, &spec))
+        });
+        if id != base {
+            log!("upstream id {base} is taken by another identity (a hash collision): using {id}");
+        }
         ups.entry(id.clone())
             .or_insert_with(|| {
                 log!(
@@ -569,5 +610,63 @@ impl Daemon {
             let _ = std::fs::remove_file(&path);
         }
         log!("daemon stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(key: &str) -> Spec {
+        Spec {
+            command: "npx".into(),
+            args: vec!["server".into()],
+            cwd: "/p".into(),
+            env: [("API_KEY".to_string(), key.to_string())].into(),
+            global: false,
+            isolated: false,
+        }
+    }
+
+    #[test]
+    fn a_hash_collision_never_shares_an_upstream() {
+        let a = spec("secret-a");
+        let b = spec("secret-b");
+        // Force the collision: every spec hashes to "npx-0".
+        let mut ups: HashMap<String, Spec> = HashMap::new();
+        let mut register = |s: &Spec| {
+            let id = unshared_id("npx-0", |taken| {
+                ups.get(taken).map(|up| same_identity(up, s))
+            });
+            ups.entry(id.clone()).or_insert_with(|| s.clone());
+            id
+        };
+        let first = register(&a);
+        assert_eq!(first, "npx-0");
+        let second = register(&b);
+        assert_ne!(second, first, "two API keys share one upstream");
+        assert_eq!(register(&a), first, "the same identity must still share");
+        assert_eq!(register(&b), second, "the same identity must still share");
+        let third = register(&spec("secret-c"));
+        assert!(third != first && third != second, "{third}");
+    }
+
+    #[test]
+    fn identity_ignores_what_the_id_ignores() {
+        let a = spec("k");
+        let mut b = spec("k");
+        b.env.insert("TERM_PROGRAM".into(), "vscode".into());
+        assert!(
+            same_identity(&a, &b),
+            "a terminal variable split an identity"
+        );
+        let (mut g1, mut g2) = (spec("k"), spec("k"));
+        (g1.global, g2.global, g2.cwd) = (true, true, "/elsewhere".into());
+        assert!(
+            same_identity(&g1, &g2),
+            "global ignores the working directory"
+        );
+        assert!(!same_identity(&a, &g1));
+        assert!(!same_identity(&a, &spec("other")));
     }
 }

@@ -238,6 +238,15 @@ pub fn run(home: Home) -> Result<()> {
         daemon.home.dir().display(),
         version()
     );
+    // What a predecessor left (killed with -9, say) is cleared off the
+    // start-up path: clients need not wait for a stubborn process group.
+    {
+        let processes = daemon.home.processes_dir();
+        std::thread::Builder::new()
+            .name("sweep".into())
+            .spawn(move || crate::registry::sweep(&processes))
+            .map_err(|e| Error::io("cannot start the sweep thread", e))?;
+    }
 
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);

@@ -35,6 +35,12 @@ pub fn parse_stat_parent_group(stat: &str) -> Option<(u32, u32)> {
     Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
+/// Parse the session id (field 6) out of a stat line.
+pub fn parse_stat_session(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(3)?.parse().ok()
+}
+
 fn read_stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
@@ -55,6 +61,24 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// (parent pid, process group) of `pid`, where the OS tells.
 pub fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
     parse_stat_parent_group(&read_stat(pid)?)
+}
+
+/// The session of `pid`, where the OS tells.
+pub fn session(pid: u32) -> Option<u32> {
+    parse_stat_session(&read_stat(pid)?)
+}
+
+/// Every pid the OS lists now (none where it does not tell).
+pub fn all_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The executable of `pid`, where the OS tells.
@@ -458,6 +482,10 @@ mod tests {
         let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_stat_start_time(line), Some(98765));
         assert_eq!(parse_stat_parent_group(line), Some((1, 4242)));
+        assert_eq!(parse_stat_session(line), Some(4242));
+        let led = "77 (sleep) S 76 76 50 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0";
+        assert_eq!(parse_stat_parent_group(led), Some((76, 76)));
+        assert_eq!(parse_stat_session(led), Some(50));
     }
 
     #[test]

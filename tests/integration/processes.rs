@@ -132,3 +132,99 @@ fn a_second_sigterm_while_stopping_is_handled_too() {
         "the daemon did not finish its orderly stop:\n{text}"
     );
 }
+
+/// Live processes in process group `pgid`, from /proc (by group, never by name).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid| {
+            mcpshare::sys::parent_and_group(*pid).is_some_and(|(_, g)| g == pgid) && pid_alive(*pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// SIGKILLs the pids it holds when dropped: a test's leftovers, by pid.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if pid_alive(*pid) {
+                signal(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_helper_that_outlives_a_killed_daemon_is_reported_then_stopped_by_the_next() {
+    let home = TestHome::new("kill9");
+    let mut c = home.cmd();
+    c.args(["run", "--", "/bin/sh", "-c", "sleep 300 & exec \"$0\""])
+        .arg(fixture());
+    let mut a = Bridge::spawn(c);
+    a.initialize();
+    let (leader, id, _) = only_upstream(&home);
+    let helpers: Vec<u32> = group_members(leader)
+        .into_iter()
+        .filter(|p| *p != leader)
+        .collect();
+    assert_eq!(helpers.len(), 1, "want one sleep beside the fixture");
+    let helper = helpers[0];
+    let _cleanup = KillOnDrop(vec![helper]);
+    // Without a client the bridge cannot start a new daemon behind our back.
+    drop(a);
+    let daemon = home.daemon_pid().unwrap();
+    signal(daemon, libc::SIGKILL);
+    assert!(wait_until(WAIT, || !pid_alive(daemon)), "kill -9 failed");
+    assert!(
+        wait_until(WAIT, || !pid_alive(leader)),
+        "the upstream did not die with its daemon"
+    );
+    assert!(pid_alive(helper), "the helper died too: nothing to test");
+
+    let out = home.mcpshare(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text
+        .lines()
+        .position(|l| l.contains("orphaned_upstreams:"))
+        .map(|i| text.lines().skip(i).take(2).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("error") && line.contains(&helper.to_string()) && line.contains(&id),
+        "doctor does not name the survivor {helper}:\n{text}"
+    );
+    assert!(
+        line.contains(&format!("fix: kill -TERM -{leader}")),
+        "doctor gives no exact fix:\n{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // The suggested clean-up keeps the only record of the survivor.
+    let out = home.mcpshare(&["doctor", "processes", "--cleanup-stale-records"]);
+    assert!(out.status.success());
+    let record = home.dir.join(format!("processes/{leader}.json"));
+    assert!(record.exists(), "the record of a live group was deleted");
+
+    // The next daemon stops the group its predecessor left.
+    let mut b = home.bridge(&[]);
+    b.initialize();
+    assert!(
+        wait_until(WAIT, || !pid_alive(helper)),
+        "the next daemon left pid {helper} running:\n{}",
+        home.log()
+    );
+    assert!(
+        wait_until(WAIT, || !record.exists()),
+        "the record of the stopped group remains"
+    );
+    let out = home.mcpshare(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("ok      orphaned_upstreams:"),
+        "doctor still reports an orphan:\n{text}"
+    );
+}

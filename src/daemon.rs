@@ -35,6 +35,10 @@ pub const DEFAULT_DAEMON_IDLE: Duration = Duration::from_secs(600);
 const REAP_EVERY: Duration = Duration::from_millis(500);
 /// How long a daemon handing over lets requests in flight finish.
 pub const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
+/// How often the daemon checks whether `daemon.log` needs rotating.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the daemon forgets the logs of upstreams long gone.
+const FORGET_LOGS_EVERY: Duration = Duration::from_secs(3600);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -238,18 +242,18 @@ pub fn run(home: Home) -> Result<()> {
         daemon.home.dir().display(),
         version()
     );
-    // What a predecessor left (killed with -9, say) is cleared off the
-    // start-up path: clients need not wait for a stubborn process group.
+    let (house_stop, house_rx) = channel::<()>();
     {
-        let processes = daemon.home.processes_dir();
+        let d = daemon.clone();
         std::thread::Builder::new()
-            .name("sweep".into())
-            .spawn(move || crate::registry::sweep(&processes))
-            .map_err(|e| Error::io("cannot start the sweep thread", e))?;
+            .name("housekeeping".into())
+            .spawn(move || d.keep_house(&house_rx))
+            .map_err(|e| Error::io("cannot start the housekeeping thread", e))?;
     }
 
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);
+    drop(house_stop);
     daemon.shutdown(&reason);
     drop(registration);
     drop(held);
@@ -420,6 +424,55 @@ impl Daemon {
     pub fn request_stop(&self, reason: &str) {
         let tx = lock(&self.stop_tx);
         let _ = tx.send(reason.to_string());
+    }
+
+    /// Off the start-up path, so clients need not wait: clear what a
+    /// predecessor left (temp files, the process groups and records of a
+    /// daemon killed with -9), then until `stop` closes, rotate
+    /// `daemon.log` by size and forget the logs of upstreams long gone.
+    fn keep_house(&self, stop: &std::sync::mpsc::Receiver<()>) {
+        for dir in [self.home.dir().to_path_buf(), self.home.processes_dir()] {
+            for path in crate::home::sweep_temp_files(&dir) {
+                log!("removed stale temporary file {}", path.display());
+            }
+        }
+        self.forget_old_logs();
+        crate::registry::sweep(&self.home.processes_dir());
+        let max_bytes = log::max_log_bytes();
+        let mut forgot = Instant::now();
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(LOG_CHECK_EVERY)
+        {
+            let path = self.home.daemon_log();
+            match log::rotate_own_log(&path, max_bytes, log::DAEMON_LOGS_KEPT) {
+                Ok(true) => log!(
+                    "{} passed {max_bytes} bytes (MCPSHARE_LOG_MAX_BYTES): the previous part is {}.1",
+                    path.display(),
+                    path.display()
+                ),
+                Ok(false) => {}
+                Err(e) => log!("cannot rotate {}: {e}", path.display()),
+            }
+            if forgot.elapsed() >= FORGET_LOGS_EVERY {
+                self.forget_old_logs();
+                forgot = Instant::now();
+            }
+        }
+    }
+
+    fn forget_old_logs(&self) {
+        let removed = crate::logbook::forget_old_logs(
+            &self.home.logs_dir(),
+            crate::logbook::LOG_RETENTION,
+            |id| self.upstream(id).is_some(),
+        );
+        for path in removed {
+            log!(
+                "removed {}: its upstream is gone and it was not written for {} days",
+                path.display(),
+                crate::logbook::LOG_RETENTION.as_secs() / 86_400
+            );
+        }
     }
 
     /// The upstream for this identity, created (not started) if new.

@@ -1,9 +1,10 @@
 //! The process registry: every process mcpshare runs or serves from — the
 //! daemon, each bridge, each upstream it spawned — has a record
 //! `<home>/processes/<pid>.json`, written atomically before it serves and
-//! removed when it ends. `doctor` reads only these records: it never scans
-//! process names and never kills anything, and the daemon signals only a
-//! recorded upstream's process group whose members it has confirmed.
+//! removed when it ends (or, if it died first, by the next daemon to
+//! start). `doctor` reads these records and never signals. This module
+//! never scans process names; the one thing it signals, at daemon start, is
+//! a recorded upstream's process group whose members it has confirmed.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -243,6 +243,33 @@ mod imp {
         }
     }
 
+    /// Is standard error the file at `path` (same device and inode)?
+    pub fn stderr_is(path: &std::path::Path) -> bool {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        match (std::fs::File::from(fd).metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
+    /// Point standard error and standard output at `file` (a fresh log
+    /// after rotating the old one). Each line is one write, so none is cut.
+    pub fn redirect_stdout_stderr(file: &std::fs::File) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        for target in [2, 1] {
+            // SAFETY: dup2 of a descriptor we own onto a standard one; the
+            // old one is closed atomically and nothing holds its number.
+            if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     /// Block SIGTERM, SIGINT and SIGHUP in this thread (threads spawned
     /// afterwards inherit the mask), and run `f` with the signal number on a
     /// named thread each time one arrives, for the life of the process: a
@@ -427,6 +454,13 @@ mod imp {
     pub fn stdout_to_stderr() -> io::Result<()> {
         Ok(())
     }
+    /// Without a portable way to tell, never: the log is then not rotated.
+    pub fn stderr_is(_path: &std::path::Path) -> bool {
+        false
+    }
+    pub fn redirect_stdout_stderr(_file: &std::fs::File) -> io::Result<()> {
+        Err(unsupported())
+    }
     pub fn on_termination(_f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
         Ok(())
     }
@@ -458,8 +492,8 @@ mod imp {
 
 pub use imp::{
     default_signals, detach, die_with_parent, nothing_to_read, on_network_fs, on_termination,
-    pid_alive, raise_fd_limit, readable_before_stdin, signal, signal_group, stdout_to_stderr, uid,
-    widen_backlog,
+    pid_alive, raise_fd_limit, readable_before_stdin, redirect_stdout_stderr, signal, signal_group,
+    stderr_is, stdout_to_stderr, uid, widen_backlog,
 };
 
 /// Is `id` still the same process (alive, and where known, same start time)?

@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use serde_json::json;
+use std::time::Duration;
 
 /// SIGHUP, SIGINT and SIGTERM as bits of a /proc status signal mask.
 const TERMINATION_BITS: u64 =
@@ -227,4 +228,91 @@ fn a_helper_that_outlives_a_killed_daemon_is_reported_then_stopped_by_the_next()
         text.contains("ok      orphaned_upstreams:"),
         "doctor still reports an orphan:\n{text}"
     );
+}
+
+#[test]
+fn daemon_log_is_rotated_by_size_and_logging_goes_on() {
+    let home = TestHome::new("logrotate");
+    let mut a = home.bridge_with(&[], &[("MCPSHARE_LOG_MAX_BYTES", "1024")]);
+    a.initialize();
+    let (_, id, _) = only_upstream(&home);
+    let rotated = home.dir.join("daemon.log.1");
+    // Each restart logs a few lines; enough of them pass 1024 bytes.
+    for _ in 0..20 {
+        if rotated.exists() {
+            break;
+        }
+        assert!(home.mcpshare(&["restart", &id]).status.success());
+        let _ = wait_until(Duration::from_secs(2), || rotated.exists());
+    }
+    assert!(
+        rotated.exists(),
+        "daemon.log was never rotated:\n{}",
+        home.log()
+    );
+    assert!(home.mcpshare(&["restart", &id]).status.success());
+    assert!(
+        wait_until(WAIT, || home.log().contains("restart requested")),
+        "the daemon no longer logs to daemon.log after rotating it"
+    );
+    let size = std::fs::metadata(home.dir.join("daemon.log"))
+        .unwrap()
+        .len();
+    assert!(size < 4 * 1024, "daemon.log is {size} bytes");
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(a.upstream_pid(json!("last")));
+}
+
+#[test]
+fn a_new_daemon_sweeps_stale_temp_files_dead_records_and_old_logs() {
+    let home = TestHome::new("sweep");
+    let dead = dead_pid();
+    let old = std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
+    let write = |rel: &str, text: &str| {
+        let p = home.dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let stale_tmp = write(&format!(".daemon.json.{dead}.tmp"), "{");
+    let stale_record_tmp = write(&format!("processes/.{dead}.json.{dead}.tmp"), "{");
+    // A temp file of a live writer (this test) is left alone.
+    let live_tmp = write(
+        &format!("processes/.1.json.{}.tmp", std::process::id()),
+        "{",
+    );
+    let dead_record = write(
+        &format!("processes/{dead}.json"),
+        &json!({"pid": dead, "role": "bridge", "transport": "stdio"}).to_string(),
+    );
+    let old_log = write("logs/gone-0000000000000001.log", "old\n");
+    let old_log_1 = write("logs/gone-0000000000000001.log.1", "older\n");
+    for p in [&old_log, &old_log_1] {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let fresh_log = write("logs/recent-0000000000000002.log", "recent\n");
+
+    let (_a, _) = home.client();
+    let swept = [
+        &stale_tmp,
+        &stale_record_tmp,
+        &dead_record,
+        &old_log,
+        &old_log_1,
+    ];
+    assert!(
+        wait_until(WAIT, || swept.iter().all(|p| !p.exists())),
+        "left behind: {:?}\n{}",
+        swept.iter().filter(|p| p.exists()).collect::<Vec<_>>(),
+        home.log()
+    );
+    assert!(live_tmp.exists(), "a live writer's temp file was removed");
+    assert!(fresh_log.exists(), "a recent log was removed");
 }

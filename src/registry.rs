@@ -346,6 +346,46 @@ mod tests {
         assert!(parse(b"{not json").is_err());
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn survivors_are_confirmed_by_daemon_group_session_and_start_time() {
+        // This test process stands in for an upstream; its parent for the daemon.
+        let me = Record::for_self("upstream", "stdio");
+        assert!(me.session_id.is_some() && me.parent_start_time.is_some());
+        assert!(!me.daemon_gone(), "the parent runs");
+        assert!(me.survivors().is_empty(), "no survivors while the daemon runs");
+        assert!(me.group_members().contains(&me.pid));
+        let reused = Record {
+            parent_start_time: me.parent_start_time.map(|t| t + 1),
+            ..me.clone()
+        };
+        assert!(reused.daemon_gone(), "a reused daemon pid counts as gone");
+        assert!(reused.survivors().contains(&me.pid));
+        let other_session = Record {
+            session_id: me.session_id.map(|s| s + 1),
+            ..reused.clone()
+        };
+        assert!(other_session.group_members().is_empty());
+        let later = Record {
+            start_time: me.start_time + 1,
+            ..reused.clone()
+        };
+        assert!(
+            !later.group_members().contains(&me.pid),
+            "a pid started at another time is a stranger"
+        );
+        let old = Record {
+            session_id: None,
+            ..reused.clone()
+        };
+        assert!(old.survivors().is_empty(), "unconfirmable without a session");
+        let bridge = Record {
+            role: "bridge".into(),
+            ..reused
+        };
+        assert!(!bridge.daemon_gone() && bridge.group_members().is_empty());
+    }
+
     #[test]
     fn registrations_remove_their_file() {
         let dir = std::env::temp_dir().join(format!("mcpshare-registry-{}", std::process::id()));

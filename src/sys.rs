@@ -298,9 +298,10 @@ mod imp {
                     // SAFETY: `set` is an initialised sigset owned by this closure.
                     let r = unsafe { libc::sigwait(&set, &mut sig) };
                     if r != 0 {
-                        // Only an invalid set fails, and it would fail forever.
-                        crate::log!(
-                            "cannot wait for signals: {}",
+                        // Only an invalid set fails, and it would fail
+                        // forever. Plain stderr: the log module sits above this one.
+                        eprintln!(
+                            "mcpshare: cannot wait for signals: {}",
                             io::Error::from_raw_os_error(r)
                         );
                         return;

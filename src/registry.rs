@@ -353,7 +353,10 @@ mod tests {
         let me = Record::for_self("upstream", "stdio");
         assert!(me.session_id.is_some() && me.parent_start_time.is_some());
         assert!(!me.daemon_gone(), "the parent runs");
-        assert!(me.survivors().is_empty(), "no survivors while the daemon runs");
+        assert!(
+            me.survivors().is_empty(),
+            "no survivors while the daemon runs"
+        );
         assert!(me.group_members().contains(&me.pid));
         let reused = Record {
             parent_start_time: me.parent_start_time.map(|t| t + 1),
@@ -378,7 +381,10 @@ mod tests {
             session_id: None,
             ..reused.clone()
         };
-        assert!(old.survivors().is_empty(), "unconfirmable without a session");
+        assert!(
+            old.survivors().is_empty(),
+            "unconfirmable without a session"
+        );
         let bridge = Record {
             role: "bridge".into(),
             ..reused

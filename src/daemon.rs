@@ -461,11 +461,15 @@ impl Daemon {
     }
 
     fn forget_old_logs(&self) {
+        // Held across the scan: an upstream registered meanwhile would
+        // open a file this could otherwise remove under it.
+        let ups = lock(&self.upstreams);
         let removed = crate::logbook::forget_old_logs(
             &self.home.logs_dir(),
             crate::logbook::LOG_RETENTION,
-            |id| self.upstream(id).is_some(),
+            |id| ups.contains_key(id),
         );
+        drop(ups);
         for path in removed {
             log!(
                 "removed {}: its upstream is gone and it was not written for {} days",

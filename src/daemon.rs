@@ -553,7 +553,7 @@ impl Daemon {
             lock(&self.upstreams).remove(&up.id);
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
-                .spawn(move || up.stop());
+                .spawn(move || up.stop("its one session ended"));
         }
     }
 
@@ -580,7 +580,7 @@ impl Daemon {
             );
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
-                .spawn(move || up.stop());
+                .spawn(move || up.stop("idle with no session"));
         }
         let no_upstreams = lock(&self.upstreams).is_empty();
         no_upstreams && lock(&self.sessions).is_empty()
@@ -652,9 +652,10 @@ impl Daemon {
     fn shutdown(&self, reason: &str) {
         self.stopping.store(true, Ordering::Release);
         log!("daemon stopping: {reason}");
+        let why = format!("mcpshare daemon stopping ({reason})");
         let sessions: Vec<String> = lock(&self.sessions).keys().cloned().collect();
         for id in sessions {
-            self.end_session(&id, "daemon stopping");
+            self.end_session(&id, &why);
         }
         let ups: Vec<Arc<Upstream>> = lock(&self.upstreams).drain().map(|(_, u)| u).collect();
         let stoppers: Vec<_> = ups
@@ -662,7 +663,10 @@ impl Daemon {
             .filter_map(|u| {
                 std::thread::Builder::new()
                     .name(format!("stop-{}", u.id))
-                    .spawn(move || u.stop())
+                    .spawn({
+                        let why = why.clone();
+                        move || u.stop(&why)
+                    })
                     .ok()
             })
             .collect();

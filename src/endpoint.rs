@@ -236,6 +236,9 @@ struct Slot {
     /// Something came before the answer, or the connection's thread took
     /// the request back: the reader thread must not answer.
     taken_back: bool,
+    /// What of the reader's answer the socket did not take at once: the
+    /// connection's thread writes it, so the reader never waits on a client.
+    unsent: Option<http::Unsent>,
 }
 
 /// Answers larger than this go through the connection's own thread, so the
@@ -267,8 +270,10 @@ impl Answerer for Pending {
             }
             slot.req.take()
         };
-        if let Some(req) = req {
-            http::json_bytes(req, 200, &bytes, &[]);
+        if let Some(req) = req
+            && let Some(unsent) = http::json_bytes_now(req, 200, &bytes)
+        {
+            lock(&self.state).unsent = Some(unsent);
         }
     }
 
@@ -286,6 +291,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         state: Mutex::new(Slot {
             req: Some(req),
             taken_back: false,
+            unsent: None,
         }),
     });
     let direct: Arc<dyn Answerer> = pending.clone();
@@ -322,6 +328,10 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         // and the connection must not be reused before.
         if first.is_err() {
             let _ = rx.recv_timeout(DIRECT_WRITE_WAIT);
+        }
+        let unsent = lock(&pending.state).unsent.take();
+        if let Some(unsent) = unsent {
+            unsent.finish();
         }
         return;
     };

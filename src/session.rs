@@ -203,15 +203,16 @@ impl Session {
         lock(&self.outbox).stream = None;
     }
 
-    /// End the session: cancel what it has in flight at the child, and
-    /// release its subscriptions and log level there.
+    /// End the session: answer what it has in flight with an error naming
+    /// `reason` and cancel it at the child, and release its subscriptions
+    /// and log level there.
     pub fn close(&self, reason: &str) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         let inflight: Vec<u64> = lock(&self.inflight).drain().map(|(_, v)| v).collect();
         for id in inflight {
-            self.upstream.cancel(id, reason);
+            self.upstream.abandon(id, reason);
         }
         self.close_stream();
         self.upstream.detach(self);

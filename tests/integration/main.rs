@@ -9,6 +9,7 @@ mod cli;
 mod doctor;
 mod election;
 mod processes;
+mod promise;
 mod routing;
 mod security;
 mod supervision;

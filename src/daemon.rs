@@ -38,6 +38,10 @@ pub const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
 /// How long a stopping daemon waits for the answers it gave its calls in
 /// flight to be written to their clients.
 const ANSWERS_FLUSH: Duration = Duration::from_secs(1);
+/// How often the daemon checks whether `daemon.log` needs rotating.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the daemon forgets the logs of upstreams long gone.
+const FORGET_LOGS_EVERY: Duration = Duration::from_secs(3600);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -124,7 +128,14 @@ pub fn run(home: Home) -> Result<()> {
 
     let (stop_tx, stop_rx) = channel::<String>();
     let signal_tx = stop_tx.clone();
+    let mut signalled = false;
     sys::on_termination(move |sig| {
+        if signalled {
+            // The stop under way already ends every upstream within its
+            // grace; saying so shows the signal arrived.
+            log!("signal {sig} again while stopping: the stop under way continues");
+        }
+        signalled = true;
         let _ = signal_tx.send(format!("signal {sig}"));
     })
     .map_err(|e| Error::io("cannot install signal handling", e))?;
@@ -238,9 +249,18 @@ pub fn run(home: Home) -> Result<()> {
         daemon.home.dir().display(),
         version()
     );
+    let (house_stop, house_rx) = channel::<()>();
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || d.keep_house(&house_rx))
+            .map_err(|e| Error::io("cannot start the housekeeping thread", e))?;
+    }
 
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);
+    drop(house_stop);
     daemon.shutdown(&reason);
     drop(registration);
     drop(held);
@@ -360,6 +380,40 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
     }
 }
 
+/// Do two specs name the same upstream? What the id hashes, compared in
+/// full: command, arguments, working directory unless global, and every
+/// environment variable that matters for identity.
+fn same_identity(a: &Spec, b: &Spec) -> bool {
+    let env = |s: &Spec| -> Vec<(String, String)> {
+        s.env
+            .iter()
+            .filter(|(k, _)| crate::identity::env_matters(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    a.command == b.command
+        && a.args == b.args
+        && a.global == b.global
+        && (a.global || a.cwd == b.cwd)
+        && env(a) == env(b)
+}
+
+/// The id for a spec whose hash gives `base`. `taken(id)` says whether
+/// an upstream already has `id` and, if so, whether it is the same
+/// identity. The id is a 64-bit hash: on a collision with another identity
+/// (another API key, say) the new one gets the first free `base-cN`, so
+/// two identities never share a server.
+fn unshared_id(base: &str, taken: impl Fn(&str) -> Option<bool>) -> String {
+    let mut id = base.to_string();
+    for n in 1u64.. {
+        if taken(&id) != Some(false) {
+            break;
+        }
+        id = format!("{base}-c{n}");
+    }
+    id
+}
+
 fn unknown_upstream(req: http::Request, id: &str) {
     http::json(
         req,
@@ -379,6 +433,59 @@ impl Daemon {
         let _ = tx.send(reason.to_string());
     }
 
+    /// Off the start-up path, so clients need not wait: clear what a
+    /// predecessor left (temp files, the process groups and records of a
+    /// daemon killed with -9), then until `stop` closes, rotate
+    /// `daemon.log` by size and forget the logs of upstreams long gone.
+    fn keep_house(&self, stop: &std::sync::mpsc::Receiver<()>) {
+        for dir in [self.home.dir().to_path_buf(), self.home.processes_dir()] {
+            for path in crate::home::sweep_temp_files(&dir) {
+                log!("removed stale temporary file {}", path.display());
+            }
+        }
+        self.forget_old_logs();
+        crate::registry::sweep(&self.home.processes_dir());
+        let max_bytes = log::max_log_bytes();
+        let mut forgot = Instant::now();
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(LOG_CHECK_EVERY)
+        {
+            let path = self.home.daemon_log();
+            match log::rotate_own_log(&path, max_bytes, log::DAEMON_LOGS_KEPT) {
+                Ok(true) => log!(
+                    "{} passed {max_bytes} bytes (MCPSHARE_LOG_MAX_BYTES): the previous part is {}.1",
+                    path.display(),
+                    path.display()
+                ),
+                Ok(false) => {}
+                Err(e) => log!("cannot rotate {}: {e}", path.display()),
+            }
+            if forgot.elapsed() >= FORGET_LOGS_EVERY {
+                self.forget_old_logs();
+                forgot = Instant::now();
+            }
+        }
+    }
+
+    fn forget_old_logs(&self) {
+        // Held across the scan: an upstream registered meanwhile would
+        // open a file this could otherwise remove under it.
+        let ups = lock(&self.upstreams);
+        let removed = crate::logbook::forget_old_logs(
+            &self.home.logs_dir(),
+            crate::logbook::LOG_RETENTION,
+            |id| ups.contains_key(id),
+        );
+        drop(ups);
+        for path in removed {
+            log!(
+                "removed {}: its upstream is gone and it was not written for {} days",
+                path.display(),
+                crate::logbook::LOG_RETENTION.as_secs() / 86_400
+            );
+        }
+    }
+
     /// The upstream for this identity, created (not started) if new.
     pub fn register(&self, spec: Spec) -> Arc<Upstream> {
         let mut id = spec.id();
@@ -389,6 +496,13 @@ impl Daemon {
             );
         }
         let mut ups = lock(&self.upstreams);
+        let base = id;
+        let id = unshared_id(&base, |taken| {
+            ups.get(taken).map(|up| same_identity(&up.spec, &spec))
+        });
+        if id != base {
+            log!("upstream id {base} is taken by another identity (a hash collision): using {id}");
+        }
         ups.entry(id.clone())
             .or_insert_with(|| {
                 log!(
@@ -600,5 +714,63 @@ impl Daemon {
             let _ = std::fs::remove_file(&path);
         }
         log!("daemon stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(key: &str) -> Spec {
+        Spec {
+            command: "npx".into(),
+            args: vec!["server".into()],
+            cwd: "/p".into(),
+            env: [("API_KEY".to_string(), key.to_string())].into(),
+            global: false,
+            isolated: false,
+        }
+    }
+
+    #[test]
+    fn a_hash_collision_never_shares_an_upstream() {
+        let a = spec("secret-a");
+        let b = spec("secret-b");
+        // Force the collision: every spec hashes to "npx-0".
+        let mut ups: HashMap<String, Spec> = HashMap::new();
+        let mut register = |s: &Spec| {
+            let id = unshared_id("npx-0", |taken| {
+                ups.get(taken).map(|up| same_identity(up, s))
+            });
+            ups.entry(id.clone()).or_insert_with(|| s.clone());
+            id
+        };
+        let first = register(&a);
+        assert_eq!(first, "npx-0");
+        let second = register(&b);
+        assert_ne!(second, first, "two API keys share one upstream");
+        assert_eq!(register(&a), first, "the same identity must still share");
+        assert_eq!(register(&b), second, "the same identity must still share");
+        let third = register(&spec("secret-c"));
+        assert!(third != first && third != second, "{third}");
+    }
+
+    #[test]
+    fn identity_ignores_what_the_id_ignores() {
+        let a = spec("k");
+        let mut b = spec("k");
+        b.env.insert("TERM_PROGRAM".into(), "vscode".into());
+        assert!(
+            same_identity(&a, &b),
+            "a terminal variable split an identity"
+        );
+        let (mut g1, mut g2) = (spec("k"), spec("k"));
+        (g1.global, g2.global, g2.cwd) = (true, true, "/elsewhere".into());
+        assert!(
+            same_identity(&g1, &g2),
+            "global ignores the working directory"
+        );
+        assert!(!same_identity(&a, &g1));
+        assert!(!same_identity(&a, &spec("other")));
     }
 }

@@ -25,9 +25,22 @@ pub struct Seen {
     pub parent_alive: Option<bool>,
     pub current_process_group_id: Option<u32>,
     pub stale_client: bool,
-    /// An upstream alive while the daemon that started it is gone.
+    /// An upstream, or a member of its process group, alive while the
+    /// daemon that started it is gone.
     pub orphan: bool,
     pub child_pids: Vec<u32>,
+    /// Live members of an upstream's process group (the upstream itself
+    /// included) whose daemon is gone; confirmed by group, session and
+    /// start time.
+    pub survivors: Vec<u32>,
+}
+
+impl Seen {
+    /// A record of nothing: its process is gone, and so is every member of
+    /// its process group. Only such a record is ever offered for deletion.
+    pub fn stale(&self) -> bool {
+        !self.alive && self.survivors.is_empty()
+    }
 }
 
 /// The stale-client rule: a live bridge whose recorded parent (> 1) is no
@@ -62,7 +75,8 @@ pub fn inspect(path: &Path, r: Record) -> Seen {
         .map_or((None, None), |(p, g)| (Some(p), Some(g)));
     let parent_alive = r.parent_pid_at_start.map(sys::pid_alive);
     let stale_client = is_stale_client(&r.role, alive, r.parent_pid_at_start, current_parent_pid);
-    let orphan = r.role == "upstream" && alive && parent_alive == Some(false);
+    let survivors = r.survivors();
+    let orphan = r.daemon_gone() && (alive || !survivors.is_empty());
     let child_pids = if alive {
         children_of(r.pid)
     } else {
@@ -80,6 +94,7 @@ pub fn inspect(path: &Path, r: Record) -> Seen {
         stale_client,
         orphan,
         child_pids,
+        survivors,
     }
 }
 
@@ -150,10 +165,12 @@ pub fn render_line(s: &Seen, exe: &str) -> String {
         field(&s.path),
     );
     if !s.child_pids.is_empty() {
-        let kids: Vec<String> = s.child_pids.iter().map(u32::to_string).collect();
-        line.push_str(&format!("\n  child_pids={}", kids.join(",")));
+        line.push_str(&format!("\n  child_pids={}", pid_list(&s.child_pids, ",")));
     }
-    if !s.alive {
+    if !s.survivors.is_empty() {
+        line.push_str(&format!("\n  survivors={}", pid_list(&s.survivors, ",")));
+    }
+    if s.stale() {
         line.push_str(&format!(
             "\n  stale_record_cleanup={exe} doctor processes --cleanup-stale-records"
         ));
@@ -166,6 +183,13 @@ pub fn render_line(s: &Seen, exe: &str) -> String {
         line.push_str(&format!("\n  exact_terminate=kill -TERM -{group}"));
     }
     line
+}
+
+fn pid_list(pids: &[u32], sep: &str) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn this_exe() -> String {
@@ -189,7 +213,7 @@ pub fn processes(home: &Home, as_json: bool, cleanup: bool) -> Result<i32> {
         );
     }
     if cleanup {
-        for s in all.iter().filter(|s| !s.alive) {
+        for s in all.iter().filter(|s| s.stale()) {
             match std::fs::remove_file(&s.path) {
                 Ok(()) => eprintln!(
                     "mcpshare: removed stale record {} (pid {} is gone)",
@@ -251,6 +275,7 @@ pub const PROCESS_FIELDS: &[&str] = &[
     "orphan",
     "record",
     "child_pids",
+    "survivors",
     "stale_record_cleanup",
     "exact_terminate",
 ];
@@ -436,7 +461,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
     }
 
     let (all, bad) = seen(home);
-    let dead: Vec<&Seen> = all.iter().filter(|s| !s.alive).collect();
+    let dead: Vec<&Seen> = all.iter().filter(|s| s.stale()).collect();
     out.push(if dead.is_empty() {
         check("stale_records", Ok, "no records of dead processes", None)
     } else {
@@ -483,10 +508,19 @@ pub fn checks(home: &Home) -> Vec<Check> {
         orphans,
         |s| {
             let group = s.record.process_group_id.unwrap_or(s.record.pid);
+            let running = if s.survivors.is_empty() {
+                format!("runs (pid {})", s.record.pid)
+            } else {
+                format!(
+                    "has pid {} still running in its process group {group}",
+                    pid_list(&s.survivors, ", ")
+                )
+            };
             let text = format!(
-                "upstream pid {} ({}) runs, but its daemon pid {} is gone",
-                s.record.pid,
+                "upstream {} (pid {} at start) {running}, but its daemon pid {} is gone; \
+                 the next daemon to start stops it too",
                 s.record.upstream.as_deref().unwrap_or("?"),
+                s.record.pid,
                 opt(s.record.parent_pid_at_start)
             );
             (Error, text, format!("kill -TERM -{group}"))

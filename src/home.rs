@@ -137,6 +137,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// A temp file of [`write_atomic`] older than this is left over even if a
+/// process with its pid runs: a write takes milliseconds, and the pid may
+/// have been reused.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The writer's pid in a temp file name of [`write_atomic`]: `.NAME.PID.tmp`.
+fn temp_writer(file_name: &str) -> Option<u32> {
+    let inner = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    inner.rsplit_once('.')?.1.parse().ok()
+}
+
+/// Remove the temp files [`write_atomic`] left in `dir` (a writer that
+/// died between write and rename): those whose writer is gone, or older
+/// than [`STALE_TEMP_AGE`]; never this process's own. The paths removed.
+pub fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(temp_writer) else {
+            continue;
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        let stale = pid != me && (old || !crate::sys::pid_alive(pid));
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// The last `n` lines of a text file, for error messages.
 pub fn tail(path: &Path, n: usize) -> String {
     let Ok(text) = std::fs::read(path) else {
@@ -145,4 +184,16 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn temp_file_names_name_their_writer() {
+        assert_eq!(super::temp_writer(".daemon.json.4242.tmp"), Some(4242));
+        assert_eq!(super::temp_writer(".4242.json.17.tmp"), Some(17));
+        assert_eq!(super::temp_writer("daemon.json.4242.tmp"), None);
+        assert_eq!(super::temp_writer(".daemon.json.tmp"), None);
+        assert_eq!(super::temp_writer(".x.json.12.tmp.bak"), None);
+    }
 }

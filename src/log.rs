@@ -1,8 +1,67 @@
 //! The daemon's and bridge's log lines: one line each, UTC timestamp, pid,
-//! to stderr (the daemon's stderr is its log file once detached). Never to
-//! stdout, which belongs to the protocol in the bridge.
+//! to stderr (the daemon's stderr is its log file once detached), and the
+//! rotation of that file by size. Never to stdout, which belongs to the
+//! protocol in the bridge.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A log file is rotated once it passes this many bytes, unless
+/// MCPSHARE_LOG_MAX_BYTES says otherwise.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 1024 * 1024;
+/// The smallest MCPSHARE_LOG_MAX_BYTES honoured, so a typo cannot make
+/// every line rotate the file.
+pub const MIN_LOG_MAX_BYTES: u64 = 1024;
+/// Rotated daemon logs kept: `daemon.log.1` (the newest) to `daemon.log.3`.
+pub const DAEMON_LOGS_KEPT: usize = 3;
+
+/// The rotation size for `daemon.log` and upstream logs (MCPSHARE_LOG_MAX_BYTES).
+pub fn max_log_bytes() -> u64 {
+    std::env::var("MCPSHARE_LOG_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_LOG_MAX_BYTES, |n| n.max(MIN_LOG_MAX_BYTES))
+}
+
+/// `path` with `.n` appended: `daemon.log.2`.
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Move `path` to `path.1`, `path.1` to `path.2` and so on, keeping `keep`
+/// rotated files: the oldest one falls off.
+pub fn shift_rotated(path: &Path, keep: usize) -> std::io::Result<()> {
+    if keep == 0 {
+        return std::fs::remove_file(path);
+    }
+    for n in (1..keep).rev() {
+        match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(path, 1))
+}
+
+/// Rotate `path` once it passes `max_bytes`, when it is the file this
+/// process logs to (a daemon in the foreground logs where its service
+/// manager says, and that is not ours to move): shift the old files, then
+/// point standard error and output at a fresh `path`. True if it rotated.
+pub fn rotate_own_log(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<bool> {
+    let big = std::fs::metadata(path).is_ok_and(|m| m.len() > max_bytes);
+    if !big || !crate::sys::stderr_is(path) {
+        return Ok(false);
+    }
+    shift_rotated(path, keep)?;
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    crate::sys::redirect_stdout_stderr(&o.open(path)?)?;
+    Ok(true)
+}
 
 pub fn unix_millis() -> u64 {
     SystemTime::now()
@@ -51,6 +110,24 @@ macro_rules! log {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rotation_keeps_the_newest_files() {
+        let dir = std::env::temp_dir().join(format!("mcpshare-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("daemon.log");
+        for generation in 0..5 {
+            std::fs::write(&log, format!("generation {generation}")).unwrap();
+            super::shift_rotated(&log, 3).unwrap();
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        assert_eq!(read("daemon.log"), None, "the live file was moved");
+        assert_eq!(read("daemon.log.1").as_deref(), Some("generation 4"));
+        assert_eq!(read("daemon.log.2").as_deref(), Some("generation 3"));
+        assert_eq!(read("daemon.log.3").as_deref(), Some("generation 2"));
+        assert_eq!(read("daemon.log.4"), None, "more than 3 rotated files kept");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn formats_utc() {
         assert_eq!(super::format_utc(0), "1970-01-01T00:00:00.000Z");

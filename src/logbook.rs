@@ -1,7 +1,8 @@
 //! An upstream's standard error: every line goes to its log file (rotated
 //! to `<id>.log.1` past a size cap) and to a ring buffer of the last lines,
-//! numbered so `mcpshare logs -f` can ask for what came after. Stderr is
-//! never treated as an error signal.
+//! numbered so `mcpshare logs -f` can ask for what came after; and the
+//! forgetting of log files of upstreams long gone. Stderr is never treated
+//! as an error signal.
 
 use crate::pool::lock;
 use std::collections::VecDeque;
@@ -13,13 +14,16 @@ use std::time::Duration;
 
 /// Lines kept in memory per upstream.
 pub const RING_LINES: usize = 1000;
-/// A log file is rotated once it grows past this.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The log files of an upstream the daemon no longer runs are removed
+/// once they have not been written for this long.
+pub const LOG_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest line kept; the rest of a longer one is cut.
 const MAX_LINE: usize = 8 * 1024;
 
 pub struct Logbook {
     path: PathBuf,
+    /// The file is rotated once it grows past this (MCPSHARE_LOG_MAX_BYTES).
+    max_file_bytes: u64,
     ring: Mutex<Ring>,
     added: Condvar,
 }
@@ -33,6 +37,7 @@ impl Logbook {
     pub fn new(path: PathBuf) -> Logbook {
         Logbook {
             path,
+            max_file_bytes: crate::log::max_log_bytes(),
             ring: Mutex::new(Ring {
                 lines: VecDeque::new(),
                 next: 1,
@@ -80,7 +85,7 @@ impl Logbook {
             if let Some(f) = file.as_mut() {
                 let _ = f.write_all(&buf);
                 if f.metadata()
-                    .map(|m| m.len() > MAX_FILE_BYTES)
+                    .map(|m| m.len() > self.max_file_bytes)
                     .unwrap_or(false)
                 {
                     let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
@@ -123,6 +128,46 @@ impl Logbook {
     }
 }
 
+/// The upstream id a file in the logs directory belongs to:
+/// `<id>.log` or `<id>.log.1`.
+fn log_owner(name: &str) -> Option<&str> {
+    name.strip_suffix(".log")
+        .or_else(|| name.strip_suffix(".log.1"))
+        .filter(|id| !id.is_empty())
+}
+
+/// Remove the log files in `dir` not written for `retention` whose
+/// upstream `running` does not name (a quiet upstream still has its file
+/// open). The paths removed.
+pub fn forget_old_logs(
+    dir: &Path,
+    retention: Duration,
+    running: impl Fn(&str) -> bool,
+) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(id) = name.to_str().and_then(log_owner) else {
+            continue;
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= retention);
+        if old && !running(id) && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// The last `n` lines of an upstream's log file, for when the daemon no
 /// longer knows the upstream.
 pub fn file_tail(path: &Path, n: usize) -> Vec<String> {
@@ -135,6 +180,34 @@ pub fn file_tail(path: &Path, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_logs_of_upstreams_not_running_are_forgotten() {
+        let dir = std::env::temp_dir().join(format!("mcpshare-forget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = std::time::SystemTime::now() - LOG_RETENTION - Duration::from_secs(60);
+        for name in [
+            "gone-1.log",
+            "gone-1.log.1",
+            "quiet-2.log",
+            "new-3.log",
+            "other.txt",
+        ] {
+            let f = File::create(dir.join(name)).unwrap();
+            if name != "new-3.log" {
+                f.set_modified(old).unwrap();
+            }
+        }
+        let removed = forget_old_logs(&dir, LOG_RETENTION, |id| id == "quiet-2");
+        assert_eq!(
+            removed,
+            vec![dir.join("gone-1.log"), dir.join("gone-1.log.1")]
+        );
+        for kept in ["quiet-2.log", "new-3.log", "other.txt"] {
+            assert!(dir.join(kept).exists(), "{kept} was removed");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn ring_keeps_the_last_lines_and_follows() {

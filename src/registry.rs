@@ -1,11 +1,20 @@
 //! The process registry: every process mcpshare runs or serves from — the
 //! daemon, each bridge, each upstream it spawned — has a record
 //! `<home>/processes/<pid>.json`, written atomically before it serves and
-//! removed when it ends. `doctor` reads only these records: it never scans
-//! process names and never kills anything.
+//! removed when it ends (or, if it died first, by the next daemon to
+//! start). `doctor` reads these records and never signals. This module
+//! never scans process names; the one thing it signals, at daemon start, is
+//! a recorded upstream's process group whose members it has confirmed.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a predecessor's surviving upstream group gets between SIGTERM
+/// and SIGKILL, and how long after SIGKILL the daemon waits to see it gone.
+pub const SURVIVOR_TERM_GRACE: Duration = Duration::from_secs(5);
+const SURVIVOR_KILL_WAIT: Duration = Duration::from_secs(2);
+const SURVIVOR_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -23,6 +32,15 @@ pub struct Record {
     pub parent_pid_at_start: Option<u32>,
     #[serde(default)]
     pub process_group_id: Option<u32>,
+    /// The session the process was in: with the group and start time, what
+    /// tells a surviving member of an upstream's group from a stranger
+    /// that reused the group id.
+    #[serde(default)]
+    pub session_id: Option<u32>,
+    /// Start time of the parent at start (the daemon, for an upstream), to
+    /// tell it from a process that reused its pid.
+    #[serde(default)]
+    pub parent_start_time: Option<u64>,
     /// daemon, bridge or upstream.
     #[serde(default)]
     pub role: String,
@@ -62,9 +80,93 @@ impl Record {
             started_unix_millis: crate::log::unix_millis(),
             parent_pid_at_start: parent,
             process_group_id: group,
+            session_id: crate::sys::session(pid),
+            parent_start_time: parent.and_then(crate::sys::start_time),
             role: role.into(),
             transport: transport.into(),
             ..Record::default()
+        }
+    }
+}
+
+impl Record {
+    /// This process as the record describes it: pid and start time.
+    pub fn process(&self) -> crate::sys::ProcessId {
+        crate::sys::ProcessId {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
+    }
+
+    /// Is the recorded process still running (same pid, same start time)?
+    pub fn alive(&self) -> bool {
+        crate::sys::same_process(&self.process())
+    }
+
+    /// For an upstream: has the daemon that started it gone (its pid dead,
+    /// or reused by a process started at another time)? False when the
+    /// record does not say who started it.
+    pub fn daemon_gone(&self) -> bool {
+        self.role == "upstream"
+            && self.parent_pid_at_start.is_some_and(|pid| {
+                !crate::sys::same_process(&crate::sys::ProcessId {
+                    pid,
+                    start_time: self.parent_start_time.unwrap_or(0),
+                })
+            })
+    }
+
+    /// For an upstream: the live members of its process group, confirmed
+    /// as the ones it started: same group and session as recorded, started
+    /// no earlier than the upstream, and the upstream itself only with its
+    /// recorded executable. Empty for other roles and for records too old
+    /// to tell (no group or session recorded): nothing unconfirmed is named.
+    pub fn group_members(&self) -> Vec<u32> {
+        let (Some(group), Some(session)) = (self.process_group_id, self.session_id) else {
+            return Vec::new();
+        };
+        if self.role != "upstream" || group <= 1 {
+            return Vec::new();
+        }
+        // A live leader that runs another executable is not confirmed, and
+        // then neither is its group.
+        if self.alive() && !self.same_executable() {
+            return Vec::new();
+        }
+        crate::sys::all_pids()
+            .into_iter()
+            .filter(|&pid| {
+                crate::sys::parent_and_group(pid).is_some_and(|(_, g)| g == group)
+                    && crate::sys::session(pid) == Some(session)
+                    // The upstream itself started exactly then; every
+                    // other member was forked from it, so no earlier.
+                    && crate::sys::start_time(pid).is_some_and(|t| {
+                        self.start_time == 0
+                            || if pid == self.pid {
+                                t == self.start_time
+                            } else {
+                                t >= self.start_time
+                            }
+                    })
+                    && crate::sys::pid_alive(pid)
+            })
+            .collect()
+    }
+
+    /// Does the recorded pid run the recorded executable (or is none recorded)?
+    fn same_executable(&self) -> bool {
+        self.executable.is_empty()
+            || crate::sys::exe(self.pid).is_some_and(|e| e.display().to_string() == self.executable)
+    }
+
+    /// The members of this upstream's group still running while the daemon
+    /// that started it is gone: what `doctor` reports and the next daemon
+    /// stops.
+    pub fn survivors(&self) -> Vec<u32> {
+        if self.daemon_gone() {
+            self.group_members()
+        } else {
+            Vec::new()
         }
     }
 }
@@ -111,6 +213,85 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// At daemon start, with the daemon lock held: stop every upstream group
+/// a predecessor left running, then remove the records of processes that
+/// are gone. A record whose group still has a member is kept: it is the
+/// only trace of that process.
+pub fn sweep(dir: &Path) {
+    for (_, r) in list(dir).0 {
+        let members = r.survivors();
+        if !members.is_empty() {
+            stop_survivors(&r, &members);
+        }
+    }
+    let mut removed = Vec::new();
+    for (path, r) in list(dir).0 {
+        if r.alive() || !r.survivors().is_empty() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(r.pid.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => crate::log!("cannot remove {}: {e}", path.display()),
+        }
+    }
+    if !removed.is_empty() {
+        crate::log!(
+            "removed {} record(s) of processes that are gone: pid {}",
+            removed.len(),
+            removed.join(", ")
+        );
+    }
+}
+
+/// SIGTERM the upstream's group, wait (bounded) for its confirmed members
+/// to go, then SIGKILL what is left after confirming it again.
+fn stop_survivors(r: &Record, members: &[u32]) {
+    let Some(group) = r.process_group_id else {
+        return;
+    };
+    let pids: Vec<String> = members.iter().map(u32::to_string).collect();
+    crate::log!(
+        "upstream {} (pid {}) outlived daemon pid {}: pid {} still run in its process group {group}; \
+         sending SIGTERM to the group",
+        r.upstream.as_deref().unwrap_or("?"),
+        r.pid,
+        r.parent_pid_at_start.map_or("?".into(), |p| p.to_string()),
+        pids.join(", ")
+    );
+    let gone = |wait: Duration| {
+        let deadline = Instant::now() + wait;
+        loop {
+            if r.group_members().is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(SURVIVOR_POLL);
+        }
+    };
+    if let Err(e) = crate::sys::signal_group(group, crate::sys::Signal::Term) {
+        crate::log!("cannot signal process group {group}: {e}");
+    }
+    if gone(SURVIVOR_TERM_GRACE) {
+        crate::log!("process group {group} stopped");
+        return;
+    }
+    if !r.group_members().is_empty() {
+        crate::log!(
+            "process group {group} ignored SIGTERM for {} s: sending SIGKILL",
+            SURVIVOR_TERM_GRACE.as_secs()
+        );
+        let _ = crate::sys::signal_group(group, crate::sys::Signal::Kill);
+    }
+    if gone(SURVIVOR_KILL_WAIT) {
+        crate::log!("process group {group} stopped");
+    } else {
+        crate::log!("process group {group} still runs after SIGKILL");
     }
 }
 
@@ -163,6 +344,52 @@ mod tests {
         assert_eq!(r.role, "bridge");
         assert!(parse(br#"{"pid": 0}"#).is_err());
         assert!(parse(b"{not json").is_err());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn survivors_are_confirmed_by_daemon_group_session_and_start_time() {
+        // This test process stands in for an upstream; its parent for the daemon.
+        let me = Record::for_self("upstream", "stdio");
+        assert!(me.session_id.is_some() && me.parent_start_time.is_some());
+        assert!(!me.daemon_gone(), "the parent runs");
+        assert!(
+            me.survivors().is_empty(),
+            "no survivors while the daemon runs"
+        );
+        assert!(me.group_members().contains(&me.pid));
+        let reused = Record {
+            parent_start_time: me.parent_start_time.map(|t| t + 1),
+            ..me.clone()
+        };
+        assert!(reused.daemon_gone(), "a reused daemon pid counts as gone");
+        assert!(reused.survivors().contains(&me.pid));
+        let other_session = Record {
+            session_id: me.session_id.map(|s| s + 1),
+            ..reused.clone()
+        };
+        assert!(other_session.group_members().is_empty());
+        let later = Record {
+            start_time: me.start_time + 1,
+            ..reused.clone()
+        };
+        assert!(
+            !later.group_members().contains(&me.pid),
+            "a pid started at another time is a stranger"
+        );
+        let old = Record {
+            session_id: None,
+            ..reused.clone()
+        };
+        assert!(
+            old.survivors().is_empty(),
+            "unconfirmable without a session"
+        );
+        let bridge = Record {
+            role: "bridge".into(),
+            ..reused
+        };
+        assert!(!bridge.daemon_gone() && bridge.group_members().is_empty());
     }
 
     #[test]

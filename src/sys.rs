@@ -35,6 +35,12 @@ pub fn parse_stat_parent_group(stat: &str) -> Option<(u32, u32)> {
     Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
+/// Parse the session id (field 6) out of a stat line.
+pub fn parse_stat_session(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(3)?.parse().ok()
+}
+
 fn read_stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
@@ -55,6 +61,24 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// (parent pid, process group) of `pid`, where the OS tells.
 pub fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
     parse_stat_parent_group(&read_stat(pid)?)
+}
+
+/// The session of `pid`, where the OS tells.
+pub fn session(pid: u32) -> Option<u32> {
+    parse_stat_session(&read_stat(pid)?)
+}
+
+/// Every pid the OS lists now (none where it does not tell).
+pub fn all_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The executable of `pid`, where the OS tells.
@@ -138,8 +162,11 @@ mod imp {
     }
 
     /// Make the spawned process the leader of a new session, detached from
-    /// the caller's terminal and process group.
+    /// the caller's terminal and process group, with default signal
+    /// handling ([`default_signals`]): a daemon started by a bridge under
+    /// `nohup` would otherwise ignore the SIGHUP it means to wait for.
     pub fn detach(cmd: &mut Command) {
+        default_signals(cmd);
         // SAFETY: setsid is async-signal-safe and touches no memory of ours.
         unsafe {
             cmd.pre_exec(|| {
@@ -151,10 +178,41 @@ mod imp {
         }
     }
 
-    /// Put the spawned process in its own process group and, on Linux, have
-    /// the kernel SIGKILL it when the spawning thread's process dies.
+    /// The signals the daemon and the bridge take with `sigwait`.
+    const TERMINATION: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+    /// Start the spawned program with no signal blocked and the termination
+    /// signals at their default action. A process inherits its parent's
+    /// mask and ignored signals through fork and exec, and ours blocks
+    /// SIGTERM, SIGINT and SIGHUP for `sigwait`: a server that never
+    /// unblocks them (bash, Python, Node) would never see our SIGTERM.
+    pub fn default_signals(cmd: &mut Command) {
+        // SAFETY: sigemptyset, pthread_sigmask and signal are
+        // async-signal-safe, and the sigset is a local of the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                let r = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                if r != 0 {
+                    return Err(io::Error::from_raw_os_error(r));
+                }
+                for s in TERMINATION {
+                    if libc::signal(s, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Put the spawned process in its own process group with default
+    /// signal handling ([`default_signals`]) and, on Linux, have the kernel
+    /// SIGKILL it when the spawning thread's process dies.
     pub fn die_with_parent(cmd: &mut Command) {
         cmd.process_group(0);
+        default_signals(cmd);
         #[cfg(target_os = "linux")]
         {
             let parent = std::process::id();
@@ -185,16 +243,45 @@ mod imp {
         }
     }
 
+    /// Is standard error the file at `path` (same device and inode)?
+    pub fn stderr_is(path: &std::path::Path) -> bool {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        match (std::fs::File::from(fd).metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
+    /// Point standard error and standard output at `file` (a fresh log
+    /// after rotating the old one). Each line is one write, so none is cut.
+    pub fn redirect_stdout_stderr(file: &std::fs::File) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        for target in [2, 1] {
+            // SAFETY: dup2 of a descriptor we own onto a standard one; the
+            // old one is closed atomically and nothing holds its number.
+            if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     /// Block SIGTERM, SIGINT and SIGHUP in this thread (threads spawned
     /// afterwards inherit the mask), and run `f` with the signal number on a
-    /// named thread when one arrives. Call before spawning other threads.
-    pub fn on_termination(f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+    /// named thread each time one arrives, for the life of the process: a
+    /// second signal while the first is being handled is handled too, never
+    /// left pending. Call before spawning other threads.
+    pub fn on_termination(mut f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
         // SAFETY: sigset_t is plain data; it is initialised by sigemptyset
         // before use, and pthread_sigmask only reads it.
         let set = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            for s in TERMINATION {
                 libc::sigaddset(&mut set, s);
             }
             let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -206,10 +293,19 @@ mod imp {
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is an initialised sigset owned by this closure.
-                let r = unsafe { libc::sigwait(&set, &mut sig) };
-                if r == 0 {
+                loop {
+                    let mut sig: libc::c_int = 0;
+                    // SAFETY: `set` is an initialised sigset owned by this closure.
+                    let r = unsafe { libc::sigwait(&set, &mut sig) };
+                    if r != 0 {
+                        // Only an invalid set fails, and it would fail
+                        // forever. Plain stderr: the log module sits above this one.
+                        eprintln!(
+                            "mcpshare: cannot wait for signals: {}",
+                            io::Error::from_raw_os_error(r)
+                        );
+                        return;
+                    }
                     f(sig)
                 }
             })?;
@@ -354,11 +450,19 @@ mod imp {
         Err(unsupported())
     }
     pub fn detach(_cmd: &mut Command) {}
+    pub fn default_signals(_cmd: &mut Command) {}
     pub fn die_with_parent(_cmd: &mut Command) {}
     pub fn stdout_to_stderr() -> io::Result<()> {
         Ok(())
     }
-    pub fn on_termination(_f: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+    /// Without a portable way to tell, never: the log is then not rotated.
+    pub fn stderr_is(_path: &std::path::Path) -> bool {
+        false
+    }
+    pub fn redirect_stdout_stderr(_file: &std::fs::File) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub fn on_termination(_f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
         Ok(())
     }
     pub fn raise_fd_limit() -> Option<u64> {
@@ -388,9 +492,9 @@ mod imp {
 }
 
 pub use imp::{
-    detach, die_with_parent, nothing_to_read, on_network_fs, on_termination, pid_alive,
-    raise_fd_limit, readable_before_stdin, signal, signal_group, stdout_to_stderr, uid,
-    widen_backlog,
+    default_signals, detach, die_with_parent, nothing_to_read, on_network_fs, on_termination,
+    pid_alive, raise_fd_limit, readable_before_stdin, redirect_stdout_stderr, signal, signal_group,
+    stderr_is, stdout_to_stderr, uid, widen_backlog,
 };
 
 /// Is `id` still the same process (alive, and where known, same start time)?
@@ -450,6 +554,10 @@ mod tests {
         let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_stat_start_time(line), Some(98765));
         assert_eq!(parse_stat_parent_group(line), Some((1, 4242)));
+        assert_eq!(parse_stat_session(line), Some(4242));
+        let led = "77 (sleep) S 76 76 50 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0";
+        assert_eq!(parse_stat_parent_group(led), Some((76, 76)));
+        assert_eq!(parse_stat_session(led), Some(50));
     }
 
     #[test]

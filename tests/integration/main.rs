@@ -8,6 +8,7 @@ mod bridge;
 mod cli;
 mod doctor;
 mod election;
+mod processes;
 mod promise;
 mod routing;
 mod security;

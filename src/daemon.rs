@@ -97,6 +97,24 @@ pub const DAEMON_IDLE: Setting = Setting {
     min: 0,
     max: 604_800,
 };
+/// How long a client may take to send a request's head, from its first
+/// byte (or from connecting, for a connection's first request).
+pub const HEAD_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_HEAD_TIMEOUT_MS",
+    unit: Unit::Millis,
+    default: http::DEFAULT_HEAD_TIMEOUT.as_millis() as u64,
+    min: 100,
+    max: 600_000,
+};
+/// How long a client may take to send a request's body, once its head is in.
+pub const BODY_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_BODY_TIMEOUT_MS",
+    unit: Unit::Millis,
+    default: http::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
+    min: 100,
+    max: 3_600_000,
+};
+
 /// Every daemon setting; a client that starts the daemon passes these on.
 pub const SETTINGS: &[&Setting] = &[
     &MAX_MESSAGE,
@@ -105,6 +123,8 @@ pub const SETTINGS: &[&Setting] = &[
     &PING_EVERY,
     &UPSTREAM_IDLE,
     &DAEMON_IDLE,
+    &HEAD_TIMEOUT,
+    &BODY_TIMEOUT,
 ];
 
 impl Setting {
@@ -161,6 +181,8 @@ pub struct Settings {
     pub ping_every: Duration,
     pub upstream_idle: Duration,
     pub daemon_idle: Duration,
+    pub head_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 impl Settings {
@@ -174,6 +196,8 @@ impl Settings {
             ping_every: PING_EVERY.duration()?,
             upstream_idle: UPSTREAM_IDLE.duration()?,
             daemon_idle: DAEMON_IDLE.duration()?,
+            head_timeout: HEAD_TIMEOUT.duration()?,
+            body_timeout: BODY_TIMEOUT.duration()?,
         })
     }
 }
@@ -332,10 +356,14 @@ pub fn run(home: Home) -> Result<()> {
     });
     {
         let d = daemon.clone();
-        http::serve(
+        http::serve_with(
             listener,
-            daemon.max_message,
-            connection_budget(sys::raise_fd_limit()),
+            http::Config {
+                max_body: daemon.max_message,
+                max_conns: connection_budget(sys::raise_fd_limit()),
+                head_timeout: settings.head_timeout,
+                body_timeout: settings.body_timeout,
+            },
             Arc::new(move |req| route(&d, req)),
         )
         .map_err(|e| Error::io("cannot start the HTTP thread", e))?;

@@ -203,20 +203,26 @@ impl Settings {
 }
 
 /// How long a forwarded request may take (MCPSHARE_REQUEST_TIMEOUT_SECS),
-/// for a client's own bounds. A bad value counts as the default here: the
-/// daemon refuses it, and a client starting one reports it (see election).
+/// for a client's own bounds. A bad value counts as the default here, said
+/// once on stderr: the daemon refuses it, and a client starting one fails
+/// (see election).
 pub fn request_timeout() -> Duration {
-    REQUEST_TIMEOUT
-        .duration()
-        .unwrap_or_else(|_| REQUEST_TIMEOUT.default_duration())
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    client_setting(&REQUEST_TIMEOUT, &WARNED)
 }
 
 /// How long an upstream may take to start (MCPSHARE_START_TIMEOUT_SECS);
 /// a bad value counts as the default, as for [`request_timeout`].
 pub fn start_timeout() -> Duration {
-    START_TIMEOUT
-        .duration()
-        .unwrap_or_else(|_| START_TIMEOUT.default_duration())
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    client_setting(&START_TIMEOUT, &WARNED)
+}
+
+fn client_setting(setting: &Setting, warned: &std::sync::Once) -> Duration {
+    setting.duration().unwrap_or_else(|e| {
+        warned.call_once(|| log!("{e}; this client's own wait uses the default"));
+        setting.default_duration()
+    })
 }
 
 /// A bridge's setting in milliseconds (MCPSHARE_WATCHDOG_MS): a bad value

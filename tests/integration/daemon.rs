@@ -235,3 +235,21 @@ fn stalled_requests_never_use_up_the_connection_limit() {
         assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
     }
 }
+
+#[test]
+fn a_client_attaching_with_a_bad_timeout_says_so_on_stderr() {
+    let home = TestHome::new("badclientsetting");
+    let (_a, _) = home.client();
+    let mut b = home.bridge_with(&[], &[("MCPSHARE_REQUEST_TIMEOUT_SECS", "abc")]);
+    b.initialize();
+    assert_eq!(b.call_text(json!(1), "add", json!({"a": 1, "b": 1})), "2");
+    assert!(
+        wait_until(WAIT, || b
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("MCPSHARE_REQUEST_TIMEOUT_SECS=abc")),
+        "stderr: {}",
+        b.stderr.lock().unwrap()
+    );
+}

@@ -1,7 +1,8 @@
 //! A small MCP server over stdio for mcpshare's tests, demo and benchmark.
 //! Its tools make behaviour observable: echo, add, sleep (cancellable),
 //! crash, progress, list_changed, log, roots and sampling (asking the
-//! client), pid, env, hang (stop answering anything), update (announce a
+//! client), pid, env, hang (stop answering anything), deaf (stop reading
+//! stdin at all), big (a result of `bytes` bytes), update (announce a
 //! resource change), and level (the log level last set). It also serves
 //! prompts and subscribable resources, and pages tools/list by 5.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
@@ -22,6 +23,7 @@ const PAGE: usize = 5;
 #[derive(Default)]
 struct Server {
     hung: std::sync::atomic::AtomicBool,
+    deaf: std::sync::atomic::AtomicBool,
     level: Mutex<Option<String>>,
     subscriptions: Mutex<HashSet<String>>,
     counts: Mutex<HashMap<String, u64>>,
@@ -192,6 +194,11 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             let n = args.get("name").and_then(Value::as_str).unwrap_or("");
             Ok(text(std::env::var(n).unwrap_or_default()))
         }
+        "deaf" => {
+            server.deaf.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(text("deaf"))
+        }
+        "big" => Ok(text("x".repeat(num("bytes") as usize))),
         "hang" => {
             server.hung.store(true, std::sync::atomic::Ordering::SeqCst);
             Ok(text("hanging"))
@@ -361,6 +368,10 @@ fn main() {
     let server = Arc::new(Server::default());
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
+        // Deaf: never read stdin again (a busy or deadlocked server).
+        while server.deaf.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         match serde_json::from_str::<Value>(&line) {
             Ok(msg) => handle(&server, msg),
             Err(e) => server.send(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": e.to_string()}})),

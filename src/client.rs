@@ -162,6 +162,9 @@ pub struct Client {
     token: String,
 }
 
+/// The header a bridge names its own pid in when it opens a session.
+pub const CLIENT_PID_HEADER: &str = "Mcpshare-Client-Pid";
+
 /// Per-request headers of the MCP endpoint.
 #[derive(Default)]
 pub struct McpHeaders<'a> {
@@ -303,6 +306,10 @@ impl Client {
         }
         if let Some(v) = h.version {
             let _ = write!(head, "MCP-Protocol-Version: {v}\r\n");
+        }
+        if h.session.is_none() {
+            // A new session: the daemon ends it as soon as this process dies.
+            let _ = write!(head, "{CLIENT_PID_HEADER}: {}\r\n", std::process::id());
         }
         head.push_str("\r\n");
         let mut request = head.into_bytes();

@@ -600,6 +600,7 @@ impl Daemon {
         upstream: &Arc<Upstream>,
         version: String,
         capabilities: Value,
+        client: Option<sys::ProcessId>,
     ) -> Arc<Session> {
         let id = random_token().unwrap_or_else(|_| format!("{:x}", log::unix_millis()));
         let session = Arc::new(Session::new(
@@ -607,6 +608,7 @@ impl Daemon {
             upstream.clone(),
             version,
             capabilities,
+            client,
         ));
         upstream.attach(&session);
         lock(&self.sessions).insert(id, session.clone());
@@ -624,13 +626,29 @@ impl Daemon {
             lock(&self.upstreams).remove(&up.id);
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
-                .spawn(move || up.stop());
+                .spawn(move || up.stop("its one session ended"));
+        }
+    }
+
+    /// End the sessions whose bridge process is gone, whatever phase they
+    /// were in (before `initialized`, mid-call, with or without a stream).
+    fn reap_orphaned_sessions(&self) {
+        let orphaned: Vec<(String, u32)> = lock(&self.sessions)
+            .values()
+            .filter_map(|s| s.client.as_ref().map(|c| (s, c)))
+            .filter(|(_, c)| !sys::same_process(c))
+            .map(|(s, c)| (s.id.clone(), c.pid))
+            .collect();
+        for (id, pid) in orphaned {
+            log!("session {id}: its client process {pid} is gone; ending it");
+            self.end_session(&id, &format!("client process {pid} exited"));
         }
     }
 
     /// Stop upstreams idle past their grace period. True when the daemon
     /// itself is idle: no upstream and no session left.
     fn reap_idle(&self) -> bool {
+        self.reap_orphaned_sessions();
         let mut retired = Vec::new();
         {
             let mut ups = lock(&self.upstreams);
@@ -651,7 +669,7 @@ impl Daemon {
             );
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
-                .spawn(move || up.stop());
+                .spawn(move || up.stop("idle with no session"));
         }
         let no_upstreams = lock(&self.upstreams).is_empty();
         no_upstreams && lock(&self.sessions).is_empty()
@@ -723,9 +741,10 @@ impl Daemon {
     fn shutdown(&self, reason: &str) {
         self.stopping.store(true, Ordering::Release);
         log!("daemon stopping: {reason}");
+        let why = format!("mcpshare daemon stopping ({reason})");
         let sessions: Vec<String> = lock(&self.sessions).keys().cloned().collect();
         for id in sessions {
-            self.end_session(&id, "daemon stopping");
+            self.end_session(&id, &why);
         }
         let ups: Vec<Arc<Upstream>> = lock(&self.upstreams).drain().map(|(_, u)| u).collect();
         let stoppers: Vec<_> = ups
@@ -733,7 +752,10 @@ impl Daemon {
             .filter_map(|u| {
                 std::thread::Builder::new()
                     .name(format!("stop-{}", u.id))
-                    .spawn(move || u.stop())
+                    .spawn({
+                        let why = why.clone();
+                        move || u.stop(&why)
+                    })
                     .ok()
             })
             .collect();

@@ -213,7 +213,12 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
         }
     }
     let capabilities = params.get("capabilities").cloned().unwrap_or(json!({}));
-    let session = d.new_session(&upstream, version.to_string(), capabilities);
+    let session = d.new_session(
+        &upstream,
+        version.to_string(),
+        capabilities,
+        client_process(&req),
+    );
     let sid = session.id.clone();
     http::json(
         req,
@@ -221,6 +226,16 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
         &jsonrpc::result(id, result),
         &[(SESSION_HEADER, &sid), (VERSION_HEADER, version)],
     );
+}
+
+/// The process a bridge names as the session's client, if it is alive.
+fn client_process(req: &Request) -> Option<crate::sys::ProcessId> {
+    let pid = http::header(req, crate::client::CLIENT_PID_HEADER)?
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 1)?;
+    let start_time = crate::sys::start_time(pid)?;
+    Some(crate::sys::ProcessId { pid, start_time })
 }
 
 /// The HTTP request of a call in flight, until its answer is written: by
@@ -236,6 +251,9 @@ struct Slot {
     /// Something came before the answer, or the connection's thread took
     /// the request back: the reader thread must not answer.
     taken_back: bool,
+    /// What of the reader's answer the socket did not take at once: the
+    /// connection's thread writes it, so the reader never waits on a client.
+    unsent: Option<http::Unsent>,
 }
 
 /// Answers larger than this go through the connection's own thread, so the
@@ -267,8 +285,10 @@ impl Answerer for Pending {
             }
             slot.req.take()
         };
-        if let Some(req) = req {
-            http::json_bytes(req, 200, &bytes, &[]);
+        if let Some(req) = req
+            && let Some(unsent) = http::json_bytes_now(req, 200, &bytes)
+        {
+            lock(&self.state).unsent = Some(unsent);
         }
     }
 
@@ -286,6 +306,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         state: Mutex::new(Slot {
             req: Some(req),
             taken_back: false,
+            unsent: None,
         }),
     });
     let direct: Arc<dyn Answerer> = pending.clone();
@@ -322,6 +343,10 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         // and the connection must not be reused before.
         if first.is_err() {
             let _ = rx.recv_timeout(DIRECT_WRITE_WAIT);
+        }
+        let unsent = lock(&pending.state).unsent.take();
+        if let Some(unsent) = unsent {
+            unsent.finish();
         }
         return;
     };

@@ -142,6 +142,10 @@ pub fn serve_with(listener: TcpListener, config: Config, handler: Handler) -> io
     Ok(())
 }
 
+/// How long a write to a client may wait for it to read: a client that
+/// stops reading loses its connection (and a GET stream its session).
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How long the accept loop pauses after a failed accept.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -257,6 +261,7 @@ fn connection(
     // One descriptor per connection: the reader and every response share it.
     let stream = Arc::new(stream);
     let _ = stream.set_read_timeout(Some(IDLE_CHECK));
+    let _ = stream.set_write_timeout(Some(WRITE_DEADLINE));
     let mut reader = BufReader::new(Patient {
         stream: &stream,
         limit,
@@ -526,6 +531,23 @@ fn raw_response(
     body: &[u8],
     keep_alive: bool,
 ) -> io::Result<()> {
+    out.write_all(&response_bytes(
+        status,
+        extra,
+        content_type,
+        body,
+        keep_alive,
+    ))?;
+    out.flush()
+}
+
+fn response_bytes(
+    status: u16,
+    extra: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut msg = head_text(status, extra, keep_alive);
     if !content_type.is_empty() {
         msg.push_str(&format!("Content-Type: {content_type}\r\n"));
@@ -533,8 +555,61 @@ fn raw_response(
     msg.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut bytes = msg.into_bytes();
     bytes.extend_from_slice(body);
-    out.write_all(&bytes)?;
-    out.flush()
+    bytes
+}
+
+/// A response the socket did not take at once; [`Unsent::finish`] writes
+/// the rest within the connection's write deadline.
+pub struct Unsent {
+    req: Request,
+    rest: Vec<u8>,
+}
+
+impl Unsent {
+    pub fn finish(self) {
+        let mut out = &*self.req.out;
+        if out.write_all(&self.rest).and_then(|()| out.flush()).is_ok() {
+            self.req.answered.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Respond with a JSON body already serialized, writing only what the
+/// socket takes without waiting: for a thread that must never block on a
+/// client (the upstream's reader). What is left comes back as [`Unsent`].
+pub fn json_bytes_now(req: Request, status: u16, body: &[u8]) -> Option<Unsent> {
+    let bytes = response_bytes(status, &[], "application/json", body, req.keep_alive);
+    let out = &*req.out;
+    if out.set_nonblocking(true).is_err() {
+        return Some(Unsent { req, rest: bytes });
+    }
+    let mut sent = 0;
+    let broken = loop {
+        match (&*req.out).write(&bytes[sent..]) {
+            Ok(0) => break true,
+            Ok(n) => {
+                sent += n;
+                if sent == bytes.len() {
+                    break false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+        }
+    };
+    let blocking = out.set_nonblocking(false).is_ok();
+    if broken || !blocking {
+        // Left unanswered, the connection is closed by its own thread.
+        return None;
+    }
+    if sent == bytes.len() {
+        req.answered.store(true, Ordering::Release);
+        return None;
+    }
+    Some(Unsent {
+        rest: bytes[sent..].to_vec(),
+        req,
+    })
 }
 
 fn respond(req: Request, status: u16, extra: &[(&str, &str)], content_type: &str, body: &[u8]) {

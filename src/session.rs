@@ -40,6 +40,9 @@ pub struct Session {
     level: Mutex<Option<String>>,
     /// Resource URIs this client subscribed to.
     subscriptions: Mutex<HashSet<String>>,
+    /// The bridge process that opened this session, if one did: the
+    /// session ends as soon as that process is gone.
+    pub client: Option<crate::sys::ProcessId>,
 }
 
 /// Log levels from least to most severe (RFC 5424, as MCP names them).
@@ -64,6 +67,7 @@ impl Session {
         upstream: Arc<Upstream>,
         version: String,
         capabilities: Value,
+        client: Option<crate::sys::ProcessId>,
     ) -> Session {
         Session {
             id,
@@ -80,6 +84,7 @@ impl Session {
             closed: AtomicBool::new(false),
             level: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
+            client,
         }
     }
 
@@ -203,15 +208,16 @@ impl Session {
         lock(&self.outbox).stream = None;
     }
 
-    /// End the session: cancel what it has in flight at the child, and
-    /// release its subscriptions and log level there.
+    /// End the session: answer what it has in flight with an error naming
+    /// `reason` and cancel it at the child, and release its subscriptions
+    /// and log level there.
     pub fn close(&self, reason: &str) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         let inflight: Vec<u64> = lock(&self.inflight).drain().map(|(_, v)| v).collect();
         for id in inflight {
-            self.upstream.cancel(id, reason);
+            self.upstream.abandon(id, reason);
         }
         self.close_stream();
         self.upstream.detach(self);

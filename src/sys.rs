@@ -404,6 +404,43 @@ pub fn same_process(id: &ProcessId) -> bool {
     }
 }
 
+/// Has our child `pid` exited? Waits for it when `block`. The child is
+/// left unreaped (`WNOWAIT`): while it is a zombie its pid, and so its
+/// process group id, cannot be reused, and signals to that group stay
+/// safe until whoever owns it reaps it.
+#[cfg(unix)]
+pub fn child_exited(pid: u32, block: bool) -> io::Result<bool> {
+    let p = libc::id_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    let mut flags = libc::WEXITED | libc::WNOWAIT;
+    if !block {
+        flags |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: siginfo_t is plain old data, zeroed before use; waitid
+        // only writes into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on one pid with a valid siginfo_t pointer.
+        let r = unsafe { libc::waitid(libc::P_PID, p, &mut info, flags) };
+        if r == 0 {
+            // SAFETY: si_pid is valid to read for SIGCHLD-style siginfo,
+            // which waitid fills (and leaves zero when nothing changed).
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn child_exited(_pid: u32, _block: bool) -> io::Result<bool> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "not supported on this platform",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ const TERM_GRACE: Duration = Duration::from_secs(10);
 /// How long a child that closed its stdout gets to exit on its own.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 const REAP_POLL: Duration = Duration::from_millis(10);
+/// Messages waiting for the child's stdin. The writer thread alone blocks
+/// on the pipe; everyone else queues here and never waits: a full queue
+/// means the child stopped reading, and the write fails at once.
+const STDIN_QUEUE: usize = 1024;
 /// This many crashes within CRASH_WINDOW mark the upstream `crashed`.
 pub const CRASH_LIMIT: usize = 5;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
@@ -176,6 +180,9 @@ struct State {
     idle_since: Instant,
     /// The running child's registry record, removed when it is reaped.
     record: Option<Registration>,
+    /// The newest generation whose end was dealt with (exit, stop or a
+    /// failed start): a second report of the same end does nothing.
+    ended: u64,
 }
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
@@ -232,8 +239,8 @@ pub struct Upstream {
     tuning: Tuning,
     state: Mutex<State>,
     changed: Condvar,
-    /// The running child's stdin, tagged with its generation.
-    stdin: Mutex<Option<(u64, ChildStdin)>>,
+    /// The queue to the running child's stdin writer, tagged with its generation.
+    stdin: Mutex<Option<(u64, SyncSender<Vec<u8>>)>>,
     sessions: Mutex<HashMap<String, Weak<Session>>>,
     /// Removed from the daemon for idleness: never start again.
     retired: AtomicBool,
@@ -271,6 +278,7 @@ impl Upstream {
                 subscribers: HashMap::new(),
                 idle_since: Instant::now(),
                 record: None,
+                ended: 0,
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
@@ -536,7 +544,6 @@ impl Upstream {
             st.pid = Some(pid);
             st.record = record;
         }
-        *lock(&self.stdin) = Some((generation, stdin));
         crate::log!(
             "upstream {} started: pid {pid}, generation {generation}",
             self.id
@@ -553,6 +560,22 @@ impl Upstream {
         spawn(
             format!("stderr-{}", self.id),
             Box::new(move || book.capture(stderr)),
+        )?;
+        let (queue, lines) = sync_channel::<Vec<u8>>(STDIN_QUEUE);
+        spawn(
+            format!("write-{}", self.id),
+            Box::new(move || write_loop(stdin, lines)),
+        )?;
+        *lock(&self.stdin) = Some((generation, queue));
+        // Its exit is seen even while a grandchild keeps stdout open.
+        let me = self.clone();
+        spawn(
+            format!("wait-{}", self.id),
+            Box::new(move || {
+                if sys::child_exited(pid, true).is_ok() {
+                    me.on_exit(generation);
+                }
+            }),
         )?;
         let me = self.clone();
         spawn(
@@ -672,14 +695,24 @@ impl Upstream {
             if !self.wait_unchanged(generation, Phase::Running, self.tuning.ping_every) {
                 return;
             }
-            let Ok((rx, id)) = self.send_internal("ping", json!({}), generation) else {
-                return;
-            };
             let timeout = PING_TIMEOUT.min(self.tuning.ping_every.max(Duration::from_millis(100)));
-            let answered = rx
-                .recv_timeout(timeout)
-                .is_ok_and(|m| m.get("result").is_some());
-            self.lock().pending.remove(&id);
+            // A ping that cannot even be queued (the child stopped reading
+            // its stdin) is a missed ping too.
+            let answered = match self.send_internal("ping", json!({}), generation) {
+                Ok((rx, id)) => {
+                    let answered = rx
+                        .recv_timeout(timeout)
+                        .is_ok_and(|m| m.get("result").is_some());
+                    self.lock().pending.remove(&id);
+                    answered
+                }
+                Err(_) => {
+                    if !self.wait_unchanged(generation, Phase::Running, timeout) {
+                        return;
+                    }
+                    false
+                }
+            };
             if answered {
                 failures = 0;
                 continue;
@@ -923,15 +956,32 @@ impl Upstream {
         self.write(generation, &msg)
     }
 
-    /// Cancel a request the child is working on for a session that ended.
+    /// Cancel a request the child is working on (its caller timed out).
     pub fn cancel(&self, id: u64, reason: &str) {
-        let generation = {
-            let mut st = self.lock();
-            if st.pending.remove(&id).is_none() {
-                return;
-            }
-            st.generation
+        let Some((_, generation)) = self.take_pending(id) else {
+            return;
         };
+        self.cancel_at_child(id, generation, reason);
+    }
+
+    /// A request whose session ended: its caller, if still waiting, gets an
+    /// error naming `reason`, and the child is told to cancel it.
+    pub fn abandon(&self, id: u64, reason: &str) {
+        let Some((p, generation)) = self.take_pending(id) else {
+            return;
+        };
+        let message = format!("request not completed: {reason}");
+        p.to.answer(jsonrpc::error(p.orig_id, jsonrpc::UNAVAILABLE, message));
+        self.cancel_at_child(id, generation, reason);
+    }
+
+    fn take_pending(&self, id: u64) -> Option<(Pending, u64)> {
+        let mut st = self.lock();
+        let p = st.pending.remove(&id)?;
+        Some((p, st.generation))
+    }
+
+    fn cancel_at_child(&self, id: u64, generation: u64, reason: &str) {
         let msg = jsonrpc::notification(
             "notifications/cancelled",
             Some(json!({"requestId": id, "reason": reason})),
@@ -939,15 +989,19 @@ impl Upstream {
         let _ = self.write(generation, &msg);
     }
 
+    /// Queue a message for the child's stdin; never waits on the pipe.
     fn write(&self, generation: u64, msg: &Value) -> Result<(), String> {
         let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        let mut slot = lock(&self.stdin);
-        match slot.as_mut() {
-            Some((g, stdin)) if *g == generation => stdin
-                .write_all(&line)
-                .and_then(|()| stdin.flush())
-                .map_err(|e| format!("upstream {} stdin: {e}", self.id)),
+        let slot = lock(&self.stdin);
+        match slot.as_ref() {
+            Some((g, queue)) if *g == generation => queue.try_send(line).map_err(|e| match e {
+                TrySendError::Full(_) => format!(
+                    "upstream {} is not reading its stdin ({STDIN_QUEUE} messages waiting)",
+                    self.id
+                ),
+                TrySendError::Disconnected(_) => format!("upstream {} closed its stdin", self.id),
+            }),
             _ => Err(format!("upstream {} is not running", self.id)),
         }
     }
@@ -992,9 +1046,10 @@ impl Upstream {
     fn on_exit(self: &Arc<Self>, generation: u64) {
         let (pending, child, crashed, backoff, record) = {
             let mut st = self.lock();
-            if st.generation != generation {
+            if st.generation != generation || st.ended >= generation {
                 return;
             }
+            st.ended = generation;
             let crashed = st.phase != Phase::Stopping;
             let mut backoff = None;
             if crashed {
@@ -1050,16 +1105,7 @@ impl Upstream {
             "upstream {} exited ({how}) before answering; see 'mcpshare logs {}'",
             self.id, self.id
         );
-        for p in pending {
-            if let Some(s) = &p.session {
-                s.untrack(&p.orig_id);
-            }
-            p.to.answer(jsonrpc::error(
-                p.orig_id,
-                jsonrpc::UNAVAILABLE,
-                message.clone(),
-            ));
-        }
+        fail_all(pending, &message);
         for s in self.live_sessions() {
             s.forget_server_requests(generation);
         }
@@ -1271,14 +1317,21 @@ impl Upstream {
         }
     }
 
-    /// Stop the child: close stdin, then SIGTERM its process group, then SIGKILL.
-    pub fn stop(&self) {
-        let (child, record) = {
+    /// Stop the child: answer every call in flight with an error naming
+    /// `reason`, close stdin, then SIGTERM its process group, then SIGKILL.
+    pub fn stop(&self, reason: &str) {
+        let (child, record, pending) = {
             let mut st = self.lock();
             st.phase = Phase::Stopping;
-            (st.child.take(), st.record.take())
+            st.ended = st.generation;
+            let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
+            (st.child.take(), st.record.take(), pending)
         };
         self.changed.notify_all();
+        fail_all(
+            pending,
+            &format!("upstream {} stopped before answering: {reason}", self.id),
+        );
         lock(&self.stdin).take();
         if let Some(child) = child {
             let pid = child.id();
@@ -1296,7 +1349,7 @@ impl Upstream {
 
     /// `mcpshare restart`: stop it, forget its crash history, start it again.
     pub fn restart(self: &Arc<Self>) -> Result<Value, String> {
-        self.stop();
+        self.stop("restart requested");
         {
             let mut st = self.lock();
             st.crashes.clear();
@@ -1311,6 +1364,7 @@ impl Upstream {
             if st.generation != generation {
                 return;
             }
+            st.ended = generation;
             st.pid = None;
             (st.child.take(), st.record.take())
         };
@@ -1337,32 +1391,56 @@ fn newest_call(st: &State, session_id: &str) -> Option<Route> {
 
 /// Wait for `child` to exit: `grace` on its own, then SIGTERM to its group,
 /// then SIGKILL. The group goes too: the real server is often a grandchild
-/// behind npx or uvx. The group id stays reserved while any member lives,
-/// and the leader is unreaped until it exits, so the signal cannot reach a
-/// stranger's group.
+/// behind npx or uvx. The leader is waited for without being reaped, so its
+/// group id stays reserved (a zombie's pid is not reused) until the final
+/// SIGKILL to the group has gone out; only then is it reaped. No signal is
+/// ever sent after that.
 fn reap(mut child: Child, grace: Duration) -> std::process::ExitStatus {
     let pgid = child.id();
-    if let Some(status) = wait_until(&mut child, Instant::now() + grace) {
-        let _ = sys::signal_group(pgid, sys::Signal::Kill);
-        return status;
-    }
-    let _ = sys::signal_group(pgid, sys::Signal::Term);
-    if let Some(status) = wait_until(&mut child, Instant::now() + TERM_GRACE) {
-        let _ = sys::signal_group(pgid, sys::Signal::Kill);
-        return status;
+    if !exited_by(pgid, Instant::now() + grace) {
+        let _ = sys::signal_group(pgid, sys::Signal::Term);
+        if !exited_by(pgid, Instant::now() + TERM_GRACE) {
+            let _ = child.kill();
+        }
     }
     let _ = sys::signal_group(pgid, sys::Signal::Kill);
-    let _ = child.kill();
     child.wait().unwrap_or_else(|_| exit_unknown())
 }
 
-fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+/// Has our unreaped child exited by `deadline`? An error (it cannot be
+/// waited for) counts as exited: there is nothing left to wait for.
+fn exited_by(pid: u32, deadline: Instant) -> bool {
     loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(REAP_POLL),
-            Ok(None) => return None,
-            Err(_) => return Some(exit_unknown()),
+        match sys::child_exited(pid, false) {
+            Ok(true) | Err(_) => return true,
+            Ok(false) if Instant::now() < deadline => std::thread::sleep(REAP_POLL),
+            Ok(false) => return false,
+        }
+    }
+}
+
+/// Answer each of these requests with an error; the daemon's own requests
+/// just end (their receivers see the channel close).
+fn fail_all(pending: Vec<Pending>, message: &str) {
+    for p in pending {
+        if let Some(s) = &p.session {
+            s.untrack(&p.orig_id);
+            p.to.answer(jsonrpc::error(
+                p.orig_id,
+                jsonrpc::UNAVAILABLE,
+                message.to_string(),
+            ));
+        }
+    }
+}
+
+/// The child's stdin writer: the one thread that may block on the pipe.
+/// It ends when the queue's sender is dropped (stdin then closes) or the
+/// child closes the pipe.
+fn write_loop(mut stdin: ChildStdin, lines: Receiver<Vec<u8>>) {
+    for line in lines {
+        if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
+            return;
         }
     }
 }

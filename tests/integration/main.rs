@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod doctor;
 mod election;
+mod promise;
 mod routing;
 mod security;
 mod supervision;

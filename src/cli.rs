@@ -94,6 +94,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_PING_EVERY_MS",
     "MCPSHARE_UPSTREAM_IDLE_MS",
     "MCPSHARE_DAEMON_IDLE_SECS",
+    "MCPSHARE_HEAD_TIMEOUT_MS",
+    "MCPSHARE_BODY_TIMEOUT_MS",
     "MCPSHARE_WATCHDOG_MS",
     "MCPSHARE_LOG_MAX_BYTES",
     "MCPSHARE_TEST_REPORTED_VERSION",
@@ -129,28 +131,61 @@ pub fn main() -> i32 {
     }
 }
 
-fn run_cli() -> Result<i32> {
+/// One command line, parsed: what `--help` and mcpshare(1) promise, checked
+/// against the table above by the tests below.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Help,
+    Version,
+    Run {
+        isolated: bool,
+        global: bool,
+        argv: Vec<String>,
+    },
+    Daemon,
+    Status {
+        json: bool,
+    },
+    Stop {
+        force: bool,
+    },
+    Doctor {
+        json: bool,
+    },
+    DoctorProcesses {
+        json: bool,
+        cleanup: bool,
+    },
+    Logs {
+        id: String,
+        n: u64,
+        follow: bool,
+    },
+    Restart {
+        id: String,
+    },
+}
+
+/// Parse the arguments after the program name; runs nothing.
+pub fn parse<I>(args: I) -> Result<Invocation>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
     use lexopt::prelude::*;
-    let mut parser = lexopt::Parser::from_env();
+    let mut parser = lexopt::Parser::from_args(args);
     let command = match parser.next()? {
         None => return Err(Error::Usage("no command given".into())),
-        Some(Long("help") | Short('h')) => {
-            print!("{}", help());
-            return Ok(0);
-        }
-        Some(Long("version") | Short('V')) => {
-            println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
-            return Ok(0);
-        }
+        Some(Long("help") | Short('h')) => return Ok(Invocation::Help),
+        Some(Long("version") | Short('V')) => return Ok(Invocation::Version),
         Some(Value(v)) => v.string()?,
         Some(other) => return Err(other.unexpected().into()),
     };
     match command.as_str() {
-        "run" => run_bridge(&mut parser),
+        "run" => parse_run(&mut parser),
         "daemon" => {
             no_more(&mut parser)?;
-            daemon::run(Home::open()?)?;
-            Ok(0)
+            Ok(Invocation::Daemon)
         }
         "status" => {
             let mut json = false;
@@ -160,7 +195,7 @@ fn run_cli() -> Result<i32> {
                     other => return Err(other.unexpected().into()),
                 }
             }
-            status(&Home::open()?, json)
+            Ok(Invocation::Status { json })
         }
         "stop" => {
             let mut force = false;
@@ -170,12 +205,7 @@ fn run_cli() -> Result<i32> {
                     other => return Err(other.unexpected().into()),
                 }
             }
-            let home = Home::open()?;
-            if force {
-                crate::doctor::stop_force(&home)
-            } else {
-                stop(&home)
-            }
+            Ok(Invocation::Stop { force })
         }
         "doctor" => {
             let (mut json, mut cleanup, mut processes) = (false, false, false);
@@ -187,12 +217,11 @@ fn run_cli() -> Result<i32> {
                     other => return Err(other.unexpected().into()),
                 }
             }
-            let home = Home::open()?;
-            if processes {
-                crate::doctor::processes(&home, json, cleanup)
+            Ok(if processes {
+                Invocation::DoctorProcesses { json, cleanup }
             } else {
-                Ok(crate::doctor::summary(&home, json))
-            }
+                Invocation::Doctor { json }
+            })
         }
         "logs" => {
             let (mut id, mut n, mut follow) = (None, 100u64, false);
@@ -209,8 +238,11 @@ fn run_cli() -> Result<i32> {
                     other => return Err(other.unexpected().into()),
                 }
             }
-            let id = upstream_id(id)?;
-            logs(&Home::open()?, &id, n, follow)
+            Ok(Invocation::Logs {
+                id: upstream_id(id)?,
+                n,
+                follow,
+            })
         }
         "restart" => {
             let id = match parser.next()? {
@@ -219,13 +251,49 @@ fn run_cli() -> Result<i32> {
                 None => None,
             };
             no_more(&mut parser)?;
-            restart(&Home::open()?, &upstream_id(id)?)
+            Ok(Invocation::Restart {
+                id: upstream_id(id)?,
+            })
         }
-        "help" => {
+        "help" => Ok(Invocation::Help),
+        other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+fn run_cli() -> Result<i32> {
+    match parse(std::env::args_os().skip(1))? {
+        Invocation::Help => {
             print!("{}", help());
             Ok(0)
         }
-        other => Err(Error::Usage(format!("unknown command '{other}'"))),
+        Invocation::Version => {
+            println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Invocation::Run {
+            isolated,
+            global,
+            argv,
+        } => run_bridge(isolated, global, argv),
+        Invocation::Daemon => {
+            daemon::run(Home::open()?)?;
+            Ok(0)
+        }
+        Invocation::Status { json } => status(&Home::open()?, json),
+        Invocation::Stop { force } => {
+            let home = Home::open()?;
+            if force {
+                crate::doctor::stop_force(&home)
+            } else {
+                stop(&home)
+            }
+        }
+        Invocation::Doctor { json } => Ok(crate::doctor::summary(&Home::open()?, json)),
+        Invocation::DoctorProcesses { json, cleanup } => {
+            crate::doctor::processes(&Home::open()?, json, cleanup)
+        }
+        Invocation::Logs { id, n, follow } => logs(&Home::open()?, &id, n, follow),
+        Invocation::Restart { id } => restart(&Home::open()?, &id),
     }
 }
 
@@ -335,7 +403,7 @@ fn no_more(parser: &mut lexopt::Parser) -> Result<()> {
     }
 }
 
-fn run_bridge(parser: &mut lexopt::Parser) -> Result<i32> {
+fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     use lexopt::prelude::*;
     let (mut isolated, mut global) = (false, false);
     let mut argv: Vec<String> = Vec::new();
@@ -360,6 +428,14 @@ fn run_bridge(parser: &mut lexopt::Parser) -> Result<i32> {
             "run needs a command: mcpshare run -- COMMAND [ARGS...]".into(),
         ));
     }
+    Ok(Invocation::Run {
+        isolated,
+        global,
+        argv,
+    })
+}
+
+fn run_bridge(isolated: bool, global: bool, mut argv: Vec<String>) -> Result<i32> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("cannot read the working directory", e))?;
     let spec = Spec {
@@ -531,14 +607,114 @@ mod tests {
         assert!(out.contains("fixture --x"), "{out}");
     }
 
-    #[test]
-    fn help_lists_every_command_and_option() {
-        let h = help();
-        for c in COMMANDS {
-            assert!(h.contains(c.synopsis));
-            for (flag, _) in c.options {
-                assert!(h.contains(flag));
+    /// The commands of `--help` as printed: each synopsis line (without
+    /// "mcpshare ") and the options listed under it.
+    fn help_blocks(help: &str) -> Vec<(String, Vec<String>)> {
+        let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+        for line in help.lines() {
+            if let Some(synopsis) = line.strip_prefix("  mcpshare ") {
+                blocks.push((synopsis.to_string(), Vec::new()));
+            } else if let (Some(opt), Some(b)) = (line.strip_prefix("      -"), blocks.last_mut()) {
+                b.1.push(format!("-{}", opt.split_whitespace().next().unwrap()));
             }
         }
+        blocks
+    }
+
+    /// A command line for `synopsis` with `flag` (and a value, when the
+    /// synopsis shows one) before its required arguments.
+    fn line_with(synopsis: &str, flag: Option<&str>) -> Vec<String> {
+        let (mut words, mut args, mut depth) = (Vec::new(), Vec::new(), 0);
+        for token in synopsis.split_whitespace() {
+            let inside = depth > 0 || token.starts_with('[');
+            depth += token.matches('[').count();
+            depth -= token.matches(']').count();
+            match token {
+                _ if inside => {}
+                t if t.chars().all(|c| c.is_ascii_uppercase()) => args.push("x".to_string()),
+                "--" => args.push("--".to_string()),
+                t if args.is_empty() => words.push(t.to_string()),
+                t => args.push(t.to_string()),
+            }
+        }
+        if let Some(flag) = flag {
+            words.push(flag.to_string());
+            if synopsis.contains(&format!("[{flag} N]")) {
+                words.push("5".into());
+            }
+        }
+        words.extend(args);
+        words
+    }
+
+    /// Every option `--help` lists under a command is accepted by the
+    /// parser for that command and shown in its synopsis; every other known
+    /// option is refused there. The parser is the independent side: a
+    /// table entry it does not honour, or an option it takes that help does
+    /// not list, fails here.
+    #[test]
+    fn help_lists_exactly_the_options_the_parser_accepts() {
+        let blocks = help_blocks(&help());
+        assert_eq!(blocks.len(), COMMANDS.len() + 1, "{blocks:?}");
+        let mut known: Vec<String> = blocks.iter().flat_map(|b| b.1.clone()).collect();
+        known.extend(
+            COMMANDS
+                .iter()
+                .flat_map(|c| c.options.iter().map(|o| o.0.to_string())),
+        );
+        known.extend(["--force", "--json", "--verbose", "-q"].map(String::from));
+        known.sort();
+        known.dedup();
+        for (synopsis, listed) in blocks.iter().filter(|b| !b.0.starts_with("--help")) {
+            let plain = line_with(synopsis, None);
+            assert!(parse(&plain).is_ok(), "{plain:?} does not parse");
+            for flag in &known {
+                let line = line_with(synopsis, Some(flag.as_str()));
+                let parsed = parse(&line);
+                if listed.contains(flag) {
+                    assert!(parsed.is_ok(), "{line:?}: {:?}", parsed.err());
+                    assert!(
+                        synopsis.contains(&format!("[{flag}")),
+                        "{synopsis} lacks {flag}"
+                    );
+                } else {
+                    assert!(
+                        parsed.is_err(),
+                        "{line:?} parses but help does not list {flag}"
+                    );
+                }
+            }
+        }
+        assert_eq!(parse(["--help"]).unwrap(), Invocation::Help);
+        assert_eq!(parse(["--version"]).unwrap(), Invocation::Version);
+    }
+
+    #[test]
+    fn options_parse_to_what_they_say() {
+        assert_eq!(
+            parse(["logs", "-n", "7", "-f", "up-1"]).unwrap(),
+            Invocation::Logs {
+                id: "up-1".into(),
+                n: 7,
+                follow: true
+            }
+        );
+        assert_eq!(
+            parse(["run", "--global", "--", "srv", "--isolated"]).unwrap(),
+            Invocation::Run {
+                isolated: false,
+                global: true,
+                argv: vec!["srv".into(), "--isolated".into()]
+            }
+        );
+        assert_eq!(
+            parse(["doctor", "processes", "--cleanup-stale-records"]).unwrap(),
+            Invocation::DoctorProcesses {
+                json: false,
+                cleanup: true
+            }
+        );
+        assert!(parse(["doctor", "--cleanup-stale-records"]).is_err());
+        assert!(parse(["logs", "-n", "many", "x"]).is_err());
     }
 }

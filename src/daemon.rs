@@ -24,13 +24,6 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// How long a second daemon keeps trying for the lock before giving up,
 /// so that a client's brief probe of the lock never defeats a real start.
 const LOCK_RETRY_FOR: Duration = Duration::from_millis(250);
-pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-pub const DEFAULT_PING_EVERY: Duration = Duration::from_secs(30);
-/// An upstream with no session for this long is stopped.
-pub const DEFAULT_UPSTREAM_IDLE: Duration = Duration::from_secs(30);
-/// The daemon exits after this long with no upstream and no session.
-pub const DEFAULT_DAEMON_IDLE: Duration = Duration::from_secs(600);
 /// How often the reaper looks for idle upstreams and an idle daemon.
 const REAP_EVERY: Duration = Duration::from_millis(500);
 /// How long a daemon handing over lets requests in flight finish.
@@ -45,31 +38,215 @@ const FORGET_LOGS_EVERY: Duration = Duration::from_secs(3600);
 /// The longest `mcpshare logs -f` waits for a line in one request.
 const LOG_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// A duration from an environment variable holding a whole number of `unit`.
-fn env_duration(name: &str, unit: fn(u64) -> Duration, default: Duration) -> Duration {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(unit)
-        .unwrap_or(default)
+/// The unit a setting's whole number counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Secs,
+    Millis,
+    Bytes,
 }
 
-pub fn env_secs(name: &str, default: Duration) -> Duration {
-    env_duration(name, Duration::from_secs, default)
+/// One daemon setting: a whole number of `unit` in `MCPSHARE_*` variable
+/// `var`, within `min..=max` (documented under ENVIRONMENT in mcpshare(1)).
+/// Unset or empty means `default`; anything else outside the range is an
+/// error, so that a typo never runs a daemon on a silent default.
+#[derive(Debug)]
+pub struct Setting {
+    pub var: &'static str,
+    pub unit: Unit,
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
 }
 
-/// How long a forwarded request may take (MCPSHARE_REQUEST_TIMEOUT_SECS).
+pub const MAX_MESSAGE: Setting = Setting {
+    var: "MCPSHARE_MAX_MESSAGE_BYTES",
+    unit: Unit::Bytes,
+    default: crate::jsonrpc::DEFAULT_MAX_MESSAGE as u64,
+    min: 1024,
+    max: 1 << 30,
+};
+pub const START_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_START_TIMEOUT_SECS",
+    unit: Unit::Secs,
+    default: 60,
+    min: 1,
+    max: 3600,
+};
+pub const REQUEST_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_REQUEST_TIMEOUT_SECS",
+    unit: Unit::Secs,
+    default: 600,
+    min: 1,
+    max: 86_400,
+};
+/// 0 turns health pings off.
+pub const PING_EVERY: Setting = Setting {
+    var: "MCPSHARE_PING_EVERY_MS",
+    unit: Unit::Millis,
+    default: 30_000,
+    min: 0,
+    max: 3_600_000,
+};
+/// An upstream with no session for this long is stopped.
+pub const UPSTREAM_IDLE: Setting = Setting {
+    var: "MCPSHARE_UPSTREAM_IDLE_MS",
+    unit: Unit::Millis,
+    default: 30_000,
+    min: 0,
+    max: 86_400_000,
+};
+/// The daemon exits after this long with no upstream and no session; 0 never.
+pub const DAEMON_IDLE: Setting = Setting {
+    var: "MCPSHARE_DAEMON_IDLE_SECS",
+    unit: Unit::Secs,
+    default: 600,
+    min: 0,
+    max: 604_800,
+};
+/// How long a client may take to send a request's head, from its first
+/// byte (or from connecting, for a connection's first request).
+pub const HEAD_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_HEAD_TIMEOUT_MS",
+    unit: Unit::Millis,
+    default: http::DEFAULT_HEAD_TIMEOUT.as_millis() as u64,
+    min: 100,
+    max: 600_000,
+};
+/// How long a client may take to send a request's body, once its head is in.
+pub const BODY_TIMEOUT: Setting = Setting {
+    var: "MCPSHARE_BODY_TIMEOUT_MS",
+    unit: Unit::Millis,
+    default: http::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
+    min: 100,
+    max: 3_600_000,
+};
+
+/// Every daemon setting; a client that starts the daemon passes these on.
+pub const SETTINGS: &[&Setting] = &[
+    &MAX_MESSAGE,
+    &START_TIMEOUT,
+    &REQUEST_TIMEOUT,
+    &PING_EVERY,
+    &UPSTREAM_IDLE,
+    &DAEMON_IDLE,
+    &HEAD_TIMEOUT,
+    &BODY_TIMEOUT,
+];
+
+impl Setting {
+    /// The value of `raw` (the variable's value, if set), checked.
+    pub fn parse(&self, raw: Option<&std::ffi::OsStr>) -> Result<u64> {
+        let Some(raw) = raw.filter(|v| !v.is_empty()) else {
+            return Ok(self.default);
+        };
+        let text = raw.to_string_lossy();
+        let unit = match self.unit {
+            Unit::Secs => "seconds",
+            Unit::Millis => "milliseconds",
+            Unit::Bytes => "bytes",
+        };
+        // Digits only: no sign, no fraction, no exponent, no spaces.
+        let n = Some(&*text)
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|n| (self.min..=self.max).contains(n));
+        n.ok_or_else(|| {
+            Error::Usage(format!(
+                "bad setting {}={text}: want a whole number of {unit} from {} to {}",
+                self.var, self.min, self.max
+            ))
+        })
+    }
+
+    /// The value from the environment, checked.
+    pub fn read(&self) -> Result<u64> {
+        self.parse(std::env::var_os(self.var).as_deref())
+    }
+
+    pub fn duration(&self) -> Result<Duration> {
+        let n = self.read()?;
+        Ok(match self.unit {
+            Unit::Millis => Duration::from_millis(n),
+            _ => Duration::from_secs(n),
+        })
+    }
+
+    fn default_duration(&self) -> Duration {
+        match self.unit {
+            Unit::Millis => Duration::from_millis(self.default),
+            _ => Duration::from_secs(self.default),
+        }
+    }
+}
+
+/// The daemon's settings, read and checked once before it starts.
+pub struct Settings {
+    pub max_message: usize,
+    pub start_timeout: Duration,
+    pub request_timeout: Duration,
+    pub ping_every: Duration,
+    pub upstream_idle: Duration,
+    pub daemon_idle: Duration,
+    pub head_timeout: Duration,
+    pub body_timeout: Duration,
+}
+
+impl Settings {
+    /// Every setting from the environment; the first bad one is an error
+    /// naming its variable and value.
+    pub fn from_env() -> Result<Settings> {
+        Ok(Settings {
+            max_message: MAX_MESSAGE.read()? as usize,
+            start_timeout: START_TIMEOUT.duration()?,
+            request_timeout: REQUEST_TIMEOUT.duration()?,
+            ping_every: PING_EVERY.duration()?,
+            upstream_idle: UPSTREAM_IDLE.duration()?,
+            daemon_idle: DAEMON_IDLE.duration()?,
+            head_timeout: HEAD_TIMEOUT.duration()?,
+            body_timeout: BODY_TIMEOUT.duration()?,
+        })
+    }
+}
+
+/// How long a forwarded request may take (MCPSHARE_REQUEST_TIMEOUT_SECS),
+/// for a client's own bounds. A bad value counts as the default here, said
+/// once on stderr: the daemon refuses it, and a client starting one fails
+/// (see election).
 pub fn request_timeout() -> Duration {
-    env_secs("MCPSHARE_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT)
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    client_setting(&REQUEST_TIMEOUT, &WARNED)
 }
 
-/// How long an upstream may take to start (MCPSHARE_START_TIMEOUT_SECS).
+/// How long an upstream may take to start (MCPSHARE_START_TIMEOUT_SECS);
+/// a bad value counts as the default, as for [`request_timeout`].
 pub fn start_timeout() -> Duration {
-    env_secs("MCPSHARE_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT)
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    client_setting(&START_TIMEOUT, &WARNED)
 }
 
+fn client_setting(setting: &Setting, warned: &std::sync::Once) -> Duration {
+    setting.duration().unwrap_or_else(|e| {
+        warned.call_once(|| log!("{e}; this client's own wait uses the default"));
+        setting.default_duration()
+    })
+}
+
+/// A bridge's setting in milliseconds (MCPSHARE_WATCHDOG_MS): a bad value
+/// falls back to `default`, and says so on stderr, since a running client
+/// has nowhere better to report it.
 pub fn env_millis(name: &str, default: Duration) -> Duration {
-    env_duration(name, Duration::from_millis, default)
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) if v.is_empty() => default,
+        Ok(v) => v.parse().map(Duration::from_millis).unwrap_or_else(|_| {
+            log!(
+                "ignoring {name}={v}: not a whole number of milliseconds; using {}",
+                default.as_millis()
+            );
+            default
+        }),
+    }
 }
 
 pub struct Daemon {
@@ -120,6 +297,10 @@ pub fn connection_budget(fd_limit: Option<u64>) -> usize {
 
 /// Run the daemon in the foreground until stopped.
 pub fn run(home: Home) -> Result<()> {
+    let settings = Settings::from_env()?;
+    // Never pin the directory of whoever started us (a client's project,
+    // a mount to be unmounted); every path the daemon uses is absolute.
+    std::env::set_current_dir("/").map_err(|e| Error::Path("/".into(), e))?;
     let lock_path = home.daemon_lock();
     let deadline = Instant::now() + LOCK_RETRY_FOR;
     let held = lock::wait_exclusive(&lock_path, deadline)
@@ -186,23 +367,27 @@ pub fn run(home: Home) -> Result<()> {
         stopping: AtomicBool::new(false),
         calls: crate::pool::Limit::new(usize::MAX),
         isolated_seq: AtomicU64::new(1),
-        max_message: crate::jsonrpc::max_message(),
-        request_timeout: request_timeout(),
+        max_message: settings.max_message,
+        request_timeout: settings.request_timeout,
         tuning: Tuning {
-            start_timeout: start_timeout(),
-            ping_every: env_millis("MCPSHARE_PING_EVERY_MS", DEFAULT_PING_EVERY),
+            start_timeout: settings.start_timeout,
+            ping_every: settings.ping_every,
             processes_dir: home.processes_dir(),
         },
-        upstream_idle: env_millis("MCPSHARE_UPSTREAM_IDLE_MS", DEFAULT_UPSTREAM_IDLE),
-        daemon_idle: env_secs("MCPSHARE_DAEMON_IDLE_SECS", DEFAULT_DAEMON_IDLE),
+        upstream_idle: settings.upstream_idle,
+        daemon_idle: settings.daemon_idle,
         home,
     });
     {
         let d = daemon.clone();
-        http::serve(
+        http::serve_with(
             listener,
-            daemon.max_message,
-            connection_budget(sys::raise_fd_limit()),
+            http::Config {
+                max_body: daemon.max_message,
+                max_conns: connection_budget(sys::raise_fd_limit()),
+                head_timeout: settings.head_timeout,
+                body_timeout: settings.body_timeout,
+            },
             Arc::new(move |req| route(&d, req)),
         )
         .map_err(|e| Error::io("cannot start the HTTP thread", e))?;
@@ -772,5 +957,33 @@ mod tests {
         );
         assert!(!same_identity(&a, &g1));
         assert!(!same_identity(&a, &spec("other")));
+    }
+
+    #[test]
+    fn settings_take_whole_numbers_in_range_and_name_bad_ones() {
+        let parse = |raw: Option<&str>| REQUEST_TIMEOUT.parse(raw.map(std::ffi::OsStr::new));
+        assert_eq!(parse(None).unwrap(), 600);
+        assert_eq!(parse(Some("")).unwrap(), 600);
+        assert_eq!(parse(Some("1")).unwrap(), 1);
+        assert_eq!(parse(Some("86400")).unwrap(), 86_400);
+        for bad in [
+            "abc",
+            "-5",
+            "+5",
+            " 5",
+            "1.5",
+            "1e3",
+            "0",
+            "86401",
+            "99999999999999999999",
+        ] {
+            let e = parse(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("MCPSHARE_REQUEST_TIMEOUT_SECS={bad}"))
+                    && e.contains("1 to 86400"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(DAEMON_IDLE.parse(Some("0".as_ref())).unwrap(), 0);
     }
 }

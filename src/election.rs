@@ -187,14 +187,56 @@ fn unavailable(home: &Home, reason: String) -> Error {
     }
 }
 
+/// The variables a client passes on to the daemon it starts, besides
+/// MCPSHARE_HOME (set to the home it resolved) and the daemon's documented
+/// settings ([`crate::daemon::SETTINGS`]); nothing else of the client's
+/// environment, its secrets above all, reaches the daemon. Each upstream
+/// gets the environment of its own client instead (see IDENTITY in
+/// mcpshare(1)).
+pub const DAEMON_ENVIRONMENT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "RUST_BACKTRACE",
+    "MCPSHARE_TEST_REPORTED_VERSION",
+];
+
+/// The environment of a daemon started for `home`.
+fn daemon_environment(home: &Home) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let settings = crate::daemon::SETTINGS.iter().map(|s| s.var);
+    let mut env: Vec<_> = DAEMON_ENVIRONMENT
+        .iter()
+        .copied()
+        .chain(settings)
+        .filter_map(|k| Some((k.into(), std::env::var_os(k)?)))
+        .collect();
+    env.push(("MCPSHARE_HOME".into(), home.dir().into()));
+    env
+}
+
 enum Boot {
     Ready,
     Exited(Option<std::process::ExitStatus>),
 }
 
-/// Start `mcpshare daemon` detached (own session, stdin from /dev/null,
-/// stderr to daemon.log) and wait, bounded, for its readiness line.
+/// Start `mcpshare daemon` detached (own session, directory `/`, only
+/// [`DAEMON_ENVIRONMENT`] and the settings of our environment, stdin from
+/// /dev/null, stderr to daemon.log) and wait, bounded, for its readiness line.
 fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
+    // The daemon would refuse a bad setting in its log; say it here, where
+    // the user sees it, and start nothing.
+    if let Err(e) = crate::daemon::Settings::from_env() {
+        crate::log!("not starting the daemon: {e}");
+        return Err(e);
+    }
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the mcpshare executable", e))?;
     let log_path = home.daemon_log();
@@ -207,7 +249,9 @@ fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
         .map_err(|e| Error::Path(log_path.clone(), e))?;
     let mut cmd = Command::new(&exe);
     cmd.arg("daemon")
-        .env("MCPSHARE_HOME", home.dir())
+        .env_clear()
+        .envs(daemon_environment(home))
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));

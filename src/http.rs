@@ -1,7 +1,9 @@
 //! HTTP/1.1 for the daemon, on std alone: one named thread per connection
-//! reads requests (bounded head and body, keep-alive, chunked bodies,
-//! `Expect: 100-continue`) and runs the handler on that same thread, so a
-//! long SSE stream occupies only its own connection. Also the loopback
+//! reads requests (head and body bounded in size and in time, keep-alive,
+//! chunked bodies, `Expect: 100-continue`) and runs the handler on that
+//! same thread, so a long SSE stream occupies only its own connection. It
+//! never waits on a client without a deadline before a request is whole:
+//! anyone on the machine can connect before authenticating. Also the loopback
 //! checks (Host, Origin, bearer token in constant time), JSON responses, and
 //! SSE streams written as explicit chunks so each event leaves at once. It
 //! knows nothing of MCP.
@@ -16,7 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -59,17 +61,48 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
-/// Accept connections on `listener` forever, one thread each, at most
-/// `max_conns` at a time: beyond that, new connections wait in the kernel's
-/// queue until one closes, rather than failing for want of descriptors.
+/// What the server accepts, and how long it waits for a client.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Connections served at once.
+    pub max_conns: usize,
+    /// How long a request head may take: from the connection's accept for
+    /// its first request, from the head's first byte for later ones.
+    pub head_timeout: Duration,
+    /// How long a request body may take, from the end of its head.
+    pub body_timeout: Duration,
+}
+
+/// How long a request head may take by default (MCPSHARE_HEAD_TIMEOUT_MS).
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may take by default (MCPSHARE_BODY_TIMEOUT_MS).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`serve_with`] the default head and body deadlines.
 pub fn serve(
     listener: TcpListener,
     max_body: usize,
     max_conns: usize,
     handler: Handler,
 ) -> io::Result<()> {
+    let config = Config {
+        max_body,
+        max_conns,
+        head_timeout: DEFAULT_HEAD_TIMEOUT,
+        body_timeout: DEFAULT_BODY_TIMEOUT,
+    };
+    serve_with(listener, config, handler)
+}
+
+/// Accept connections on `listener` forever, one thread each, at most
+/// `config.max_conns` at a time: beyond that, new connections wait in the
+/// kernel's queue until one closes, rather than failing for want of
+/// descriptors.
+pub fn serve_with(listener: TcpListener, config: Config, handler: Handler) -> io::Result<()> {
     static CONN: AtomicU64 = AtomicU64::new(1);
-    let open = Limit::new(max_conns);
+    let open = Limit::new(config.max_conns);
     std::thread::Builder::new()
         .name("http-accept".into())
         .spawn(move || {
@@ -89,6 +122,7 @@ pub fn serve(
                         continue;
                     }
                 };
+                let accepted = Instant::now();
                 failing = false;
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
@@ -98,7 +132,7 @@ pub fn serve(
                     .name(format!("http-conn-{id}"))
                     .spawn(move || {
                         let _permit = permit;
-                        connection(stream, &limit, max_body, handler);
+                        connection(stream, accepted, &limit, &config, handler);
                     });
                 if let Err(e) = spawned {
                     crate::log!("cannot start a connection thread: {e}");
@@ -115,27 +149,82 @@ const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long the accept loop pauses after a failed accept.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// How often a connection idle between requests checks whether a new
-/// connection is waiting for its place; if one is, the idle one closes.
+/// How often a connection that waits for a client checks whether a new
+/// connection is waiting for its place; if one is, a connection that sent
+/// nothing for this long closes.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
-/// Reads from a connection, sitting out read timeouts except while idle
-/// between requests with the connection limit reached: then the timeout
-/// ends the connection (`reaped`), so kept-alive connections cannot starve
-/// new ones.
+/// The longest a closing connection reads what the client still sends, so
+/// that the client gets our last answer rather than a reset.
+const DRAIN_FOR: Duration = Duration::from_secs(1);
+
+/// Why a [`Patient`] reader stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    /// Idle between requests while the connection limit was reached.
+    Reaped,
+    /// Silent for IDLE_CHECK inside a request while the limit was reached.
+    Stalled,
+    /// The head or body deadline passed.
+    Late,
+}
+
+/// Reads from a connection, sitting out read timeouts except: while idle
+/// between requests with the connection limit reached the timeout ends the
+/// connection (`Reaped`), so kept-alive connections cannot starve new ones;
+/// inside a request the same goes for a client silent for IDLE_CHECK
+/// (`Stalled`), and past `deadline` for any client (`Late`), so that a
+/// client sending a request slowly, or half of one, holds a thread for a
+/// bounded time only.
 struct Patient<'a> {
     stream: &'a TcpStream,
     limit: &'a Limit,
+    /// No byte of the next request yet.
     idle: bool,
-    reaped: bool,
+    /// When the part being read must be in; None while idle between requests.
+    deadline: Option<Instant>,
+    /// The deadline a head gets from its first byte.
+    head_timeout: Duration,
+    /// The socket's read timeout now, to set it only when it changes.
+    timeout: Duration,
+    cut: Option<Cut>,
+}
+
+impl Patient<'_> {
+    fn stop(&mut self, cut: Cut) -> io::Result<usize> {
+        self.cut = Some(cut);
+        match cut {
+            Cut::Reaped => Ok(0),
+            Cut::Stalled | Cut::Late => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request not received in time",
+            )),
+        }
+    }
 }
 
 impl Read for Patient<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            // Checked before every read, so a client trickling bytes
+            // cannot push the deadline back.
+            let wait = match self.deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(IDLE_CHECK),
+                    _ => return self.stop(Cut::Late),
+                },
+                None => IDLE_CHECK,
+            };
+            if wait != self.timeout && self.stream.set_read_timeout(Some(wait)).is_ok() {
+                self.timeout = wait;
+            }
             match self.stream.read(buf) {
                 Ok(n) => {
-                    self.idle = false;
+                    if self.idle && n > 0 {
+                        self.idle = false;
+                        self.deadline
+                            .get_or_insert(Instant::now() + self.head_timeout);
+                    }
                     return Ok(n);
                 }
                 Err(e)
@@ -144,9 +233,8 @@ impl Read for Patient<'_> {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    if self.idle && self.limit.contended() {
-                        self.reaped = true;
-                        return Ok(0);
+                    if self.limit.contended() {
+                        return self.stop(if self.idle { Cut::Reaped } else { Cut::Stalled });
                     }
                 }
                 Err(e) => return Err(e),
@@ -162,7 +250,14 @@ struct Head {
     keep_alive: bool,
 }
 
-fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handler) {
+fn connection(
+    stream: TcpStream,
+    accepted: Instant,
+    limit: &Limit,
+    config: &Config,
+    handler: Handler,
+) {
+    let max_body = config.max_body;
     // One descriptor per connection: the reader and every response share it.
     let stream = Arc::new(stream);
     let _ = stream.set_read_timeout(Some(IDLE_CHECK));
@@ -171,15 +266,28 @@ fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handle
         stream: &stream,
         limit,
         idle: false,
-        reaped: false,
+        // The first request is due from the accept: a connection opened
+        // and left silent is not kept.
+        deadline: Some(accepted + config.head_timeout),
+        head_timeout: config.head_timeout,
+        timeout: IDLE_CHECK,
+        cut: None,
     });
     loop {
         // Idle until the next request's first byte (unless it is buffered).
-        reader.get_mut().idle = reader.buffer().is_empty();
+        let idle = reader.buffer().is_empty();
+        let p = reader.get_mut();
+        p.idle = idle;
+        if p.deadline.is_none() && !idle {
+            p.deadline = Some(Instant::now() + config.head_timeout);
+        }
         let head = match read_head(&mut reader) {
             Ok(Some(h)) => h,
-            Ok(None) if reader.get_ref().reaped => return close_unused(&stream),
+            Ok(None) if reader.get_ref().cut == Some(Cut::Reaped) => {
+                return close_unused(&stream);
+            }
             Ok(None) => return,
+            Err(e) if reader.get_ref().cut.is_some() => return too_slow(&stream, "head", &e),
             Err(e) => {
                 let _ = raw_response(
                     &stream,
@@ -201,6 +309,7 @@ fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handle
         if find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
             let _ = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
+        reader.get_mut().deadline = Some(Instant::now() + config.body_timeout);
         let chunked =
             find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let body = if chunked {
@@ -216,6 +325,9 @@ fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handle
                 Some(Err(_)) => Err(io::Error::other("bad Content-Length")),
             }
         };
+        // The handler reads nothing more; the next request's clock starts
+        // with its first byte.
+        reader.get_mut().deadline = None;
         let body = match body {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -225,6 +337,7 @@ fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handle
                 let _ = raw_response(&stream, 413, &[], "application/json", msg.as_bytes(), false);
                 return;
             }
+            Err(e) if reader.get_ref().cut.is_some() => return too_slow(&stream, "body", &e),
             Err(_) => return,
         };
         let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -252,10 +365,30 @@ fn connection(stream: TcpStream, limit: &Limit, max_body: usize, handler: Handle
 /// client closes keeps its copy of the 408 from being lost to a reset.
 fn close_unused(stream: &TcpStream) {
     let _ = raw_response(stream, 408, &[], "", b"", false);
+    drain(stream);
+}
+
+/// Close a connection whose request did not arrive in time (see [`Cut`]).
+fn too_slow(stream: &TcpStream, part: &str, e: &io::Error) {
+    let msg = format!("request {part}: {e}\n");
+    let _ = raw_response(stream, 408, &[], "text/plain", msg.as_bytes(), false);
+    drain(stream);
+}
+
+/// End our side, then read what the client still sends until it closes,
+/// for DRAIN_FOR at most: a client that keeps sending cannot keep us.
+fn drain(stream: &TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(IDLE_CHECK));
+    let until = Instant::now() + DRAIN_FOR;
     let mut sink = [0u8; 4096];
-    while matches!((&*stream).read(&mut sink), Ok(n) if n > 0) {}
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        if !matches!((&*stream).read(&mut sink), Ok(n) if n > 0) {
+            return;
+        }
+    }
 }
 
 fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> io::Result<Option<String>> {

@@ -76,12 +76,22 @@ fn records_appear_and_disappear_with_their_processes() {
         assert!(line.contains(key), "{key} missing: {line}");
     }
 
+    // The bridge's record goes with the bridge; the daemon's and the
+    // upstream's stay while they run.
+    let bridge = b.pid();
     drop(b);
-    assert!(wait_until(WAIT, || record_of(&processes(&home), 0)
-        .is_none()
-        && !processes(&home)
-            .iter()
-            .any(|r| r["record"]["role"] == json!("bridge"))));
+    assert!(
+        wait_until(WAIT, || record_of(&processes(&home), bridge).is_none()),
+        "the record of bridge pid {bridge} outlived it"
+    );
+    let all = processes(&home);
+    assert!(
+        !all.iter().any(|r| r["record"]["role"] == json!("bridge")),
+        "{all:?}"
+    );
+    for pid in [daemon, up] {
+        assert_eq!(record_of(&all, pid).unwrap()["alive"], json!(true), "{pid}");
+    }
 }
 
 #[test]

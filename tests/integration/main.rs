@@ -6,6 +6,7 @@ mod common;
 
 mod bridge;
 mod cli;
+mod daemon;
 mod doctor;
 mod election;
 mod processes;

@@ -122,8 +122,18 @@ pub const BODY_TIMEOUT: Setting = Setting {
     max: 3_600_000,
 };
 
+/// `daemon.log` and upstream logs rotate past this size.
+pub const LOG_MAX_BYTES: Setting = Setting {
+    var: "MCPSHARE_LOG_MAX_BYTES",
+    unit: Unit::Bytes,
+    default: log::DEFAULT_LOG_MAX_BYTES,
+    min: log::MIN_LOG_MAX_BYTES,
+    max: 1 << 40,
+};
+
 /// Every daemon setting; a client that starts the daemon passes these on.
 pub const SETTINGS: &[&Setting] = &[
+    &LOG_MAX_BYTES,
     &MAX_MESSAGE,
     &START_TIMEOUT,
     &REQUEST_TIMEOUT,
@@ -190,6 +200,7 @@ pub struct Settings {
     pub daemon_idle: Duration,
     pub head_timeout: Duration,
     pub body_timeout: Duration,
+    pub log_max_bytes: u64,
 }
 
 impl Settings {
@@ -205,6 +216,7 @@ impl Settings {
             daemon_idle: DAEMON_IDLE.duration()?,
             head_timeout: HEAD_TIMEOUT.duration()?,
             body_timeout: BODY_TIMEOUT.duration()?,
+            log_max_bytes: LOG_MAX_BYTES.read()?,
         })
     }
 }

@@ -62,6 +62,7 @@ fn bad_daemon_settings_are_refused_naming_the_variable_and_value() {
         ("MCPSHARE_MAX_MESSAGE_BYTES", "10"),
         ("MCPSHARE_HEAD_TIMEOUT_MS", "5"),
         ("MCPSHARE_BODY_TIMEOUT_MS", "forever"),
+        ("MCPSHARE_LOG_MAX_BYTES", "12"),
     ] {
         let mut c = home.cmd();
         c.arg("daemon")

@@ -131,9 +131,20 @@ pub const LOG_MAX_BYTES: Setting = Setting {
     max: 1 << 40,
 };
 
+/// A session of a plain HTTP client (no bridge process named) with no GET
+/// stream and nothing in flight ends after this long without a request.
+pub const SESSION_IDLE: Setting = Setting {
+    var: "MCPSHARE_SESSION_IDLE_SECS",
+    unit: Unit::Secs,
+    default: 1800,
+    min: 1,
+    max: 604_800,
+};
+
 /// Every daemon setting; a client that starts the daemon passes these on.
 pub const SETTINGS: &[&Setting] = &[
     &LOG_MAX_BYTES,
+    &SESSION_IDLE,
     &MAX_MESSAGE,
     &START_TIMEOUT,
     &REQUEST_TIMEOUT,
@@ -201,6 +212,7 @@ pub struct Settings {
     pub head_timeout: Duration,
     pub body_timeout: Duration,
     pub log_max_bytes: u64,
+    pub session_idle: Duration,
 }
 
 impl Settings {
@@ -217,6 +229,7 @@ impl Settings {
             head_timeout: HEAD_TIMEOUT.duration()?,
             body_timeout: BODY_TIMEOUT.duration()?,
             log_max_bytes: LOG_MAX_BYTES.read()?,
+            session_idle: SESSION_IDLE.duration()?,
         })
     }
 }
@@ -279,6 +292,7 @@ pub struct Daemon {
     pub request_timeout: Duration,
     tuning: Tuning,
     upstream_idle: Duration,
+    session_idle: Duration,
     daemon_idle: Duration,
 }
 
@@ -387,6 +401,7 @@ pub fn run(home: Home) -> Result<()> {
             processes_dir: home.processes_dir(),
         },
         upstream_idle: settings.upstream_idle,
+        session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
         home,
     });
@@ -773,7 +788,10 @@ impl Daemon {
                 if s.is_stalled() {
                     return Some((s.id.clone(), "its client stopped reading".to_string()));
                 }
-                let c = s.client.as_ref()?;
+                let Some(c) = s.client.as_ref() else {
+                    let idle = s.idle_for().filter(|t| *t >= self.session_idle)?;
+                    return Some((s.id.clone(), format!("idle for {} s", idle.as_secs())));
+                };
                 (!sys::same_process(c))
                     .then(|| (s.id.clone(), format!("client process {} exited", c.pid)))
             })

@@ -64,6 +64,7 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
         rpc_error(req, 400, Value::Null, -32000, &msg);
         return Err(());
     }
+    session.seen();
     Ok((req, session))
 }
 

@@ -41,6 +41,8 @@ pub struct Session {
     closed: AtomicBool,
     /// Its client stopped draining what is sent to it: the daemon closes it.
     stalled: AtomicBool,
+    /// When its client last sent anything.
+    last_seen: Mutex<std::time::Instant>,
     /// The level this client asked for with `logging/setLevel`.
     level: Mutex<Option<String>>,
     /// Resource URIs this client subscribed to.
@@ -88,6 +90,7 @@ impl Session {
             }),
             closed: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            last_seen: Mutex::new(std::time::Instant::now()),
             level: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
             client,
@@ -251,6 +254,20 @@ impl Session {
 
     pub fn is_stalled(&self) -> bool {
         self.stalled.load(Ordering::Acquire)
+    }
+
+    /// Its client sent something.
+    pub fn seen(&self) {
+        *lock(&self.last_seen) = std::time::Instant::now();
+    }
+
+    /// How long its client has been idle: nothing sent, no GET stream open,
+    /// nothing in flight. None while it is not idle.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        if lock(&self.outbox).stream.is_some() || !lock(&self.inflight).is_empty() {
+            return None;
+        }
+        Some(lock(&self.last_seen).elapsed())
     }
 }
 

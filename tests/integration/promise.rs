@@ -193,17 +193,15 @@ fn raw_post(
     s.write_all(body.as_bytes()).unwrap();
 }
 
-#[test]
-fn a_client_that_stops_reading_never_stalls_the_upstream() {
-    let home = TestHome::new("slowreader");
-    let (mut b, _) = home.client();
+/// A plain HTTP client's session on the first upstream: the daemon's port,
+/// its token, the upstream's id and the session's id.
+fn http_session(home: &TestHome) -> (u64, String, String, String) {
     let m = home.manifest().unwrap();
     let (port, token) = (m["port"].as_u64().unwrap(), m["token"].as_str().unwrap());
     let id = home.status()["upstreams"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    // A plain HTTP client's session.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
@@ -223,6 +221,40 @@ fn a_client_that_stops_reading_never_stalls_the_upstream() {
         .to_str()
         .unwrap()
         .to_string();
+    (port, token.to_string(), id, sid)
+}
+
+#[test]
+fn an_idle_http_session_expires_and_a_bridge_session_does_not() {
+    let home = TestHome::new("idlesession");
+    let mut a = home.bridge_with(&[], &[("MCPSHARE_SESSION_IDLE_SECS", "1")]);
+    a.initialize();
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(a.upstream_pid(json!(1)));
+    let _ = http_session(&home);
+    assert_eq!(sessions(&home), json!(2));
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || sessions(&home) == json!(1)),
+        "an idle HTTP session lingers"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // The bridge's session, idle as long, is kept: its process lives.
+    assert_eq!(a.call_text(json!(2), "echo", json!({"text": "ok"})), "ok");
+}
+
+#[test]
+fn a_client_that_stops_reading_never_stalls_the_upstream() {
+    let home = TestHome::new("slowreader");
+    let (mut b, _) = home.client();
+    let (port, token, id, sid) = http_session(&home);
+    let token = token.as_str();
     // Pipelined calls with large answers that it never reads.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
     for n in 0..1024 {
@@ -321,4 +353,25 @@ fn a_handover_finishes_short_calls_and_answers_the_rest() {
     // Within the drain bound (5 s) and the stop that follows it.
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(new.call_text(json!(2), "echo", json!({"text": "x"})), "x");
+}
+
+#[test]
+fn an_answer_over_the_message_limit_is_an_error_at_once() {
+    let home = TestHome::new("biganswer");
+    let mut a = home.bridge_with(&[], &[("MCPSHARE_MAX_MESSAGE_BYTES", "65536")]);
+    a.initialize();
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(a.upstream_pid(json!(1)));
+    let t = Instant::now();
+    let r = a.call(json!(2), "big", json!({"bytes": 100_000}));
+    assert_error_within(&r, t, Duration::from_secs(3), "an answer over the limit");
+    let text = r["error"]["message"].as_str().unwrap();
+    assert!(
+        text.contains("65536") && text.contains("MCPSHARE_MAX_MESSAGE_BYTES"),
+        "{r}"
+    );
+    // The upstream and the session carry on.
+    assert_eq!(a.call_text(json!(3), "echo", json!({"text": "ok"})), "ok");
 }

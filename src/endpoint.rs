@@ -48,7 +48,14 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
         return Err(());
     };
     let session = match d.session(&sid) {
-        Some(s) if s.upstream.id == upstream_id => s,
+        Some(s) if s.upstream.id == upstream_id && !s.upstream.is_retired() => s,
+        Some(s) if s.upstream.id == upstream_id => {
+            // Attached just as its upstream was retired for idleness: the
+            // 404 makes the client initialize anew, on a fresh upstream.
+            d.end_session(&s.id, "its upstream was retired");
+            rpc_error(req, 404, Value::Null, -32001, "Session not found");
+            return Err(());
+        }
         _ => {
             rpc_error(req, 404, Value::Null, -32001, "Session not found");
             return Err(());

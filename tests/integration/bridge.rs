@@ -659,3 +659,32 @@ fn ping_is_answered_and_the_bridge_exits_promptly_while_the_election_waits() {
         }
     }
 }
+
+#[test]
+fn sigterm_ends_a_bridge_whose_upstream_is_slow_to_start() {
+    let home = TestHome::new("slowupstream");
+    // The daemon waits for this upstream's handshake for 5 s.
+    let mut b = home.bridge_with(&[], &[("FIXTURE_STARTUP_DELAY_MS", "5000")]);
+    b.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": init_params(json!({}))}));
+    assert!(
+        wait_until(WAIT, || home.status()["upstreams"][0]["pid"]
+            .as_u64()
+            .is_some()),
+        "the upstream never started"
+    );
+    let up = home.status()["upstreams"][0]["pid"].as_u64().unwrap() as u32;
+    home.seen_upstreams.lock().unwrap().push(up);
+    let r = b.request(json!("p"), "ping", json!({}));
+    assert_eq!(r["result"], json!({}), "{r}");
+    let t = std::time::Instant::now();
+    signal(b.pid(), libc::SIGTERM);
+    let status = b.wait_exit(Duration::from_secs(1));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?} after {:?}",
+        t.elapsed()
+    );
+    let r = b.response(&json!(0), Duration::from_secs(1));
+    assert!(r.get("error").is_some(), "initialize is answered: {r}");
+}

@@ -179,33 +179,46 @@ pub struct Bridge {
 /// exiting bridge never waits for long on a client that stopped reading.
 #[derive(Default)]
 struct Out {
-    busy: Mutex<bool>,
+    state: Mutex<OutState>,
     free: Condvar,
+}
+
+#[derive(Default)]
+struct OutState {
+    busy: bool,
+    /// Threads waiting for their turn: only then is a wake-up worth its syscall.
+    waiting: usize,
 }
 
 /// The right to write to stdout, given back when dropped.
 struct OutTurn<'a>(&'a Out);
 
 impl Out {
+    /// Wait for the turn to write, for at most `wait` when given.
     fn turn(&self, wait: Option<Duration>) -> Option<OutTurn<'_>> {
-        let busy = lock(&self.busy);
-        let mut busy = match wait {
-            None => self
-                .free
-                .wait_while(busy, |b| *b)
-                .unwrap_or_else(|p| p.into_inner()),
-            Some(t) => {
-                let (b, r) = self
-                    .free
-                    .wait_timeout_while(busy, t, |b| *b)
-                    .unwrap_or_else(|p| p.into_inner());
-                if r.timed_out() {
-                    return None;
-                }
-                b
+        let mut st = lock(&self.state);
+        if st.busy {
+            st.waiting += 1;
+            let deadline = wait.map(|w| Instant::now() + w);
+            while st.busy {
+                st = match deadline {
+                    None => self.free.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            st.waiting -= 1;
+                            return None;
+                        }
+                        self.free
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
             }
-        };
-        *busy = true;
+            st.waiting -= 1;
+        }
+        st.busy = true;
         Some(OutTurn(self))
     }
 }
@@ -222,8 +235,11 @@ impl OutTurn<'_> {
 
 impl Drop for OutTurn<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.busy) = false;
-        self.0.free.notify_one();
+        let mut st = lock(&self.0.state);
+        st.busy = false;
+        if st.waiting > 0 {
+            self.0.free.notify_one();
+        }
     }
 }
 
@@ -401,12 +417,20 @@ impl Bridge {
             }
             cancelled
         };
-        self.settled.notify_all();
+        self.settle_noted();
         let answer = answer.or_else(|| (!cancelled).then(|| unanswered(id.clone())));
         if let Some(answer) = answer
             && !turn.is_some_and(|t| t.write(&answer))
         {
             self.exit("stdout is closed");
+        }
+    }
+
+    /// Wake the end-of-input drain, the one waiter for requests to settle;
+    /// otherwise spare the wake-up (a syscall, on the hot path).
+    fn settle_noted(&self) {
+        if self.closing.load(Ordering::Acquire) {
+            self.settled.notify_all();
         }
     }
 
@@ -600,7 +624,7 @@ impl Bridge {
                 b.write(&Value::Array(answers));
             }
             lock(&b.requests).batches -= 1;
-            b.settled.notify_all();
+            b.settle_noted();
         });
     }
 

@@ -3,6 +3,8 @@
 //! upstream. stdout carries protocol messages only, one per line; every log
 //! goes to stderr. It never hangs on a dead daemon: in-flight requests get
 //! errors, and the next request re-runs the election and re-attaches.
+//! Every client request gets exactly one answer, on exit too; reading
+//! stdin, `ping` and exiting never wait behind an election or an attach.
 
 use crate::client::{Client, McpHeaders, Reply, SendError};
 use crate::election;
@@ -875,7 +877,11 @@ impl Bridge {
         let first = !link.answered;
         drop(link);
 
-        let attached = self.attach(&init, generation);
+        // A panic in the attach must not leave the others waiting for it.
+        let attached = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.attach(&init, generation)
+        }))
+        .unwrap_or_else(|_| Err(ConnectError::Other("mcpshare: the attach failed".into())));
 
         let mut link = lock(&self.link);
         link.attaching = false;

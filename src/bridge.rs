@@ -105,6 +105,8 @@ fn key(id: &Value) -> String {
 enum ConnectError {
     /// The daemon answered `initialize` with a JSON-RPC error: relay it.
     Rpc(Value),
+    /// The daemon found by the election did not take our call (it went away).
+    Gone(String),
     Other(String),
 }
 
@@ -117,7 +119,9 @@ impl ConnectError {
                 e["id"] = id;
                 e
             }
-            ConnectError::Other(s) => jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone()),
+            ConnectError::Gone(s) | ConnectError::Other(s) => {
+                jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone())
+            }
         }
     }
 }
@@ -922,8 +926,22 @@ impl Bridge {
     }
 
     /// Elect or find the daemon, ask for our upstream, and open a session
-    /// with the client's own `initialize`.
+    /// with the client's own `initialize`. A daemon that went away just
+    /// after the election (it was stopping) is waited for, bounded, and the
+    /// election run once more.
     fn attach(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
+        match self.attach_once(init, generation) {
+            Err(ConnectError::Gone(why)) if !self.stopping.load(Ordering::Acquire) => {
+                crate::log!("{why}; electing a daemon again once that one is gone");
+                let until = Instant::now() + election::HANDOFF_WAIT;
+                let _ = crate::lock::wait_free(&self.home.daemon_lock(), until);
+                self.attach_once(init, generation)
+            }
+            attached => attached,
+        }
+    }
+
+    fn attach_once(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
         let other = |e: Error| {
             let mut text = e.to_string();
             if let Some(h) = e.hint() {
@@ -938,11 +956,15 @@ impl Bridge {
         let client = Client::new(&manifest);
         let spec = serde_json::to_value(&self.spec).unwrap_or(Value::Null);
         let bytes = serde_json::to_vec(init).unwrap_or_default();
+        let failed = |e: SendError| match e {
+            SendError::NotReached(e) => ConnectError::Gone(format!("mcpshare daemon: {e}")),
+            SendError::Broken(e) => ConnectError::Other(format!("mcpshare daemon: {e}")),
+        };
         let mut registrations = 0;
         let (upstream, path, reply) = loop {
             let (status, body) = client
                 .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
-                .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+                .map_err(failed)?;
             let Some(upstream) = body
                 .get("id")
                 .and_then(Value::as_str)
@@ -956,7 +978,7 @@ impl Bridge {
             let path = format!("/u/{upstream}/mcp");
             let reply = client
                 .mcp_post(&path, &McpHeaders::default(), &bytes)
-                .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+                .map_err(failed)?;
             // 404: the upstream was stopped for idleness between its
             // registration and this `initialize`: register it anew.
             if reply.status != 404 || registrations == MAX_REGISTRATIONS {

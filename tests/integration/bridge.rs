@@ -688,3 +688,55 @@ fn sigterm_ends_a_bridge_whose_upstream_is_slow_to_start() {
     let r = b.response(&json!(0), Duration::from_secs(1));
     assert!(r.get("error").is_some(), "initialize is answered: {r}");
 }
+
+#[test]
+fn a_daemon_that_goes_just_after_the_election_is_elected_anew() {
+    use std::io::{BufRead, Write};
+    let home = TestHome::new("goneafter");
+    // A stopping "daemon": it answers one /health, then closes its port,
+    // and lets go of the daemon lock once the test sees that.
+    let lock = home.hold_daemon_lock();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let me = std::process::id();
+    let mut m = manifest_naming(
+        me,
+        mcpshare::sys::start_time(me).unwrap(),
+        listener.local_addr().unwrap().port(),
+    );
+    m["version"] = json!("9.0.0");
+    home.write_manifest(&m);
+    let (answered_tx, answered_rx) = std::sync::mpsc::channel();
+    let health = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let body = json!({"status": "ok", "pid": me, "version": "9.0.0",
+            "protocol": mcpshare::manifest::PROTOCOL})
+        .to_string();
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = answered_tx.send(());
+        // The listener closes here: every later connection is refused.
+    });
+    let mut b = home.bridge(&[]);
+    b.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": init_params(json!({}))}));
+    answered_rx
+        .recv_timeout(WAIT)
+        .expect("the bridge asked for health");
+    health.join().unwrap();
+    drop(lock);
+    let r = b.response(&json!(0), WAIT);
+    assert!(r.get("result").is_some(), "initialize on a new daemon: {r}");
+    b.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(b.upstream_pid(json!(1)));
+}

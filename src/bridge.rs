@@ -287,14 +287,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         registration: Mutex::new(registration),
     });
     let b = bridge.clone();
-    let signalled = move |sig| {
-        let name = match sig {
-            libc::SIGINT => "SIGINT",
-            libc::SIGHUP => "SIGHUP",
-            _ => "SIGTERM",
-        };
-        b.exit(&format!("mcpshare run was stopped ({name})"))
-    };
+    let signalled = move |sig| b.exit(&format!("mcpshare run was stopped by signal {sig}"));
     if let Err(e) = crate::sys::on_termination(signalled) {
         crate::log!("cannot install signal handling: {e}");
     }

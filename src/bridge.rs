@@ -6,7 +6,7 @@
 //! Every client request gets exactly one answer, on exit too; reading
 //! stdin, `ping` and exiting never wait behind an election or an attach.
 
-use crate::client::{Client, McpHeaders, Reply, SendError};
+use crate::client::{BodyError, Client, McpHeaders, Reply, SendError};
 use crate::election;
 use crate::error::Error;
 use crate::h1::{Again, Head, Sent};
@@ -135,6 +135,16 @@ fn unanswered(id: Value) -> Value {
     let text = "the mcpshare daemon ended this request without an answer \
                 (it may have stopped); it may or may not have run";
     jsonrpc::error(id, jsonrpc::UNAVAILABLE, text)
+}
+
+/// The answer to a request whose answer (or a message streamed before it)
+/// is longer than this bridge takes.
+fn too_large(id: Value, max: usize) -> Value {
+    let text = format!(
+        "the answer exceeds the limit of {max} bytes of this mcpshare run; raise it with \
+         MCPSHARE_MAX_MESSAGE_BYTES in the environment of mcpshare run (and of the daemon)"
+    );
+    jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, text)
 }
 
 /// A request sent by the thread reading stdin, handed to a worker.
@@ -767,10 +777,12 @@ impl Bridge {
                 "session not found (the daemon restarted)".into(),
             )),
             200 if reply.is_sse() => self.relay_events(reply, id, sink),
-            200 => reply
-                .json(self.max)
-                .map(Some)
-                .map_err(|e| PostError::Broken(e.to_string())),
+            200 => match reply.json_within(self.max) {
+                Ok(answer) => Ok(Some(answer)),
+                // The attachment is sound: only this answer is refused.
+                Err(BodyError::TooLarge) => Ok(Some(too_large(id.clone(), self.max))),
+                Err(BodyError::Failed(e)) => Err(PostError::Broken(e.to_string())),
+            },
             status => {
                 let body = reply.json(self.max).ok();
                 let text = body
@@ -816,6 +828,9 @@ impl Bridge {
                 Err(e) if answer.is_some() => {
                     crate::log!("stream ended badly after the answer: {e}");
                     return Ok(answer);
+                }
+                Err(_) if events.was_too_long() => {
+                    return Ok(Some(too_large(id.clone(), self.max)));
                 }
                 Err(e) => return Err(PostError::Broken(e.to_string())),
             }

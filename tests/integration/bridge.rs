@@ -740,3 +740,50 @@ fn a_daemon_that_goes_just_after_the_election_is_elected_anew() {
         .unwrap()
         .push(b.upstream_pid(json!(1)));
 }
+
+#[test]
+fn an_answer_over_the_bridges_limit_is_an_error_and_the_session_carries_on() {
+    let home = TestHome::new("bigreply");
+    let inits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = inits.clone();
+    let _fake = FakeDaemon::start(&home, move |req| {
+        if req.body["method"] == json!("initialize") {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Some(a) = fake_control(req) {
+            return a;
+        }
+        let text = match req.body["params"]["arguments"]["bytes"].as_u64() {
+            Some(n) => "b".repeat(n as usize),
+            None => "small".into(),
+        };
+        let result = json!({"content": [{"type": "text", "text": text}]});
+        let answer = json!({"jsonrpc": "2.0", "id": req.body["id"], "result": result});
+        if req.body["params"]["arguments"]["stream"] == json!(true) {
+            let event = format!("data: {answer}\n\n");
+            return format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n0\r\n\r\n",
+                event.len()
+            );
+        }
+        fake_json(200, &answer, None)
+    });
+    let mut b = home.bridge_with(&[], &[("MCPSHARE_MAX_MESSAGE_BYTES", "4096")]);
+    b.initialize();
+    for (id, stream) in [(2, false), (3, true)] {
+        let r = b.call(json!(id), "big", json!({"bytes": 10_000, "stream": stream}));
+        let msg = r["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(
+            msg.contains("4096") && msg.contains("MCPSHARE_MAX_MESSAGE_BYTES"),
+            "{r}"
+        );
+        assert_eq!(b.call_text(json!(id + 10), "echo", json!({})), "small");
+    }
+    assert_eq!(
+        inits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the session carried on"
+    );
+}

@@ -3,17 +3,20 @@
 //! upstream. stdout carries protocol messages only, one per line; every log
 //! goes to stderr. It never hangs on a dead daemon: in-flight requests get
 //! errors, and the next request re-runs the election and re-attaches.
+//! Every client request gets exactly one answer, on exit too; reading
+//! stdin, `ping` and exiting never wait behind an election or an attach.
 
-use crate::client::{Client, McpHeaders, Reply, SendError};
+use crate::client::{BodyError, Client, McpHeaders, Reply, SendError};
 use crate::election;
 use crate::error::Error;
 use crate::h1::{Again, Head, Sent};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
-use crate::pool::{Limit, Permit, Pool, lock};
+use crate::pool::{Pool, Reservation, lock};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,15 +24,23 @@ use std::time::{Duration, Instant};
 
 /// How long requests still in flight at stdin EOF get to finish.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Short enough that a bridge told to stop is gone within a second.
+const DELETE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an exiting bridge waits for a write to stdout in progress
+/// before it answers what is still open.
+const EXIT_WRITE_WAIT: Duration = Duration::from_millis(200);
+/// How often a request waiting for another's attach checks whether the
+/// bridge is exiting (it is also woken when the attach ends).
+const ATTACH_RECHECK: Duration = Duration::from_millis(250);
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the thread reading stdin waits for an answer itself before a
 /// worker takes over the wait (more input ends the wait at once).
 const INLINE_WAIT: Duration = Duration::from_millis(50);
 const STDIN_BUFFER: usize = 16 * 1024;
-/// Requests one bridge has open at the daemon at once; more wait their turn.
-/// Notifications and responses (cancellations, answers to the server's own
-/// requests) never wait, so a full set of calls cannot block its own answers.
+/// Requests one bridge has open at the daemon at once, each on a worker
+/// thread of its own; more wait their turn in a queue. Notifications and
+/// responses (cancellations, answers to the server's own requests) never
+/// wait, so a full set of calls cannot block its own answers.
 pub const MAX_OPEN_REQUESTS: usize = 64;
 
 /// One attachment to one daemon: a session on the upstream's endpoint.
@@ -52,18 +63,50 @@ impl Conn {
     }
 }
 
+/// The attachment, and the attach in progress. Its lock is only ever held
+/// briefly: an attach (election included, up to tens of seconds) runs with
+/// `attaching` set, and other callers wait on `Bridge::link_changed`.
 #[derive(Default)]
 struct Link {
     conn: Option<Arc<Conn>>,
     generation: u64,
-    /// The client's own `initialize` has been answered.
+    /// The client's own `initialize` has been answered with a session.
     answered: bool,
+    attaching: bool,
+    /// Attach attempts begun, and how the last failed one ended.
+    attempts: u64,
+    failed: Option<(u64, ConnectError)>,
+}
+
+/// A client request not yet answered, by its id.
+#[derive(Default)]
+struct Open {
+    /// Requests with this id (a client may reuse one; each is answered).
+    count: usize,
+    /// The client sent `notifications/cancelled` for it: no answer is owed.
+    cancelled: bool,
+    /// Sent to the daemon: worth waiting for at end of input.
+    sent: bool,
+}
+
+#[derive(Default)]
+struct Requests {
+    open: HashMap<String, Open>,
+    /// Batches being handled (their answers go out as one array).
+    batches: usize,
+}
+
+fn key(id: &Value) -> String {
+    id.to_string()
 }
 
 /// Why a connection attempt failed.
+#[derive(Clone)]
 enum ConnectError {
     /// The daemon answered `initialize` with a JSON-RPC error: relay it.
     Rpc(Value),
+    /// The daemon found by the election did not take our call (it went away).
+    Gone(String),
     Other(String),
 }
 
@@ -76,16 +119,39 @@ impl ConnectError {
                 e["id"] = id;
                 e
             }
-            ConnectError::Other(s) => jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone()),
+            ConnectError::Gone(s) | ConnectError::Other(s) => {
+                jsonrpc::error(id, jsonrpc::UNAVAILABLE, s.clone())
+            }
         }
     }
+}
+
+/// Registrations one attach tries when the upstream keeps going away.
+const MAX_REGISTRATIONS: usize = 3;
+
+/// The answer to a request whose reply ended without one, which the client
+/// did not cancel (the daemon stopped, or dropped the call).
+fn unanswered(id: Value) -> Value {
+    let text = "the mcpshare daemon ended this request without an answer \
+                (it may have stopped); it may or may not have run";
+    jsonrpc::error(id, jsonrpc::UNAVAILABLE, text)
+}
+
+/// The answer to a request whose answer (or a message streamed before it)
+/// is longer than this bridge takes.
+fn too_large(id: Value, max: usize) -> Value {
+    let text = format!(
+        "the answer exceeds the limit of {max} bytes of this mcpshare run; raise it with \
+         MCPSHARE_MAX_MESSAGE_BYTES in the environment of mcpshare run (and of the daemon)"
+    );
+    jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, text)
 }
 
 /// A request sent by the thread reading stdin, handed to a worker.
 struct Early {
     conn: Arc<Conn>,
     stage: Stage,
-    permit: Permit,
+    worker: Reservation,
 }
 
 enum Stage {
@@ -107,17 +173,90 @@ pub struct Bridge {
     spec: Spec,
     max: usize,
     link: Mutex<Link>,
+    link_changed: Condvar,
     init: Mutex<Option<Value>>,
     client_initialized: AtomicBool,
+    /// Exiting: set once, by the first caller of `exit`.
     stopping: AtomicBool,
-    inflight: Mutex<usize>,
-    idle: Condvar,
-    draining: AtomicBool,
-    out: Mutex<()>,
+    /// Held by the one thread that exits, until the process ends.
+    exiting: Mutex<()>,
+    /// The client's input ended: nothing new is attached for.
+    closing: AtomicBool,
+    requests: Mutex<Requests>,
+    /// Signalled when a request or batch ends, for the end-of-input drain.
+    settled: Condvar,
+    out: Out,
     pool: Pool,
-    requests: Arc<Limit>,
     /// This bridge's registry record, removed on exit.
     registration: Mutex<Option<Registration>>,
+}
+
+/// Standard output, one writer at a time. A lock with a timed wait, so an
+/// exiting bridge never waits for long on a client that stopped reading.
+#[derive(Default)]
+struct Out {
+    state: Mutex<OutState>,
+    free: Condvar,
+}
+
+#[derive(Default)]
+struct OutState {
+    busy: bool,
+    /// Threads waiting for their turn: only then is a wake-up worth its syscall.
+    waiting: usize,
+}
+
+/// The right to write to stdout, given back when dropped.
+struct OutTurn<'a>(&'a Out);
+
+impl Out {
+    /// Wait for the turn to write, for at most `wait` when given.
+    fn turn(&self, wait: Option<Duration>) -> Option<OutTurn<'_>> {
+        let mut st = lock(&self.state);
+        if st.busy {
+            st.waiting += 1;
+            let deadline = wait.map(|w| Instant::now() + w);
+            while st.busy {
+                st = match deadline {
+                    None => self.free.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            st.waiting -= 1;
+                            return None;
+                        }
+                        self.free
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
+            }
+            st.waiting -= 1;
+        }
+        st.busy = true;
+        Some(OutTurn(self))
+    }
+}
+
+impl OutTurn<'_> {
+    /// Write one message as one line; false when stdout is closed.
+    fn write(&self, msg: &Value) -> bool {
+        let mut line = serde_json::to_vec(msg).unwrap_or_default();
+        line.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(&line).and_then(|()| out.flush()).is_ok()
+    }
+}
+
+impl Drop for OutTurn<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.0.state);
+        st.busy = false;
+        if st.waiting > 0 {
+            self.0.free.notify_one();
+        }
+    }
 }
 
 /// How often a bridge checks that the client that started it still lives.
@@ -138,16 +277,18 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         spec,
         max: jsonrpc::max_message(),
         link: Mutex::new(Link::default()),
+        link_changed: Condvar::new(),
         init: Mutex::new(None),
         client_initialized: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
-        inflight: Mutex::new(0),
-        idle: Condvar::new(),
-        draining: AtomicBool::new(false),
-        out: Mutex::new(()),
-        pool: Pool::new("bridge"),
-        // Each open request holds a connection; so do idle ones and the stream.
-        requests: Limit::new(
+        exiting: Mutex::new(()),
+        closing: AtomicBool::new(false),
+        requests: Mutex::new(Requests::default()),
+        settled: Condvar::new(),
+        out: Out::default(),
+        // Each worker holds at most one connection; so do idle ones and the stream.
+        pool: Pool::new(
+            "bridge",
             MAX_OPEN_REQUESTS.min(
                 crate::daemon::connection_budget(crate::sys::raise_fd_limit())
                     .saturating_sub(crate::client::IDLE_CONNECTIONS + 2),
@@ -156,7 +297,8 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         registration: Mutex::new(registration),
     });
     let b = bridge.clone();
-    if let Err(e) = crate::sys::on_termination(move |_| b.exit()) {
+    let signalled = move |sig| b.exit(&format!("mcpshare run was stopped by signal {sig}"));
+    if let Err(e) = crate::sys::on_termination(signalled) {
         crate::log!("cannot install signal handling: {e}");
     }
     watch_parent(&bridge);
@@ -173,13 +315,23 @@ pub fn run(home: Home, spec: Spec) -> i32 {
                 match serde_json::from_slice::<Value>(&bytes) {
                     Ok(Value::Array(items)) => bridge.batch(items),
                     Ok(msg) => bridge.dispatch(msg, !lines.has_buffered()),
-                    Err(e) => bridge.write(&jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("Parse error: {e}"))),
+                    Err(e) => bridge.write(&jsonrpc::error(
+                        Value::Null,
+                        jsonrpc::PARSE_ERROR,
+                        format!("Parse error: {e}"),
+                    )),
                 }
             }
+            // Answered with the request's own id when its ends show it:
+            // clients wait for an answer to that id, and ignore id null.
             Ok(Some(Line::TooLong(n))) => bridge.write(&jsonrpc::error(
-                Value::Null,
+                lines.too_long_id().unwrap_or(Value::Null),
                 jsonrpc::INVALID_REQUEST,
-                format!("message of {n} bytes exceeds the limit of {} bytes (MCPSHARE_MAX_MESSAGE_BYTES)", bridge.max),
+                format!(
+                    "message of {n} bytes exceeds the limit of {} bytes; raise it with \
+                     MCPSHARE_MAX_MESSAGE_BYTES in the environment of mcpshare run",
+                    bridge.max
+                ),
             )),
             Ok(None) => break,
             Err(e) => {
@@ -189,7 +341,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         }
     }
     bridge.drain(DRAIN_TIMEOUT);
-    bridge.exit()
+    bridge.exit("mcpshare run is exiting: its input ended before the daemon answered")
 }
 
 /// Exit when the client that started us is gone: our parent changed.
@@ -210,7 +362,7 @@ fn watch_parent(bridge: &Arc<Bridge>) {
                         crate::log!(
                             "the client that started this bridge (pid {parent}) is gone; exiting"
                         );
-                        b.exit();
+                        b.exit("mcpshare run is exiting: the client that started it is gone");
                     }
                 }
             });
@@ -225,50 +377,139 @@ fn watch_parent(bridge: &Arc<Bridge>) {
 impl Bridge {
     /// Write one message to stdout as one line. A closed stdout ends the bridge.
     fn write(&self, msg: &Value) {
-        let mut line = serde_json::to_vec(msg).unwrap_or_default();
-        line.push(b'\n');
-        let _guard = lock(&self.out);
-        let mut out = std::io::stdout().lock();
-        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
-            drop(out);
-            drop(_guard);
-            self.exit();
+        let turn = self.out.turn(None);
+        if !turn.is_some_and(|t| t.write(msg)) {
+            self.exit("stdout is closed");
         }
     }
 
-    /// End the session at the daemon (best effort, bounded), remove the
-    /// registry record, and exit 0.
-    fn exit(&self) -> ! {
-        if !self.stopping.swap(true, Ordering::AcqRel) {
-            if let Some(conn) = lock(&self.link).conn.take() {
-                let _ = conn
-                    .client
-                    .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
-            }
-            lock(&self.registration).take();
+    /// Count a client request as open until `settle` answers it.
+    fn open(&self, id: &Value) {
+        lock(&self.requests).open.entry(key(id)).or_default().count += 1;
+    }
+
+    /// The request has reached (or is about to reach) the daemon.
+    fn mark_sent(&self, id: &Value) {
+        if let Some(o) = lock(&self.requests).open.get_mut(&key(id)) {
+            o.sent = true;
         }
+    }
+
+    /// The client cancelled request `id`: when its stream ends without an
+    /// answer, none is owed.
+    fn mark_cancelled(&self, msg: &Value) {
+        let Some(id) = msg.pointer("/params/requestId") else {
+            return;
+        };
+        if let Some(o) = lock(&self.requests).open.get_mut(&key(id)) {
+            o.cancelled = true;
+        }
+    }
+
+    /// Answer open request `id` exactly once: with `answer`, or when there is
+    /// none (its stream ended empty) with an error unless the client
+    /// cancelled it. Nothing when it was already answered (by `exit`).
+    fn settle(&self, id: &Value, answer: Option<Value>) {
+        // Taking the turn first makes the check and the write one step, so
+        // `exit` never answers a request whose answer is being written.
+        let turn = self.out.turn(None);
+        let cancelled = {
+            let mut r = lock(&self.requests);
+            let k = key(id);
+            let Some(o) = r.open.get_mut(&k) else {
+                return;
+            };
+            let cancelled = o.cancelled;
+            o.count -= 1;
+            if o.count == 0 {
+                r.open.remove(&k);
+            }
+            cancelled
+        };
+        self.settle_noted();
+        let answer = answer.or_else(|| (!cancelled).then(|| unanswered(id.clone())));
+        if let Some(answer) = answer
+            && !turn.is_some_and(|t| t.write(&answer))
+        {
+            self.exit("stdout is closed");
+        }
+    }
+
+    /// Wake the end-of-input drain, the one waiter for requests to settle;
+    /// otherwise spare the wake-up (a syscall, on the hot path).
+    fn settle_noted(&self) {
+        if self.closing.load(Ordering::Acquire) {
+            self.settled.notify_all();
+        }
+    }
+
+    /// End the session at the daemon (best effort, bounded), answer every
+    /// request still open with an error saying `why`, remove the registry
+    /// record, and exit 0. Bounded: under a second even with a hung daemon
+    /// and a client that stopped reading.
+    fn exit(&self, why: &str) -> ! {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            // Another thread is exiting; it ends the process shortly.
+            let _wait = lock(&self.exiting);
+            std::process::exit(0)
+        }
+        let _exiting = lock(&self.exiting);
+        self.wake_attach_waiters();
+        let conn = lock(&self.link).conn.take();
+        if let Some(conn) = conn {
+            let _ = conn
+                .client
+                .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);
+        }
+        if let Some(turn) = self.out.turn(Some(EXIT_WRITE_WAIT)) {
+            let open = std::mem::take(&mut lock(&self.requests).open);
+            for (k, o) in open {
+                let Ok(id) = serde_json::from_str::<Value>(&k) else {
+                    continue;
+                };
+                for _ in 0..o.count {
+                    if !turn.write(&jsonrpc::error(id.clone(), jsonrpc::UNAVAILABLE, why)) {
+                        break;
+                    }
+                }
+            }
+        }
+        lock(&self.registration).take();
         std::process::exit(0)
     }
 
-    fn drain(&self, timeout: Duration) {
-        let n = lock(&self.inflight);
-        self.draining.store(true, Ordering::Release);
-        let _ = self.idle.wait_timeout_while(n, timeout, |n| *n > 0);
+    /// Requests waiting for another's attach look again (the bridge may be exiting).
+    fn wake_attach_waiters(&self) {
+        drop(lock(&self.link));
+        self.link_changed.notify_all();
     }
 
-    /// Run `job` on the pool, counted as in flight until it returns.
-    fn spawn(self: &Arc<Self>, job: impl FnOnce(&Arc<Bridge>) + Send + 'static) {
-        *lock(&self.inflight) += 1;
-        let me = self.clone();
-        self.pool.run(move || {
-            job(&me);
-            let mut n = lock(&me.inflight);
-            *n -= 1;
-            // Only the end-of-input drain waits; spare the wake-up otherwise.
-            if *n == 0 && me.draining.load(Ordering::Acquire) {
-                me.idle.notify_all();
-            }
+    /// At end of input: give requests (and batches) up to `timeout` to be
+    /// answered. Those waiting for an attach are not waited for: no attach
+    /// starts after end of input, and `exit` answers them with an error.
+    fn drain(&self, timeout: Duration) {
+        self.closing.store(true, Ordering::Release);
+        self.wake_attach_waiters();
+        let r = lock(&self.requests);
+        let _ = self.settled.wait_timeout_while(r, timeout, |r| {
+            // Attached, queued requests go out too: wait for them as well.
+            let attached = lock(&self.link).conn.is_some();
+            r.batches > 0 || r.open.values().any(|o| o.sent || attached)
         });
+    }
+
+    /// Run `job` on the pool: on a worker reserved for it, else as soon as one is free.
+    fn spawn(
+        self: &Arc<Self>,
+        worker: Option<Reservation>,
+        job: impl FnOnce(&Arc<Bridge>) + Send + 'static,
+    ) {
+        let me = self.clone();
+        let job = move || job(&me);
+        match worker {
+            Some(w) => w.run(job),
+            None => self.pool.run(job),
+        }
     }
 
     /// Handle one message from stdin; `input_idle` says no other message
@@ -296,7 +537,9 @@ impl Bridge {
                     }
                     *init = Some(msg);
                     drop(init);
-                    self.spawn(|b| {
+                    self.open(&id);
+                    // The attach answers it (see `connection`).
+                    self.spawn(None, |b| {
                         let _ = b.connection();
                     });
                 }
@@ -305,6 +548,7 @@ impl Bridge {
                         let text = "server not initialized: send initialize first";
                         return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
                     }
+                    self.open(&id);
                     let mut early = self.send_early(&msg);
                     if input_idle && let Some(e) = early {
                         early = self.answer_inline(&msg, e);
@@ -312,20 +556,35 @@ impl Bridge {
                             return;
                         }
                     }
-                    self.spawn(move |b| {
-                        if let Some(answer) = b.request_sent(&msg, &|m| b.write(&m), early) {
-                            b.write(&answer);
+                    let (worker, early) = match early {
+                        Some(e) => {
+                            let Early {
+                                conn,
+                                stage,
+                                worker,
+                            } = e;
+                            (Some(worker), Some((conn, stage)))
                         }
+                        None => (None, None),
+                    };
+                    self.spawn(worker, move |b| {
+                        let answer = b.request_sent(&msg, &|m| b.write(&m), early);
+                        b.settle(&jsonrpc::id(&msg), answer);
                     });
                 }
             },
             Kind::Notification => {
-                if jsonrpc::method(&msg) == Some("notifications/initialized") {
-                    self.client_initialized.store(true, Ordering::Release);
-                    if let Some(conn) = lock(&self.link).conn.clone() {
-                        self.start_listener(conn);
+                match jsonrpc::method(&msg) {
+                    Some("notifications/initialized") => {
+                        self.client_initialized.store(true, Ordering::Release);
+                        let conn = lock(&self.link).conn.clone();
+                        if let Some(conn) = conn {
+                            self.start_listener(conn);
+                        }
+                        return;
                     }
-                    return;
+                    Some("notifications/cancelled") => self.mark_cancelled(&msg),
+                    _ => {}
                 }
                 self.send_quietly(&msg);
             }
@@ -346,7 +605,8 @@ impl Bridge {
             let text = "Invalid Request: batches are only accepted in protocol 2025-03-26";
             return self.write(&jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, text));
         }
-        self.spawn(move |b| {
+        lock(&self.requests).batches += 1;
+        self.spawn(None, move |b| {
             let mut answers = Vec::new();
             for msg in items {
                 let id = jsonrpc::id(&msg);
@@ -357,7 +617,10 @@ impl Bridge {
                         jsonrpc::INVALID_REQUEST,
                         "initialize must not be part of a batch",
                     )),
-                    (Kind::Request, _) => answers.extend(b.request(&msg, &|m| b.write(&m))),
+                    (Kind::Request, _) => answers.push(
+                        b.request_sent(&msg, &|m| b.write(&m), None)
+                            .unwrap_or_else(|| unanswered(id)),
+                    ),
                     (Kind::Notification | Kind::Response, _) => b.send_quietly(&msg),
                     (Kind::Invalid, _) => answers.push(jsonrpc::error(
                         id,
@@ -369,6 +632,8 @@ impl Bridge {
             if !answers.is_empty() {
                 b.write(&Value::Array(answers));
             }
+            lock(&b.requests).batches -= 1;
+            b.settle_noted();
         });
     }
 
@@ -384,19 +649,20 @@ impl Bridge {
     }
 
     /// On the thread reading stdin, send a request at once when nothing can
-    /// make that wait: attached, a request slot free, an idle connection at
-    /// hand. The answer is then awaited here (`answer_inline`) or by a worker.
+    /// make that wait: attached, a worker free for it, an idle connection at
+    /// hand. The answer is then awaited here (`answer_inline`) or by that worker.
     fn send_early(&self, msg: &Value) -> Option<Early> {
         let conn = lock(&self.link).conn.clone()?;
-        let permit = self.requests.try_acquire()?;
+        let worker = self.pool.try_reserve()?;
         let body = serde_json::to_vec(msg).ok()?;
         let sent = conn
             .client
             .mcp_send_reusing(&conn.path, &conn.headers(), &body)?;
+        self.mark_sent(&jsonrpc::id(msg));
         Some(Early {
             conn,
             stage: Stage::Sent(sent),
-            permit,
+            worker,
         })
     }
 
@@ -421,30 +687,21 @@ impl Bridge {
         if !plain {
             return Some(early);
         }
-        if let Some(answer) = self.request_sent(msg, &|m| self.write(&m), Some(early)) {
-            self.write(&answer);
-        }
+        let answer = self.request_sent(msg, &|m| self.write(&m), Some((early.conn, early.stage)));
+        self.settle(&jsonrpc::id(msg), answer);
         None
     }
 
-    /// Forward a request; `sink` gets what streams before the answer, which
-    /// is returned (None when the client cancelled it).
-    fn request(self: &Arc<Self>, msg: &Value, sink: &dyn Fn(Value)) -> Option<Value> {
-        self.request_sent(msg, sink, None)
-    }
-
-    /// [`Bridge::request`], whose first attempt may already be sent.
+    /// Forward a request, whose first attempt may already be sent; `sink`
+    /// gets what streams before the answer, which is returned (None when
+    /// the reply ended without one: see `settle`).
     fn request_sent(
         self: &Arc<Self>,
         msg: &Value,
         sink: &dyn Fn(Value),
-        early: Option<Early>,
+        mut early: Option<(Arc<Conn>, Stage)>,
     ) -> Option<Value> {
         let id = jsonrpc::id(msg);
-        let (mut early, _permit) = match early {
-            Some(e) => (Some((e.conn, e.stage)), e.permit),
-            None => (None, self.requests.acquire()),
-        };
         for attempt in 0..2 {
             let (conn, outcome) = match early.take() {
                 Some((conn, stage)) => {
@@ -460,6 +717,7 @@ impl Bridge {
                         Ok(c) => c,
                         Err(e) => return Some(e.answer(id)),
                     };
+                    self.mark_sent(&id);
                     let outcome = self.post(&conn, msg, sink);
                     (conn, outcome)
                 }
@@ -519,10 +777,12 @@ impl Bridge {
                 "session not found (the daemon restarted)".into(),
             )),
             200 if reply.is_sse() => self.relay_events(reply, id, sink),
-            200 => reply
-                .json(self.max)
-                .map(Some)
-                .map_err(|e| PostError::Broken(e.to_string())),
+            200 => match reply.json_within(self.max) {
+                Ok(answer) => Ok(Some(answer)),
+                // The attachment is sound: only this answer is refused.
+                Err(BodyError::TooLarge) => Ok(Some(too_large(id.clone(), self.max))),
+                Err(BodyError::Failed(e)) => Err(PostError::Broken(e.to_string())),
+            },
             status => {
                 let body = reply.json(self.max).ok();
                 let text = body
@@ -569,6 +829,9 @@ impl Bridge {
                     crate::log!("stream ended badly after the answer: {e}");
                     return Ok(answer);
                 }
+                Err(_) if events.was_too_long() => {
+                    return Ok(Some(too_large(id.clone(), self.max)));
+                }
                 Err(e) => return Err(PostError::Broken(e.to_string())),
             }
         }
@@ -585,28 +848,66 @@ impl Bridge {
         }
     }
 
-    /// The current attachment, attaching (election included) if there is none.
+    /// The current attachment, attaching (election included) if there is
+    /// none. One caller attaches at a time, without holding the link lock;
+    /// the others wait for its outcome, or return at once when the bridge
+    /// exits. The first attach answers the client's `initialize`; when it
+    /// fails, `initialize` may be sent again for a fresh attempt.
     fn connection(self: &Arc<Self>) -> Result<Arc<Conn>, ConnectError> {
+        let exiting = || ConnectError::Other("mcpshare run is exiting".into());
         let mut link = lock(&self.link);
-        if let Some(c) = &link.conn {
-            return Ok(c.clone());
-        }
-        if self.stopping.load(Ordering::Acquire) {
-            return Err(ConnectError::Other("mcpshare is exiting".into()));
+        let mut waited_for = None;
+        loop {
+            if let Some(c) = &link.conn {
+                return Ok(c.clone());
+            }
+            if self.stopping.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
+                return Err(exiting());
+            }
+            if let (Some(seen), Some((attempt, e))) = (waited_for, &link.failed)
+                && *attempt >= seen
+            {
+                return Err(e.clone());
+            }
+            if !link.attaching {
+                break;
+            }
+            waited_for = Some(link.attempts);
+            link = self
+                .link_changed
+                .wait_timeout(link, ATTACH_RECHECK)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         let Some(init) = lock(&self.init).clone() else {
             return Err(ConnectError::Other("server not initialized".into()));
         };
+        link.attaching = true;
+        link.attempts += 1;
+        let attempt = link.attempts;
         let generation = link.generation + 1;
-        let attached = self.attach(&init, generation);
         let first = !link.answered;
-        link.answered = true;
+        drop(link);
+
+        // A panic in the attach must not leave the others waiting for it.
+        let attached = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.attach(&init, generation)
+        }))
+        .unwrap_or_else(|_| Err(ConnectError::Other("mcpshare: the attach failed".into())));
+
+        let mut link = lock(&self.link);
+        link.attaching = false;
+        let init_id = jsonrpc::id(&init);
         let (conn, answer) = match attached {
             Ok(pair) => pair,
             Err(e) => {
+                link.failed = Some((attempt, e.clone()));
                 drop(link);
+                self.link_changed.notify_all();
                 if first {
-                    self.write(&e.answer(jsonrpc::id(&init)));
+                    // A fresh `initialize` may try again.
+                    *lock(&self.init) = None;
+                    self.settle(&init_id, Some(e.answer(init_id.clone())));
                 }
                 return Err(e);
             }
@@ -620,9 +921,12 @@ impl Bridge {
         let conn = Arc::new(conn);
         link.generation = generation;
         link.conn = Some(conn.clone());
+        link.answered = true;
+        link.failed = None;
         drop(link);
+        self.link_changed.notify_all();
         if first {
-            self.write(&answer);
+            self.settle(&init_id, Some(answer));
         } else {
             self.reattached(&conn);
         }
@@ -630,8 +934,22 @@ impl Bridge {
     }
 
     /// Elect or find the daemon, ask for our upstream, and open a session
-    /// with the client's own `initialize`.
+    /// with the client's own `initialize`. A daemon that went away just
+    /// after the election (it was stopping) is waited for, bounded, and the
+    /// election run once more.
     fn attach(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
+        match self.attach_once(init, generation) {
+            Err(ConnectError::Gone(why)) if !self.stopping.load(Ordering::Acquire) => {
+                crate::log!("{why}; electing a daemon again once that one is gone");
+                let until = Instant::now() + election::HANDOFF_WAIT;
+                let _ = crate::lock::wait_free(&self.home.daemon_lock(), until);
+                self.attach_once(init, generation)
+            }
+            attached => attached,
+        }
+    }
+
+    fn attach_once(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
         let other = |e: Error| {
             let mut text = e.to_string();
             if let Some(h) = e.hint() {
@@ -645,23 +963,39 @@ impl Bridge {
                 .map_err(other)?;
         let client = Client::new(&manifest);
         let spec = serde_json::to_value(&self.spec).unwrap_or(Value::Null);
-        let (status, body) = client
-            .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
-            .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
-        let Some(upstream) = body
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|_| status == 200)
-        else {
-            return Err(ConnectError::Other(format!(
-                "mcpshare daemon refused the upstream: HTTP {status} {body}"
-            )));
-        };
-        let path = format!("/u/{upstream}/mcp");
         let bytes = serde_json::to_vec(init).unwrap_or_default();
-        let reply = client
-            .mcp_post(&path, &McpHeaders::default(), &bytes)
-            .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
+        let failed = |e: SendError| match e {
+            SendError::NotReached(e) => ConnectError::Gone(format!("mcpshare daemon: {e}")),
+            SendError::Broken(e) => ConnectError::Other(format!("mcpshare daemon: {e}")),
+        };
+        let mut registrations = 0;
+        let (upstream, path, reply) = loop {
+            let (status, body) = client
+                .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
+                .map_err(failed)?;
+            let Some(upstream) = body
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|_| status == 200)
+            else {
+                return Err(ConnectError::Other(format!(
+                    "mcpshare daemon refused the upstream: HTTP {status} {body}"
+                )));
+            };
+            registrations += 1;
+            let path = format!("/u/{upstream}/mcp");
+            let reply = client
+                .mcp_post(&path, &McpHeaders::default(), &bytes)
+                .map_err(failed)?;
+            // 404: the upstream was stopped for idleness between its
+            // registration and this `initialize`: register it anew.
+            if reply.status != 404 || registrations == MAX_REGISTRATIONS {
+                break (upstream.to_string(), path, reply);
+            }
+            crate::log!(
+                "upstream {upstream} went away before its session opened; registering it again"
+            );
+        };
         let (status, session) = (reply.status, reply.session.clone());
         if status == 503 && !self.stopping.load(Ordering::Acquire) {
             // The daemon is stopping or handing over: wait for it to go, then attach anew.
@@ -689,7 +1023,7 @@ impl Bridge {
             .unwrap_or(jsonrpc::LATEST_VERSION);
         let conn = Conn {
             client,
-            upstream: upstream.to_string(),
+            upstream,
             path,
             session,
             version: version.to_string(),

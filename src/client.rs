@@ -59,6 +59,14 @@ fn classify(e: ureq::Error) -> SendError {
     }
 }
 
+/// Why a reply's body was not had.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the limit it was read with.
+    TooLarge,
+    Failed(SendError),
+}
+
 pub struct Reply {
     pub status: u16,
     pub session: Option<String>,
@@ -105,9 +113,26 @@ impl Reply {
             .map_err(|e| SendError::Broken(format!("bad JSON from daemon: {e}")))
     }
 
+    /// The body as JSON, telling a body over `max` bytes apart from a
+    /// failed read: the bridge answers the one and drops its attachment
+    /// for the other.
+    pub fn json_within(self, max: usize) -> Result<Value, BodyError> {
+        let mut b = Vec::new();
+        self.body
+            .take(max as u64 + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| BodyError::Failed(SendError::Broken(e.to_string())))?;
+        if b.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        serde_json::from_slice(&b)
+            .map_err(|e| BodyError::Failed(SendError::Broken(format!("bad JSON from daemon: {e}"))))
+    }
+
     pub fn events(self, max: usize) -> Events {
         Events {
             lines: LineReader::new(BufReader::new(self.body), max),
+            too_long: false,
         }
     }
 }
@@ -115,9 +140,15 @@ impl Reply {
 /// Reads `text/event-stream`, yielding each event's data.
 pub struct Events {
     lines: LineReader<BufReader<Box<dyn Read + Send>>>,
+    too_long: bool,
 }
 
 impl Events {
+    /// Did the stream end on a line over the limit (not a failed read)?
+    pub fn was_too_long(&self) -> bool {
+        self.too_long
+    }
+
     /// The next event's data, or None when the stream ends.
     pub fn next_data(&mut self) -> io::Result<Option<String>> {
         let mut data: Option<String> = None;
@@ -125,6 +156,7 @@ impl Events {
             let line = match self.lines.next_line()? {
                 None => return Ok(data),
                 Some(Line::TooLong(n)) => {
+                    self.too_long = true;
                     return Err(io::Error::other(format!(
                         "an event line of {n} bytes exceeds the limit"
                     )));

@@ -97,7 +97,14 @@ pub enum Line {
 pub struct LineReader<R> {
     inner: R,
     max: usize,
+    /// The first and last bytes of the last line that was too long, where
+    /// its id is looked for (see [`LineReader::too_long_id`]).
+    head: Vec<u8>,
+    tail: Vec<u8>,
 }
+
+/// How many bytes at each end of an over-long line are kept to find its id.
+pub const ID_SCAN_BYTES: usize = 4096;
 
 impl<R: io::Read> LineReader<io::BufReader<R>> {
     /// Is input already read and waiting here?
@@ -108,7 +115,18 @@ impl<R: io::Read> LineReader<io::BufReader<R>> {
 
 impl<R: BufRead> LineReader<R> {
     pub fn new(inner: R, max: usize) -> LineReader<R> {
-        LineReader { inner, max }
+        LineReader {
+            inner,
+            max,
+            head: Vec::new(),
+            tail: Vec::new(),
+        }
+    }
+
+    /// The JSON-RPC id of the last line that was too long, when one of its
+    /// ends shows it (see [`id_in_ends`]).
+    pub fn too_long_id(&self) -> Option<Value> {
+        id_in_ends(&self.head, &self.tail)
     }
 
     /// The next line without its terminator, or None at end of input.
@@ -135,6 +153,18 @@ impl<R: BufRead> LineReader<R> {
             if seen + take <= self.max {
                 buf.extend_from_slice(&chunk[..take]);
             } else {
+                if seen <= self.max {
+                    // Just past the limit: keep only the ends, for the id.
+                    let mut so_far = buf;
+                    self.tail = so_far[so_far.len().saturating_sub(ID_SCAN_BYTES)..].to_vec();
+                    so_far.truncate(ID_SCAN_BYTES);
+                    self.head = so_far;
+                }
+                let room = ID_SCAN_BYTES.saturating_sub(self.head.len());
+                self.head.extend_from_slice(&chunk[..take.min(room)]);
+                self.tail.extend_from_slice(&chunk[..take]);
+                let cut = self.tail.len().saturating_sub(ID_SCAN_BYTES);
+                self.tail.drain(..cut);
                 buf = Vec::new();
             }
             seen += take;
@@ -147,6 +177,206 @@ impl<R: BufRead> LineReader<R> {
                     buf.pop();
                 }
                 return Ok(Some(Line::Text(buf)));
+            }
+        }
+    }
+}
+
+/// The id of a JSON-RPC object seen only by its two ends (the line was too
+/// long to keep): the top-level `"id"` member read forward from the start
+/// of `head`, else backward from the end of `tail`. Strings (escapes
+/// included) and nested values are skipped, so an `"id"` inside `params`
+/// never counts; None when neither end shows a number or string id.
+pub fn id_in_ends(head: &[u8], tail: &[u8]) -> Option<Value> {
+    scan::forward(head).or_else(|| scan::backward(tail))
+}
+
+/// Bounded scans for [`id_in_ends`]: each gives up (None) at the end of
+/// its bytes or at anything it does not expect.
+mod scan {
+    use serde_json::Value;
+
+    fn ws(b: u8) -> bool {
+        matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    }
+
+    /// An id value: a whole string or number, as JSON.
+    fn id_value(token: &[u8]) -> Option<Value> {
+        match serde_json::from_slice::<Value>(token).ok()? {
+            v @ (Value::String(_) | Value::Number(_)) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && ws(b[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The index just past the string that opens at `i`.
+    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    /// The index just past the value that starts at `i`.
+    fn value_end(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string_end(b, i),
+            b'{' | b'[' => {
+                let (mut depth, mut j) = (0usize, i);
+                while j < b.len() {
+                    match b[j] {
+                        b'"' => {
+                            j = string_end(b, j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                None
+            }
+            _ => {
+                let mut j = i;
+                while j < b.len() && !matches!(b[j], b',' | b'}' | b']') && !ws(b[j]) {
+                    j += 1;
+                }
+                // A number cut off by the end of the bytes is not whole.
+                (j < b.len()).then_some(j)
+            }
+        }
+    }
+
+    pub fn forward(b: &[u8]) -> Option<Value> {
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i += 1;
+        loop {
+            i = skip_ws(b, i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, i)?;
+            let key = &b[i..key_end];
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let end = value_end(b, i)?;
+            if key == b"\"id\"" {
+                return id_value(&b[i..end]);
+            }
+            i = skip_ws(b, end);
+            if b.get(i) != Some(&b',') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+
+    /// Is the quote at `i` a delimiter, not escaped? Backslashes before it
+    /// must be all in view to tell.
+    fn unescaped_quote(b: &[u8], i: usize) -> Option<bool> {
+        let run = b[..i].iter().rev().take_while(|c| **c == b'\\').count();
+        (run < i).then_some(run % 2 == 0)
+    }
+
+    /// The index of the quote that opens the string closing at `end`.
+    fn string_start(b: &[u8], end: usize) -> Option<usize> {
+        let mut j = end;
+        while j > 0 {
+            j -= 1;
+            if b[j] == b'"' && unescaped_quote(b, j)? {
+                return Some(j);
+            }
+        }
+        None
+    }
+
+    /// The index where the value ending at `end` (inclusive) starts.
+    fn value_start(b: &[u8], end: usize) -> Option<usize> {
+        match b[end] {
+            b'"' => string_start(b, end),
+            b'}' | b']' => {
+                let (mut depth, mut j) = (0usize, end + 1);
+                while j > 0 {
+                    j -= 1;
+                    match b[j] {
+                        b'"' if unescaped_quote(b, j)? => j = string_start(b, j)?,
+                        b'}' | b']' => depth += 1,
+                        b'{' | b'[' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            }
+            _ => {
+                let mut j = end;
+                while j > 0 && !matches!(b[j - 1], b',' | b':' | b'{' | b'[') && !ws(b[j - 1]) {
+                    j -= 1;
+                }
+                // A token that runs into the start of the bytes may be cut.
+                (j > 0).then_some(j)
+            }
+        }
+    }
+
+    fn skip_ws_back(b: &[u8], mut i: usize) -> Option<usize> {
+        while ws(*b.get(i)?) {
+            i = i.checked_sub(1)?;
+        }
+        Some(i)
+    }
+
+    pub fn backward(b: &[u8]) -> Option<Value> {
+        let mut i = skip_ws_back(b, b.len().checked_sub(1)?)?;
+        if b[i] != b'}' {
+            return None;
+        }
+        loop {
+            i = skip_ws_back(b, i.checked_sub(1)?)?;
+            let start = value_start(b, i)?;
+            let value = &b[start..=i];
+            i = skip_ws_back(b, start.checked_sub(1)?)?;
+            if b[i] != b':' {
+                return None;
+            }
+            i = skip_ws_back(b, i.checked_sub(1)?)?;
+            if b[i] != b'"' {
+                return None;
+            }
+            let key_start = string_start(b, i)?;
+            if &b[key_start..=i] == b"\"id\"" {
+                return id_value(value);
+            }
+            i = skip_ws_back(b, key_start.checked_sub(1)?)?;
+            if b[i] != b',' {
+                return None;
             }
         }
     }
@@ -210,6 +440,73 @@ mod tests {
         assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
         assert_eq!(negotiate(Some("1999-01-01")), LATEST_VERSION);
         assert_eq!(negotiate(None), LATEST_VERSION);
+    }
+
+    fn ends(line: &str) -> Option<Value> {
+        let b = line.as_bytes();
+        let head = &b[..b.len().min(64)];
+        let tail = &b[b.len().saturating_sub(64)..];
+        id_in_ends(head, tail)
+    }
+
+    #[test]
+    fn the_id_of_an_over_long_line_is_found_at_either_end() {
+        let long = "x".repeat(500);
+        // Numbers and strings, at the start.
+        let l = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"m","params":{{"a":"{long}"}}}}"#);
+        assert_eq!(ends(&l), Some(json!(7)));
+        let l = format!(r#"{{ "id" : -12.5e3 , "params":"{long}"}}"#);
+        assert_eq!(ends(&l), Some(json!(-12.5e3)));
+        let l = format!(r#"{{"id":"a\"b\\","params":"{long}"}}"#);
+        assert_eq!(ends(&l), Some(json!("a\"b\\")));
+        // After a long params (the TypeScript SDK's order), strings with
+        // escaped quotes and braces in the way.
+        let l = format!(
+            r#"{{"method":"m","params":{{"t":"{long}","u":"\"}}{{\\\\","v":[1,{{"id":3}}]}},"jsonrpc":"2.0","id":"k\"1"}}"#
+        );
+        assert_eq!(ends(&l), Some(json!("k\"1")));
+        let l = format!(r#"{{"method":"m","params":{{"t":"{long}"}},"id":99}}  "#);
+        assert_eq!(ends(&l), Some(json!(99)));
+        // An "id" inside params never counts.
+        let l = format!(r#"{{"params":{{"id":5,"t":"{long}"}},"method":"m"}}"#);
+        assert_eq!(ends(&l), None);
+        let l = format!(r#"{{"method":"m","params":{{"t":"{long}","id":5}}}}"#);
+        assert_eq!(ends(&l), None);
+        // No id, or none in view.
+        let l = format!(r#"{{"jsonrpc":"2.0","method":"n","params":"{long}"}}"#);
+        assert_eq!(ends(&l), None);
+        let l = format!(r#"{{"method":"m","params":"{long}","id":4,"more":"{long}"}}"#);
+        assert_eq!(ends(&l), None);
+        // Ids that are not numbers or strings are not ids.
+        let l = format!(r#"{{"id":null,"params":"{long}"}}"#);
+        assert_eq!(ends(&l), None);
+        assert_eq!(id_in_ends(b"", b""), None);
+        // A number cut at the edge of the bytes in view is not whole.
+        assert_eq!(id_in_ends(b"{\"id\":12", b"34}"), None);
+        assert_eq!(id_in_ends(b"{\"p\":1", b",\"id\":34}"), Some(json!(34)));
+    }
+
+    #[test]
+    fn line_reader_keeps_the_ends_of_a_line_too_long() {
+        let long = "y".repeat(3 * ID_SCAN_BYTES);
+        let input = format!(
+            "{{\"method\":\"m\",\"params\":\"{long}\",\"id\":8}}\n{{\"id\":9,\"p\":\"{long}\"}}\nok\n"
+        );
+        let mut r = LineReader::new(io::BufReader::with_capacity(100, input.as_bytes()), 1024);
+        assert!(matches!(r.next_line().unwrap(), Some(Line::TooLong(_))));
+        assert_eq!(r.too_long_id(), Some(json!(8)));
+        assert!(matches!(r.next_line().unwrap(), Some(Line::TooLong(_))));
+        assert_eq!(r.too_long_id(), Some(json!(9)));
+        assert_eq!(r.next_line().unwrap(), Some(Line::Text(b"ok".to_vec())));
+        // The same, each line read in one piece.
+        let mut r = LineReader::new(
+            io::BufReader::with_capacity(1 << 16, input.as_bytes()),
+            1024,
+        );
+        assert!(matches!(r.next_line().unwrap(), Some(Line::TooLong(_))));
+        assert_eq!(r.too_long_id(), Some(json!(8)));
+        assert!(matches!(r.next_line().unwrap(), Some(Line::TooLong(_))));
+        assert_eq!(r.too_long_id(), Some(json!(9)));
     }
 
     #[test]

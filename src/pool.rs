@@ -1,11 +1,12 @@
-//! An elastic pool of named worker threads for the bridge: a job runs on an
-//! idle worker if there is one, otherwise on a new one, so a long job (a slow
-//! tool call) never queues a short one (a ping) behind it. Workers are never
-//! retired: a bridge's concurrency peak is small and short-lived.
+//! A pool of at most `max` named worker threads for the bridge: a job runs
+//! on an idle worker if there is one, otherwise on a new one while fewer
+//! than `max` run, otherwise it waits its turn in a queue (never dropped).
+//! A [`Reservation`] promises a job a worker without queueing. Workers are
+//! never retired: a bridge's concurrency peak is small and short-lived.
 //!
-//! And [`Limit`], a counting semaphore: how the bridge bounds the requests it
-//! has open at the daemon, and the daemon the connections it serves, so that
-//! neither runs out of file descriptors under a burst.
+//! And [`Limit`], a counting semaphore: how the daemon bounds the
+//! connections it serves, so that it never runs out of file descriptors
+//! under a burst.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,50 +21,122 @@ pub struct Pool {
 
 struct Shared {
     name: String,
+    max: usize,
     queue: Mutex<Queue>,
-    /// Idle workers wait here; each job wakes exactly one.
+    /// Idle workers wait here; each job wakes one.
     ready: Condvar,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    /// Workers waiting for a job and not yet promised one.
+    /// Workers waiting for a job.
     idle: usize,
     spawned: usize,
+    /// Workers promised to reservations not yet run.
+    reserved: usize,
+}
+
+/// A worker promised to one job: it runs at once, never behind the queue.
+/// Dropped unused, the promise is withdrawn.
+pub struct Reservation {
+    shared: Option<Arc<Shared>>,
 }
 
 impl Pool {
-    pub fn new(name: &str) -> Pool {
+    /// A pool of at most `max` workers (at least one).
+    pub fn new(name: &str, max: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 name: name.to_string(),
+                max: max.max(1),
                 queue: Mutex::new(Queue::default()),
                 ready: Condvar::new(),
             }),
         }
     }
 
+    /// Run `job` on a worker, or queue it when every worker is busy or promised.
     pub fn run(&self, job: impl FnOnce() + Send + 'static) {
-        let job: Job = Box::new(job);
+        let q = lock(&self.shared.queue);
+        let free = q.spawned + q.reserved < self.shared.max;
+        self.shared.start(q, Box::new(job), free);
+    }
+
+    /// A worker for one job, if one is idle or may be started now without
+    /// taking one promised to another.
+    pub fn try_reserve(&self) -> Option<Reservation> {
         let mut q = lock(&self.shared.queue);
-        // Promise the job to an idle worker, or start a worker for it.
-        if q.idle > 0 {
-            q.idle -= 1;
+        let busy = q.spawned - q.idle.min(q.spawned) + q.jobs.len() + q.reserved;
+        if busy >= self.shared.max {
+            return None;
+        }
+        q.reserved += 1;
+        Some(Reservation {
+            shared: Some(self.shared.clone()),
+        })
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        lock(&self.shared.queue).jobs.len()
+    }
+}
+
+impl Reservation {
+    pub fn run(mut self, job: impl FnOnce() + Send + 'static) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        let mut q = lock(&shared.queue);
+        q.reserved -= 1;
+        let free = q.spawned < shared.max;
+        shared.start(q, Box::new(job), free);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            lock(&shared.queue).reserved -= 1;
+        }
+    }
+}
+
+impl Shared {
+    /// Hand `job` to an idle worker, else start one if `may_spawn`, else queue it.
+    fn start(self: &Arc<Self>, mut q: MutexGuard<'_, Queue>, job: Job, may_spawn: bool) {
+        if q.idle > q.jobs.len() || !may_spawn {
             q.jobs.push_back(job);
             drop(q);
-            self.shared.ready.notify_one();
+            self.ready.notify_one();
             return;
         }
         let n = q.spawned;
         q.spawned += 1;
         drop(q);
-        let shared = self.shared.clone();
+        // Kept here too, so a worker that cannot start loses no job.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let (shared, mine) = (self.clone(), slot.clone());
         let spawned = std::thread::Builder::new()
-            .name(format!("{}-{n}", shared.name))
-            .spawn(move || worker(shared, job));
+            .name(format!("{}-{n}", self.name))
+            .spawn(move || {
+                let first = lock(&mine).take();
+                worker(shared, first)
+            });
         if let Err(e) = spawned {
             crate::log!("cannot start a worker thread: {e}");
+            let Some(job) = lock(&slot).take() else {
+                return;
+            };
+            let mut q = lock(&self.queue);
+            q.spawned -= 1;
+            if q.spawned == 0 {
+                // No worker at all: run it here rather than never.
+                drop(q);
+                return run_job(job);
+            }
+            q.jobs.push_back(job);
         }
     }
 }
@@ -74,20 +147,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn worker(shared: Arc<Shared>, first: Job) {
-    run_job(first);
+fn worker(shared: Arc<Shared>, first: Option<Job>) {
+    if let Some(job) = first {
+        run_job(job);
+    }
     let mut q = lock(&shared.queue);
     loop {
+        if let Some(job) = q.jobs.pop_front() {
+            drop(q);
+            run_job(job);
+            q = lock(&shared.queue);
+            continue;
+        }
         q.idle += 1;
-        let job = loop {
-            if let Some(job) = q.jobs.pop_front() {
-                break job;
-            }
-            q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-        };
-        drop(q);
-        run_job(job);
-        q = lock(&shared.queue);
+        q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        q.idle -= 1;
     }
 }
 
@@ -192,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_blocked_job_never_holds_up_the_next() {
-        let pool = Pool::new("test");
+        let pool = Pool::new("test", 8);
         let (block_tx, block_rx) = channel::<()>();
         let (done_tx, done_rx) = channel();
         pool.run(move || {
@@ -208,6 +282,53 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![0, 1, 2, 3]);
         drop(block_tx);
+    }
+
+    #[test]
+    fn a_pool_runs_at_most_max_jobs_and_queues_the_rest() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool = Pool::new("test", 2);
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (go_tx, go_rx) = channel::<()>();
+        let go_rx = Arc::new(Mutex::new(go_rx));
+        let (done_tx, done_rx) = channel();
+        for i in 0..5 {
+            let (running, most, go, done) = (
+                running.clone(),
+                most.clone(),
+                go_rx.clone(),
+                done_tx.clone(),
+            );
+            pool.run(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let _ = lock(&go).recv_timeout(Duration::from_secs(5));
+                running.fetch_sub(1, Ordering::SeqCst);
+                done.send(i).unwrap();
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while running.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(running.load(Ordering::SeqCst), 2, "both workers started");
+        assert_eq!(pool.queued(), 3, "two run, three wait");
+        assert!(pool.try_reserve().is_none(), "no worker is free");
+        for _ in 0..5 {
+            go_tx.send(()).unwrap();
+        }
+        let mut got: Vec<i32> = (0..5)
+            .map(|_| done_rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "none was dropped");
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(lock(&pool.shared.queue).spawned, 2);
+        // Idle again: a reservation runs its job at once.
+        let reserved = pool.try_reserve().expect("a free worker");
+        let (tx, rx) = channel();
+        reserved.run(move || tx.send(()).unwrap());
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
     }
 
     #[test]

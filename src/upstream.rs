@@ -1035,10 +1035,8 @@ impl Upstream {
     }
 
     fn read_loop(self: Arc<Self>, generation: u64, stdout: std::process::ChildStdout) {
-        let mut lines = jsonrpc::LineReader::new(
-            BufReader::with_capacity(64 * 1024, stdout),
-            jsonrpc::max_message(),
-        );
+        let max = jsonrpc::max_message();
+        let mut lines = jsonrpc::LineReader::new(BufReader::with_capacity(64 * 1024, stdout), max);
         loop {
             match lines.next_line() {
                 Ok(Some(jsonrpc::Line::Text(bytes))) => {
@@ -1056,7 +1054,17 @@ impl Upstream {
                     crate::log!(
                         "upstream {}: dropped a {n}-byte line over the message limit",
                         self.id
-                    )
+                    );
+                    // An answer too large to pass on: its caller learns so now.
+                    if let Some(id) = lines.too_long_id().as_ref().and_then(Value::as_u64) {
+                        let text = format!(
+                            "upstream {}'s answer of {n} bytes exceeds the message limit of \
+                             {max} bytes (MCPSHARE_MAX_MESSAGE_BYTES)",
+                            self.id
+                        );
+                        let error = jsonrpc::error(json!(id), jsonrpc::INTERNAL_ERROR, text);
+                        self.route_response(error);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {

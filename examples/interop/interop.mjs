@@ -9,13 +9,14 @@ import {
   LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const MCPSHARE = resolve(process.argv[2]);
 const EVERYTHING = resolve("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 const MEMORY = resolve("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+const FILESYSTEM = resolve("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
 const home = mkdtempSync(join(tmpdir(), "mcpshare-interop-"));
 const memoryFile = join(home, "memory.jsonl");
 const env = { ...process.env, MCPSHARE_HOME: home, MEMORY_FILE_PATH: memoryFile };
@@ -28,10 +29,10 @@ function transport(mode, server, args) {
   return new StdioClientTransport({ command, args: argv, env, stderr: "ignore" });
 }
 
-async function connect(mode, server, args, name) {
+async function connect(mode, server, args, name, roots = () => [{ uri: "file:///interop-root", name: "root" }]) {
   const client = new Client({ name, version: "1.0.0" },
     { capabilities: { sampling: {}, roots: { listChanged: true }, elicitation: {} } });
-  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: "file:///interop-root", name: "root" }] }));
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: roots() }));
   client.setRequestHandler(CreateMessageRequestSchema, async () => ({
     role: "assistant", model: "interop-model", content: { type: "text", text: "sampled-by-interop" } }));
   client.setRequestHandler(ElicitRequestSchema, async () => ({ action: "decline" }));
@@ -194,10 +195,60 @@ async function shared() {
   await m2.close();
 }
 
+// Two clients with different roots on one shared server-filesystem: each
+// keeps its own directory (the daemon answers roots/list with the union).
+async function filesystem() {
+  const dir = (n) => {
+    const d = join(home, n);
+    mkdirSync(d, { recursive: true });
+    return realpathSync(d);
+  };
+  const [dirA, dirB, dirA2] = [dir("root-a"), dir("root-b"), dir("root-a2")];
+  let rootsA = [{ uri: `file://${dirA}`, name: "a" }];
+  const allowed = async (c) => text(await c.callTool({ name: "list_allowed_directories", arguments: {} }, undefined, TIMEOUT));
+  const until = async (what, fn) => {
+    const deadline = Date.now() + 10000;
+    while (!(await fn())) {
+      if (Date.now() > deadline) throw new Error(what);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const direct = await connect("direct", FILESYSTEM, [], "fs-direct", () => rootsA);
+  await check("direct", "server-filesystem takes the client's roots", async () => {
+    await until(`allowed: ${await allowed(direct)}`, async () => (await allowed(direct)).includes(dirA));
+  });
+  await direct.close();
+  const mode = "shared";
+  const a = await connect("mcpshare", FILESYSTEM, [], "fs-a", () => rootsA);
+  const b = await connect("mcpshare", FILESYSTEM, [], "fs-b", () => [{ uri: `file://${dirB}`, name: "b" }]);
+  await check(mode, "server-filesystem: each client keeps its own root", async () => {
+    await until(`allowed: ${await allowed(b)}`, async () => {
+      const [la, lb] = [await allowed(a), await allowed(b)];
+      return la.includes(dirA) && lb.includes(dirB);
+    });
+    for (const [c, d] of [[a, dirA], [b, dirB]]) {
+      const r = await c.callTool({ name: "write_file", arguments: { path: join(d, "note.txt"), content: "mine" } }, undefined, TIMEOUT);
+      assert(!r.isError, `write in ${d}: ${text(r)}`);
+    }
+    assert(upstreamCount("server-filesystem") === 1, "not exactly one server-filesystem upstream");
+  });
+  await check(mode, "server-filesystem: one client's new roots leave the other's", async () => {
+    rootsA = [{ uri: `file://${dirA2}`, name: "a2" }];
+    await a.sendRootsListChanged();
+    await until(`allowed: ${await allowed(b)}`, async () => {
+      const l = await allowed(b);
+      return l.includes(dirA2) && l.includes(dirB);
+    });
+  });
+  await a.close();
+  await b.close();
+}
+
 try {
   await everything("direct");
   await everything("mcpshare");
   await shared();
+  await filesystem();
 } finally {
   try { execFileSync(MCPSHARE, ["stop"], { env, stdio: "ignore" }); } catch {}
   rmSync(home, { recursive: true, force: true });

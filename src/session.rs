@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 const OUTBOX_LIMIT: usize = 1024;
 /// Messages waiting for an open GET stream's writer; a client that lets
 /// more pile up is not reading, and its session is closed.
-pub const STREAM_QUEUE: usize = 1024;
+pub const STREAM_QUEUE: usize = 4096;
 
 /// A JSON id as a map key that keeps its type: `1` and `"1"` differ.
 pub fn id_key(id: &Value) -> String {

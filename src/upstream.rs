@@ -148,7 +148,7 @@ pub trait Answerer: Send + Sync {
 /// Messages one request may have waiting for its caller (progress, log
 /// messages, the child's requests, the answer). A caller that lets more
 /// pile up is not reading: its session is closed, the upstream never waits.
-pub const ROUTE_QUEUE: usize = 256;
+pub const ROUTE_QUEUE: usize = 1024;
 
 /// Where what belongs to one request goes: its bounded channel, the
 /// caller's direct answerer if it offered one, and the session to close if
@@ -793,8 +793,11 @@ impl Upstream {
                     "upstream {} does not answer pings; killing it so it restarts",
                     self.id
                 );
+                // Only a running child still unreaped (its pid is cleared
+                // before anyone reaps it) is signalled.
                 let st = self.lock();
                 if st.generation == generation
+                    && st.phase == Phase::Running
                     && let Some(pid) = st.pid
                 {
                     let _ = sys::signal_group(pid, sys::Signal::Kill);
@@ -1096,7 +1099,15 @@ impl Upstream {
                         self.id
                     );
                     // An answer too large to pass on: its caller learns so now.
-                    if let Some(id) = lines.too_long_id().as_ref().and_then(Value::as_u64) {
+                    // (Only an answer: a request of the child's has an id of
+                    // its own, which may equal one of ours.)
+                    if let Some(id) = lines
+                        .too_long_is_response()
+                        .then(|| lines.too_long_id())
+                        .flatten()
+                        .as_ref()
+                        .and_then(Value::as_u64)
+                    {
                         let text = format!(
                             "upstream {}'s answer of {n} bytes exceeds the message limit of \
                              {max} bytes (MCPSHARE_MAX_MESSAGE_BYTES)",
@@ -1496,6 +1507,8 @@ impl Upstream {
             let mut st = self.lock();
             st.phase = Phase::Stopping;
             st.ended = st.generation;
+            // Nobody else may signal the group from now on: it is reaped below.
+            st.pid = None;
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
             (st.child.take(), st.record.take(), pending)
         };

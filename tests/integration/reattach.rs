@@ -5,10 +5,16 @@
 use crate::common::*;
 use serde_json::{Value, json};
 
-/// Kill the daemon of `home` with SIGKILL and wait until it is gone.
-fn kill_daemon(home: &TestHome) {
+/// Kill the daemon of `home` with SIGKILL while `client` has a call in
+/// flight, and wait for that call's error: the bridge has then dropped its
+/// attachment, so its next request re-attaches (rather than meeting a
+/// kept-alive connection of the dying daemon).
+fn kill_daemon(home: &TestHome, client: &mut Bridge) {
+    home.sleep_in_flight(client, json!("in-flight"), 30_000);
     let daemon = home.daemon_pid().expect("a daemon in the manifest");
     signal(daemon, libc::SIGKILL);
+    let r = client.response(&json!("in-flight"), WAIT);
+    assert!(r.get("error").is_some(), "the call in flight survived: {r}");
     assert!(
         wait_until(WAIT, || !pid_alive(daemon)),
         "daemon {daemon} outlived SIGKILL"
@@ -43,7 +49,7 @@ fn reattach_replays_log_level_and_subscriptions_before_new_requests() {
         a.call_text(json!(5), "level", json!({})),
         "error fixture://a"
     );
-    kill_daemon(&home);
+    kill_daemon(&home, &mut a);
     // Several requests at once: the first re-attaches, the others wait for
     // it; none may reach the new upstream before the session is restored.
     let ids: Vec<Value> = (10..14).map(|i| json!(i)).collect();
@@ -72,7 +78,7 @@ fn reattach_reopens_the_stream_and_resource_updates_reach_the_client() {
         "resources/subscribe",
         json!({"uri": "fixture://a"}),
     ));
-    kill_daemon(&home);
+    kill_daemon(&home, &mut a);
     // The next request re-attaches; after its answer the client sends nothing.
     assert_eq!(
         a.call_text(json!(2), "echo", json!({"text": "back"})),

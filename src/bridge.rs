@@ -2,7 +2,8 @@
 //! between its stdio and the daemon's Streamable HTTP endpoint for one
 //! upstream. stdout carries protocol messages only, one per line; every log
 //! goes to stderr. It never hangs on a dead daemon: in-flight requests get
-//! errors, and the next request re-runs the election and re-attaches.
+//! errors, and the next request re-runs the election and re-attaches,
+//! restoring the session (log level, subscriptions, stream) before it.
 //! Every client request gets exactly one answer, on exit too; reading
 //! stdin, `ping` and exiting never wait behind an election or an attach.
 

@@ -11,6 +11,7 @@ mod doctor;
 mod election;
 mod processes;
 mod promise;
+mod reattach;
 mod roots;
 mod routing;
 mod security;

@@ -187,6 +187,17 @@ fn read_line(r: &mut impl BufRead) -> Result<String, SendError> {
 
 fn read_head(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> {
     let mut r = BufReader::new(stream);
+    // A reset before any byte of the reply: the daemon closed the
+    // connection with the request unread (it was exiting), so the request
+    // never reached it. An end of stream instead may follow a request that
+    // was read, and stays `Broken`.
+    if let Err(e) = r.fill_buf()
+        && e.kind() == io::ErrorKind::ConnectionReset
+    {
+        return Err(SendError::NotReached(format!(
+            "the daemon closed the connection without reading the request: {e}"
+        )));
+    }
     let status_line = read_line(&mut r)?;
     let status = status_line
         .split(' ')
@@ -363,6 +374,26 @@ mod tests {
         assert_eq!(b.unwrap(), 200);
         // A's idle connection was closed with a 408: A notices and reconnects.
         assert_eq!(post(&a).unwrap().0, 200);
+    }
+
+    /// A connection reset before the reply's first byte means the daemon
+    /// closed it with the request unread (a daemon exiting): the request
+    /// never reached it, and the caller may send it anew.
+    #[test]
+    fn a_reset_before_the_reply_is_not_reached() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            // Wait for the request, then close with it unread: a reset.
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.peek(&mut [0u8; 1]).unwrap();
+        });
+        let t = Duration::from_secs(10);
+        let conns = Conns::new(addr, t, t, 8);
+        let r = post(&conns);
+        server.join().unwrap();
+        assert!(matches!(r, Err(SendError::NotReached(_))), "{r:?}");
     }
 
     /// A request that meets a 408 (the daemon closed the connection as

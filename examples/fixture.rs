@@ -4,7 +4,12 @@
 //! client), pid, env, hang (stop answering anything), deaf (stop reading
 //! stdin at all), big (a result of `bytes` bytes), update (announce a
 //! resource change), and level (the log level last set). It also serves
-//! prompts and subscribable resources, and pages tools/list by 5.
+//! prompts and subscribable resources, and pages tools/list by 5. For
+//! byte-exactness tests, `ordered` is listed with its schema's properties
+//! out of alphabetical order, `raw` answers with a literal result (keys out
+//! of order, an integer beyond 64 bits, `1e400`), and `raw_args` answers
+//! with the exact text of its arguments: all written as text, never through
+//! `serde_json::Value`, which would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
 //! FIXTURE_NOISE=1 prints a non-JSON line on stdout first; FIXTURE_STDERR=N
 //! writes N lines to stderr at start.
@@ -35,7 +40,11 @@ struct Server {
 
 impl Server {
     fn send(&self, msg: &Value) {
-        let mut line = serde_json::to_vec(msg).expect("json");
+        self.send_text(&serde_json::to_string(msg).expect("json"));
+    }
+
+    fn send_text(&self, text: &str) {
+        let mut line = text.as_bytes().to_vec();
         line.push(b'\n');
         let _g = self.out.lock().unwrap();
         let mut out = std::io::stdout().lock();
@@ -73,57 +82,71 @@ fn text(s: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": s.into()}]})
 }
 
-fn tools() -> Value {
+/// A tool whose schema lists its properties out of alphabetical order, as
+/// text: clients show them in this order.
+const ORDERED_TOOL: &str = r#"{"name":"ordered","description":"Properties out of order","inputSchema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"number","default":1.50},"mid":{"type":"integer","maximum":123456789012345678901234567890}},"required":["zeta"]}}"#;
+
+/// The result of the `raw` tool, as text.
+const RAW_RESULT: &str = r#"{"content":[{"type":"text","text":"raw \u00e9\n"}],"structuredContent":{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"huge":1e400,"float":1.0,"nested":{"z":[ 1 , 2.50 ],"a":null}},"isError":false}"#;
+
+/// Every listed tool, each as JSON text.
+fn tools() -> Vec<String> {
+    let mut all = vec![ORDERED_TOOL.to_string()];
+    all.extend(tools_values().iter().map(Value::to_string));
+    all
+}
+
+fn tools_values() -> Vec<Value> {
     let t = |name: &str, desc: &str, props: Value| json!({"name": name, "description": desc, "inputSchema": {"type": "object", "properties": props}});
-    json!([
+    vec![
         t(
             "echo",
             "Echo the text back",
-            json!({"text": {"type": "string"}})
+            json!({"text": {"type": "string"}}),
         ),
         t(
             "add",
             "Add a and b",
-            json!({"a": {"type": "number"}, "b": {"type": "number"}})
+            json!({"a": {"type": "number"}, "b": {"type": "number"}}),
         ),
         t(
             "sleep",
             "Sleep for ms milliseconds (cancellable)",
-            json!({"ms": {"type": "integer"}})
+            json!({"ms": {"type": "integer"}}),
         ),
         t(
             "crash",
             "Exit the server at once without answering",
-            json!({"code": {"type": "integer"}})
+            json!({"code": {"type": "integer"}}),
         ),
         t(
             "progress",
             "Send steps progress notifications, then answer",
-            json!({"steps": {"type": "integer"}, "delay_ms": {"type": "integer"}})
+            json!({"steps": {"type": "integer"}, "delay_ms": {"type": "integer"}}),
         ),
         t(
             "list_changed",
             "Send notifications/tools/list_changed",
-            json!({})
+            json!({}),
         ),
         t(
             "log",
             "Send a notifications/message",
-            json!({"level": {"type": "string"}, "message": {"type": "string"}})
+            json!({"level": {"type": "string"}, "message": {"type": "string"}}),
         ),
         t("roots", "Ask the client for its roots", json!({})),
         t(
             "sampling",
             "Ask the client to sample a message",
-            json!({"prompt": {"type": "string"}})
+            json!({"prompt": {"type": "string"}}),
         ),
         t("pid", "Report this server's pid", json!({})),
         t(
             "env",
             "Report an environment variable",
-            json!({"name": {"type": "string"}})
+            json!({"name": {"type": "string"}}),
         ),
-    ])
+    ]
 }
 
 fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, String)> {
@@ -300,14 +323,18 @@ fn handle(server: &Arc<Server>, msg: Value) {
                 }
                 "ping" => server.send(&reply(Ok(json!({})))),
                 "tools/list" => {
-                    let all = tools().as_array().cloned().unwrap_or_default();
+                    let all = tools();
                     let start: usize = params.get("cursor").and_then(Value::as_str).and_then(|c| c.parse().ok()).unwrap_or(0);
-                    let page: Vec<Value> = all.iter().skip(start).take(PAGE).cloned().collect();
-                    let mut result = json!({"tools": page});
-                    if start + PAGE < all.len() {
-                        result["nextCursor"] = json!((start + PAGE).to_string());
-                    }
-                    server.send(&reply(Ok(result)));
+                    let page: Vec<String> = all.iter().skip(start).take(PAGE).cloned().collect();
+                    let next = if start + PAGE < all.len() {
+                        format!(",\"nextCursor\":\"{}\"", start + PAGE)
+                    } else {
+                        String::new()
+                    };
+                    server.send_text(&format!(
+                        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"tools\":[{}]{next}}}}}",
+                        page.join(",")
+                    ));
                 }
                 "prompts/list" => server.send(&reply(Ok(json!({"prompts": [{"name": "greet", "description": "Say hello"}]})))),
                 "prompts/get" => server.send(&reply(Ok(json!({"messages": [{"role": "user", "content": {"type": "text", "text": "hello"}}]})))),
@@ -334,6 +361,9 @@ fn handle(server: &Arc<Server>, msg: Value) {
                     *server.level.lock().unwrap() = params.get("level").and_then(Value::as_str).map(str::to_string);
                     server.send(&reply(Ok(json!({}))));
                 }
+                "tools/call" if params.get("name") == Some(&json!("raw")) => server.send_text(
+                    &format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{RAW_RESULT}}}"),
+                ),
                 "tools/call" => {
                     let server = server.clone();
                     std::thread::spawn(move || {
@@ -372,9 +402,41 @@ fn main() {
         while server.deaf.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
+        if let Some(answer) = raw_args(&line) {
+            server.send_text(&answer);
+            continue;
+        }
         match serde_json::from_str::<Value>(&line) {
             Ok(msg) => handle(&server, msg),
             Err(e) => server.send(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": e.to_string()}})),
         }
     }
+}
+
+/// A `raw_args` call's answer: the exact text of its arguments, which are
+/// read as raw text (they may hold numbers `Value` cannot, like 1e400).
+fn raw_args(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow)]
+        id: &'a serde_json::value::RawValue,
+        method: String,
+        #[serde(borrow)]
+        params: Params<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        name: String,
+        #[serde(borrow)]
+        arguments: &'a serde_json::value::RawValue,
+    }
+    let call: Call = serde_json::from_str(line).ok()?;
+    if call.method != "tools/call" || call.params.name != "raw_args" {
+        return None;
+    }
+    let result = text(call.params.arguments.get());
+    Some(format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
+        call.id.get()
+    ))
 }

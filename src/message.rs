@@ -172,9 +172,10 @@ impl Message {
     }
 
     /// The whole message parsed, for the rare reader that needs more than
-    /// the head (the handshake); never used to write a message out.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    /// the head (the handshake); never used to write a message out. None
+    /// when it holds a number serde cannot (1e400).
+    pub fn to_value(&self) -> Option<Value> {
+        serde_json::from_str(&self.text).ok()
     }
 
     /// Replace the top-level id (adding one if there is none).

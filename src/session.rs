@@ -3,6 +3,7 @@
 //! the child's requests forwarded to it, and the queue feeding its GET
 //! stream. Nothing here is shared with another session.
 
+use crate::message::Message;
 use crate::pool::lock;
 use crate::upstream::Upstream;
 use serde_json::{Value, json};
@@ -23,8 +24,8 @@ pub fn id_key(id: &Value) -> String {
 }
 
 struct Outbox {
-    stream: Option<SyncSender<Value>>,
-    queue: VecDeque<Value>,
+    stream: Option<SyncSender<Message>>,
+    queue: VecDeque<Message>,
 }
 
 pub struct Session {
@@ -147,14 +148,13 @@ impl Session {
     }
 
     /// Rewrite a child's request for this client, remembering the way back.
-    pub fn server_request(&self, generation: u64, mut msg: Value) -> Value {
+    pub fn server_request(&self, generation: u64, mut msg: Message) -> Message {
         let client_id = json!(format!(
             "mcpshare-{}",
             self.next_server_request.fetch_add(1, Ordering::Relaxed)
         ));
-        let child_id = msg.get("id").cloned().unwrap_or(Value::Null);
-        lock(&self.server_requests).insert(id_key(&client_id), (generation, child_id));
-        msg["id"] = client_id;
+        lock(&self.server_requests).insert(id_key(&client_id), (generation, msg.id()));
+        msg.set_id(&client_id);
         msg
     }
 
@@ -178,7 +178,7 @@ impl Session {
 
     /// Deliver an unsolicited message on the GET stream, or keep it until
     /// one opens.
-    pub fn push(&self, msg: Value) {
+    pub fn push(&self, msg: Message) {
         let mut out = lock(&self.outbox);
         if let Some(tx) = &out.stream {
             match tx.try_send(msg) {
@@ -202,7 +202,7 @@ impl Session {
 
     /// Attach a GET stream; queued messages go to it first. Refused (false)
     /// while another GET stream is open: a message is never sent twice.
-    pub fn open_stream(&self, tx: SyncSender<Value>) -> bool {
+    pub fn open_stream(&self, tx: SyncSender<Message>) -> bool {
         let mut out = lock(&self.outbox);
         if out.stream.is_some() {
             return false;
@@ -312,10 +312,10 @@ mod tests {
         let (tx, _undrained) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
         assert!(s.open_stream(tx));
         for n in 0..STREAM_QUEUE {
-            s.push(json!(n));
+            s.push(Message::from_value(&json!(n)));
         }
         assert!(!s.is_stalled(), "a full queue is not yet an overflow");
-        s.push(json!("one more"));
+        s.push(Message::from_value(&json!("one more")));
         assert!(s.is_stalled());
     }
 
@@ -323,12 +323,12 @@ mod tests {
     fn without_a_stream_the_outbox_keeps_the_newest() {
         let s = session();
         for n in 0..OUTBOX_LIMIT + 5 {
-            s.push(json!(n));
+            s.push(Message::from_value(&json!(n)));
         }
         assert!(!s.is_stalled());
         let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
         assert!(s.open_stream(tx));
-        assert_eq!(rx.try_recv().unwrap(), json!(5));
+        assert_eq!(rx.try_recv().unwrap().text(), "5");
         assert_eq!(rx.try_iter().count(), OUTBOX_LIMIT - 1);
     }
 

@@ -27,6 +27,8 @@ pub struct Message {
     version_ok: bool,
     method_bad: bool,
     has_answer: bool,
+    /// An id serde cannot hold (1e400): no valid id.
+    id_bad: bool,
 }
 
 /// A line of input: one message, or a batch of them.
@@ -85,6 +87,7 @@ impl Message {
             version_ok: false,
             method_bad: false,
             has_answer: false,
+            id_bad: false,
         };
         msg.read_head();
         msg
@@ -104,12 +107,11 @@ impl Message {
             if is("jsonrpc") {
                 self.version_ok = raw == "\"2.0\""
                     || serde_json::from_str::<String>(raw).is_ok_and(|v| v == "2.0");
-            } else if is("id") && self.id.is_none() {
-                // An id serde cannot hold (1e400) is no valid id: an empty
-                // object stands for it, which no rule accepts.
-                self.id = Some(
-                    serde_json::from_str(raw).unwrap_or(Value::Object(serde_json::Map::new())),
-                );
+            } else if is("id") && self.id_span.is_none() {
+                match serde_json::from_str(raw) {
+                    Ok(id) => self.id = Some(id),
+                    Err(_) => self.id_bad = true,
+                }
                 self.id_span = Some(value);
             } else if is("method") && self.method.is_none() && !self.method_bad {
                 match serde_json::from_str::<String>(raw) {
@@ -127,7 +129,7 @@ impl Message {
         let id_ok = |id: &Value| id.is_string() || id.is_number();
         let has_answer = self.has_answer;
         self.kind = match (&self.method, &self.id) {
-            _ if !self.version_ok || self.method_bad => Kind::Invalid,
+            _ if !self.version_ok || self.method_bad || self.id_bad => Kind::Invalid,
             (Some(_), None) => Kind::Notification,
             (Some(_), Some(id)) if id_ok(id) => Kind::Request,
             (None, Some(id)) if (id_ok(id) || id.is_null()) && has_answer => Kind::Response,
@@ -201,6 +203,7 @@ impl Message {
             }
         }
         self.id = Some(id.clone());
+        self.id_bad = false;
         // A new id may change the kind (a request's id set to null).
         self.classify();
     }
@@ -257,6 +260,7 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":1e400,"method":"x"}"#,
                 Kind::Invalid,
             ),
+            (r#"{"jsonrpc":"2.0","id":1e400,"result":{}}"#, Kind::Invalid),
             (
                 r#"{"jsonrpc":"2\u002e0","id":1,"method":"x"}"#,
                 Kind::Request,
@@ -275,6 +279,11 @@ mod tests {
                 assert_eq!(crate::jsonrpc::classify(&v), kind, "{text}");
             }
         }
+        // Refused with id null: it has no id a client could match.
+        assert_eq!(
+            msg(r#"{"jsonrpc":"2.0","id":1e400,"method":"x"}"#).id(),
+            Value::Null
+        );
         let m = msg(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"id":9}}"#);
         assert_eq!(m.id(), json!("a"));
         assert_eq!(m.method(), Some("tools/call"));
@@ -355,6 +364,16 @@ mod tests {
             m.text(),
             text.replace(r#""tok\"en""#, "17")
                 .replace(r#""id":"c""#, r#""id":17"#)
+        );
+        // The token before the id: the id's span moves with the splice.
+        let mut m = msg(
+            r#"{"params":{"_meta":{"progressToken":"a-long-token"}},"id":"c","jsonrpc":"2.0","method":"m"}"#,
+        );
+        assert!(m.set_at(&path, "9"));
+        m.set_id(&json!(9));
+        assert_eq!(
+            m.text(),
+            r#"{"params":{"_meta":{"progressToken":9}},"id":9,"jsonrpc":"2.0","method":"m"}"#
         );
         // A number token, back to a string.
         assert!(m.set_at(&path, r#""tok\"en""#));

@@ -11,6 +11,8 @@
 //! with the exact text of its arguments: all written as text, never through
 //! `serde_json::Value`, which would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
+//! FIXTURE_ROOTS_AT_START=1 asks `roots/list` once initialized (the tool
+//! start_roots shows the answer);
 //! FIXTURE_NOISE=1 prints a non-JSON line on stdout first; FIXTURE_STDERR=N
 //! writes N lines to stderr at start.
 
@@ -29,6 +31,8 @@ const PAGE: usize = 5;
 struct Server {
     hung: std::sync::atomic::AtomicBool,
     deaf: std::sync::atomic::AtomicBool,
+    /// What `roots/list` answered when asked at start (FIXTURE_ROOTS_AT_START).
+    start_roots: Mutex<Option<String>>,
     level: Mutex<Option<String>>,
     subscriptions: Mutex<HashSet<String>>,
     counts: Mutex<HashMap<String, u64>>,
@@ -222,6 +226,14 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             Ok(text("deaf"))
         }
         "big" => Ok(text("x".repeat(num("bytes") as usize))),
+        "start_roots" => Ok(text(
+            server
+                .start_roots
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "pending".into()),
+        )),
         "hang" => {
             server.hung.store(true, std::sync::atomic::Ordering::SeqCst);
             Ok(text("hanging"))
@@ -290,6 +302,19 @@ fn handle(server: &Arc<Server>, msg: Value) {
             if let Some(r) = params.get("requestId") {
                 server.cancelled.lock().unwrap().insert(r.to_string());
             }
+        }
+        (Some("notifications/initialized"), None)
+            if std::env::var("FIXTURE_ROOTS_AT_START").is_ok() =>
+        {
+            // As server-filesystem does: ask for roots as soon as initialized.
+            let server = server.clone();
+            std::thread::spawn(move || {
+                let r = match server.ask("roots/list", json!({})) {
+                    Ok(r) => r.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                *server.start_roots.lock().unwrap() = Some(r);
+            });
         }
         (Some(_), None) => {}
         (Some(method), Some(id)) => {

@@ -2,7 +2,8 @@
 //! between its stdio and the daemon's Streamable HTTP endpoint for one
 //! upstream. stdout carries protocol messages only, one per line; every log
 //! goes to stderr. It never hangs on a dead daemon: in-flight requests get
-//! errors, and the next request re-runs the election and re-attaches.
+//! errors, and the next request re-runs the election and re-attaches,
+//! restoring the session (log level, subscriptions, stream) before it.
 //! Every client request gets exactly one answer, on exit too; reading
 //! stdin, `ping` and exiting never wait behind an election or an attach.
 
@@ -17,7 +18,7 @@ use crate::message::{Message, Parsed};
 use crate::pool::{Pool, Reservation, lock};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -70,6 +71,9 @@ impl Conn {
 #[derive(Default)]
 struct Link {
     conn: Option<Arc<Conn>>,
+    /// A re-attached session being restored (see `Bridge::restore`): the
+    /// client's notifications and answers may use it, its requests wait.
+    restoring: Option<Arc<Conn>>,
     generation: u64,
     /// The client's own `initialize` has been answered with a session.
     answered: bool,
@@ -77,6 +81,16 @@ struct Link {
     /// Attach attempts begun, and how the last failed one ended.
     attempts: u64,
     failed: Option<(u64, ConnectError)>,
+}
+
+/// What the client set on its session that a new session must be told
+/// again after a re-attach, as the daemon's successful answers left it.
+#[derive(Default)]
+struct Settings {
+    /// The level of the last `logging/setLevel`.
+    level: Option<String>,
+    /// The resource URIs subscribed to and not unsubscribed.
+    subscriptions: BTreeSet<String>,
 }
 
 /// A client request not yet answered, by its id.
@@ -177,6 +191,7 @@ pub struct Bridge {
     link_changed: Condvar,
     init: Mutex<Option<Value>>,
     client_initialized: AtomicBool,
+    settings: Mutex<Settings>,
     /// Exiting: set once, by the first caller of `exit`.
     stopping: AtomicBool,
     /// Held by the one thread that exits, until the process ends.
@@ -287,6 +302,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         link_changed: Condvar::new(),
         init: Mutex::new(None),
         client_initialized: AtomicBool::new(false),
+        settings: Mutex::new(Settings::default()),
         stopping: AtomicBool::new(false),
         exiting: Mutex::new(()),
         closing: AtomicBool::new(false),
@@ -473,7 +489,10 @@ impl Bridge {
         }
         let _exiting = lock(&self.exiting);
         self.wake_attach_waiters();
-        let conn = lock(&self.link).conn.take();
+        let conn = {
+            let mut link = lock(&self.link);
+            link.conn.take().or_else(|| link.restoring.take())
+        };
         if let Some(conn) = conn {
             let _ = conn
                 .client
@@ -603,7 +622,7 @@ impl Bridge {
                         self.client_initialized.store(true, Ordering::Release);
                         let conn = lock(&self.link).conn.clone();
                         if let Some(conn) = conn {
-                            self.start_listener(conn);
+                            self.start_listener(conn, None);
                         }
                         return;
                     }
@@ -667,7 +686,11 @@ impl Bridge {
 
     /// Forward a notification or a response; nothing is owed to the client.
     fn send_quietly(&self, msg: &Message) {
-        let Some(conn) = lock(&self.link).conn.clone() else {
+        let conn = {
+            let link = lock(&self.link);
+            link.conn.clone().or_else(|| link.restoring.clone())
+        };
+        let Some(conn) = conn else {
             return;
         };
         if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(&conn, msg, &|_| {}) {
@@ -755,7 +778,12 @@ impl Bridge {
                 }
             };
             match outcome {
-                Ok(answer) => return answer,
+                Ok(answer) => {
+                    if let Some(a) = &answer {
+                        self.remember(msg, a);
+                    }
+                    return answer;
+                }
                 Err(PostError::Stale(e)) => {
                     self.invalidate(conn.generation);
                     if attempt == 1 {
@@ -872,12 +900,13 @@ impl Bridge {
 
     fn invalidate(&self, generation: u64) {
         let mut link = lock(&self.link);
-        if link
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.generation == generation)
-        {
-            link.conn = None;
+        let Link {
+            conn, restoring, ..
+        } = &mut *link;
+        for slot in [conn, restoring] {
+            if slot.as_ref().is_some_and(|c| c.generation == generation) {
+                *slot = None;
+            }
         }
     }
 
@@ -929,11 +958,11 @@ impl Bridge {
         .unwrap_or_else(|_| Err(ConnectError::Other("mcpshare: the attach failed".into())));
 
         let mut link = lock(&self.link);
-        link.attaching = false;
         let init_id = jsonrpc::id(&init);
         let (conn, answer) = match attached {
             Ok(pair) => pair,
             Err(e) => {
+                link.attaching = false;
                 link.failed = Some((attempt, e.clone()));
                 drop(link);
                 self.link_changed.notify_all();
@@ -954,14 +983,30 @@ impl Bridge {
         }
         let conn = Arc::new(conn);
         link.generation = generation;
-        link.conn = Some(conn.clone());
+        let restore = !first && self.client_initialized.load(Ordering::Acquire);
+        if restore {
+            // Still attaching: the client's requests wait until the new
+            // session is as the client left the old one.
+            link.restoring = Some(conn.clone());
+            drop(link);
+            // A panic here must not leave the others waiting either.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.restore(&conn)));
+            link = lock(&self.link);
+        }
+        link.attaching = false;
+        // Gone when its stream ended during the restore: the next request
+        // attaches anew (this one fails as stale, and is retried).
+        let live = !restore || link.restoring.take().is_some();
+        if live {
+            link.conn = Some(conn.clone());
+        }
         link.answered = true;
         link.failed = None;
         drop(link);
         self.link_changed.notify_all();
         if first {
             self.settle(&init_id, Some(Message::from_value(&answer)));
-        } else {
+        } else if live {
             self.reattached(&conn);
         }
         Ok(conn)
@@ -1067,8 +1112,75 @@ impl Bridge {
         Ok((conn, answer))
     }
 
-    /// After re-attaching to a new daemon: complete the handshake for the
-    /// client, reopen the stream, and tell the client its lists may differ.
+    /// Keep what a successful `logging/setLevel` or resource
+    /// (un)subscription of the client set on its session, for `restore`.
+    fn remember(&self, msg: &Message, answer: &Message) {
+        if answer.raw_at(&["result"]).is_none() {
+            return;
+        }
+        let param = |name: &str| msg.str_at(&["params", name]);
+        let mut settings = lock(&self.settings);
+        match msg.method() {
+            Some("logging/setLevel") => settings.level = param("level"),
+            Some("resources/subscribe") => settings.subscriptions.extend(param("uri")),
+            Some("resources/unsubscribe") => {
+                if let Some(uri) = param("uri") {
+                    settings.subscriptions.remove(&uri);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// After re-attaching to a new daemon, before any request of the client
+    /// is sent on the new session: complete its handshake, open its stream
+    /// (what the upstream sends from then on reaches the client unasked),
+    /// and set again the log level and the subscriptions the client set on
+    /// the old one. Best effort: a failure is logged, and a dead session is
+    /// found stale by the next request.
+    fn restore(self: &Arc<Self>, conn: &Arc<Conn>) {
+        let note = Message::from_value(&jsonrpc::notification("notifications/initialized", None));
+        if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(conn, &note, &|_| {}) {
+            self.invalidate(conn.generation);
+            return crate::log!("re-attach: {e}");
+        }
+        if let Some(stream) = self.open_stream(conn) {
+            self.start_listener(conn.clone(), Some(stream));
+        }
+        let replay = {
+            let settings = lock(&self.settings);
+            let level = settings
+                .level
+                .iter()
+                .map(|level| ("logging/setLevel", json!({ "level": level })));
+            let uris = settings
+                .subscriptions
+                .iter()
+                .map(|uri| ("resources/subscribe", json!({ "uri": uri })));
+            level.chain(uris).collect::<Vec<_>>()
+        };
+        for (n, (method, params)) in replay.into_iter().enumerate() {
+            // No request of the client is open on this session yet: no id clashes.
+            let msg = Message::from_value(&json!({"jsonrpc": "2.0",
+                "id": format!("mcpshare-restore-{n}"), "method": method, "params": params}));
+            match self.post(conn, &msg, &|m| self.write_message(&m)) {
+                Ok(Some(a)) if a.raw_at(&["result"]).is_some() => {}
+                Ok(a) => {
+                    let why = a.map_or_else(
+                        || "no answer".into(),
+                        |a| a.raw_at(&["error"]).unwrap_or("null").to_string(),
+                    );
+                    crate::log!("re-attach: {method} {params} was not restored: {why}");
+                }
+                Err(PostError::Stale(e) | PostError::Broken(e)) => {
+                    self.invalidate(conn.generation);
+                    return crate::log!("re-attach: {e}");
+                }
+            }
+        }
+    }
+
+    /// After re-attaching to a new daemon: tell the client its lists may differ.
     fn reattached(self: &Arc<Self>, conn: &Arc<Conn>) {
         crate::log!(
             "re-attached to the mcpshare daemon (session generation {})",
@@ -1077,11 +1189,6 @@ impl Bridge {
         if !self.client_initialized.load(Ordering::Acquire) {
             return;
         }
-        let note = Message::from_value(&jsonrpc::notification("notifications/initialized", None));
-        if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(conn, &note, &|_| {}) {
-            crate::log!("re-attach: {e}");
-        }
-        self.start_listener(conn.clone());
         for list in ["tools", "prompts", "resources"] {
             if conn.capabilities.pointer(&format!("/{list}/listChanged"))
                 == Some(&Value::Bool(true))
@@ -1094,19 +1201,31 @@ impl Bridge {
         }
     }
 
-    /// Open the GET stream of this attachment and relay what it carries
-    /// until it ends. A lost stream drops the attachment; the next request
-    /// re-attaches.
-    fn start_listener(self: &Arc<Self>, conn: Arc<Conn>) {
+    /// Open the GET stream of this attachment: the reply carrying it, or
+    /// None when there is none to relay (a lost one drops the attachment).
+    fn open_stream(&self, conn: &Conn) -> Option<Reply> {
+        match conn.client.mcp_get(&conn.path, &conn.headers()) {
+            Ok(r) if r.status == 200 && r.is_sse() => Some(r),
+            // 405: the endpoint offers no stream; nothing is lost.
+            Ok(r) if r.status != 404 => None,
+            _ => {
+                self.invalidate(conn.generation);
+                None
+            }
+        }
+    }
+
+    /// Relay what the GET stream of this attachment carries until it ends,
+    /// on a thread of its own: `opened`, the stream already open, else the
+    /// thread opens it. A lost stream drops the attachment; the next
+    /// request re-attaches.
+    fn start_listener(self: &Arc<Self>, conn: Arc<Conn>, opened: Option<Reply>) {
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("listen-{}", conn.generation))
             .spawn(move || {
-                let reply = match conn.client.mcp_get(&conn.path, &conn.headers()) {
-                    Ok(r) if r.status == 200 && r.is_sse() => r,
-                    // 405: the endpoint offers no stream; nothing is lost.
-                    Ok(r) if r.status != 404 => return,
-                    _ => return me.invalidate(conn.generation),
+                let Some(reply) = opened.or_else(|| me.open_stream(&conn)) else {
+                    return;
                 };
                 let mut events = reply.events(me.max);
                 while let Ok(Some(data)) = events.next_data() {

@@ -347,6 +347,10 @@ pub fn run(home: Home) -> Result<()> {
     })
     .map_err(|e| Error::io("cannot install signal handling", e))?;
 
+    // Before serving anything: the process groups a killed predecessor left
+    // are stopped first, so a stateful server never runs twice at once.
+    crate::registry::sweep(&home.processes_dir());
+
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
     if let Err(e) = sys::widen_backlog(&listener, ACCEPT_BACKLOG) {
@@ -656,7 +660,6 @@ impl Daemon {
             }
         }
         self.forget_old_logs();
-        crate::registry::sweep(&self.home.processes_dir());
         let max_bytes = log::max_log_bytes();
         let mut forgot = Instant::now();
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =

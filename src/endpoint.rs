@@ -8,7 +8,7 @@ use crate::http::{self, Request, Sse};
 use crate::jsonrpc::{self, Kind};
 use crate::message::Message;
 use crate::pool::lock;
-use crate::session::Session;
+use crate::session::{Asker, Session};
 use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
@@ -142,19 +142,44 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
             _ => forward(d, req, &session, msg),
         },
         Kind::Notification => {
-            if method != "notifications/initialized"
-                && let Err(e) = session.upstream.notify(&session, msg)
-            {
-                crate::log!("session {}: notification not delivered: {e}", session.id);
+            match method {
+                // The daemon answers the upstream's roots/list itself, from
+                // every client's roots: it asks this client for its own.
+                "notifications/initialized" => session.ask_roots_once(),
+                "notifications/roots/list_changed" => {
+                    if session.has_capability("roots") {
+                        session.ask_roots();
+                    }
+                }
+                _ => {
+                    if let Err(e) = session.upstream.notify(&session, msg) {
+                        crate::log!("session {}: notification not delivered: {e}", session.id);
+                    }
+                }
             }
             http::empty(req, 202, &[])
         }
         Kind::Response => {
             match session.take_server_request(&msg.id()) {
-                Some((generation, child_id)) => {
-                    if let Err(e) = session.upstream.respond(generation, child_id, msg) {
+                Some(Asker::Child { generation, id }) => {
+                    if let Err(e) = session.upstream.respond(generation, id, msg) {
                         crate::log!("session {}: response not delivered: {e}", session.id);
                     }
+                }
+                Some(Asker::Roots) => {
+                    // Not passed through: the daemon answers the
+                    // upstream's roots/list with the union of these.
+                    let roots = msg.value_at(&["result", "roots"]);
+                    let roots = roots.as_ref().and_then(Value::as_array);
+                    if roots.is_none() {
+                        crate::log!(
+                            "session {}: its roots/list answer holds no roots",
+                            session.id
+                        );
+                    }
+                    session
+                        .upstream
+                        .set_roots(&session.id, roots.cloned().unwrap_or_default());
                 }
                 None => crate::log!(
                     "session {}: dropping a response to an unknown request",
@@ -424,6 +449,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
         session.close_stream();
         return;
     };
+    session.ask_roots_once();
     let mut last_write = Instant::now();
     let client_gone = loop {
         let sent = match rx.recv_timeout(LIVENESS_EVERY) {

@@ -129,6 +129,13 @@ impl<R: BufRead> LineReader<R> {
         id_in_ends(&self.head, &self.tail)
     }
 
+    /// Does the start of the last line that was too long show it to be a
+    /// response (`result` or `error` before any `method` member)? False
+    /// when it shows a request or notification, or nothing.
+    pub fn too_long_is_response(&self) -> bool {
+        matches!(scan::first_kind(&self.head), Some("result" | "error"))
+    }
+
     /// The next line without its terminator, or None at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<Line>> {
         let mut buf = Vec::new();
@@ -337,6 +344,39 @@ pub(crate) mod scan {
         }
     }
 
+    /// The first of the members `method`, `result` and `error` at the top
+    /// level of the object these bytes start.
+    pub fn first_kind(b: &[u8]) -> Option<&'static str> {
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i += 1;
+        loop {
+            i = skip_ws(b, i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, i)?;
+            match &b[i..key_end] {
+                b"\"method\"" => return Some("method"),
+                b"\"result\"" => return Some("result"),
+                b"\"error\"" => return Some("error"),
+                _ => {}
+            }
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            i = skip_ws(b, value_end(b, i)?);
+            if b.get(i) != Some(&b',') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+
     pub fn forward(b: &[u8]) -> Option<Value> {
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
@@ -469,6 +509,38 @@ pub fn max_message() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n >= 1024)
         .unwrap_or(DEFAULT_MAX_MESSAGE)
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::scan::first_kind;
+
+    #[test]
+    fn the_head_of_a_line_tells_a_response_from_a_request() {
+        assert_eq!(
+            first_kind(br#"{"jsonrpc":"2.0","id":3,"result":{"x":"#),
+            Some("result")
+        );
+        assert_eq!(
+            first_kind(br#"{"result":{"content":[{"a":"#),
+            Some("result")
+        );
+        assert_eq!(
+            first_kind(br#"{"jsonrpc":"2.0","id":3,"error":{"#),
+            Some("error")
+        );
+        assert_eq!(
+            first_kind(br#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"#),
+            Some("method")
+        );
+        assert_eq!(
+            first_kind(br#"{"method":"x","params":{"result":1"#),
+            Some("method")
+        );
+        assert_eq!(first_kind(br#"{"id":{"result":1},"#), None);
+        assert_eq!(first_kind(br#"{"jsonrpc":"2.0","id":3,"#), None);
+        assert_eq!(first_kind(b"[1,2"), None);
+    }
 }
 
 #[cfg(test)]

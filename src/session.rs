@@ -16,11 +16,20 @@ use std::sync::{Arc, Mutex};
 const OUTBOX_LIMIT: usize = 1024;
 /// Messages waiting for an open GET stream's writer; a client that lets
 /// more pile up is not reading, and its session is closed.
-pub const STREAM_QUEUE: usize = 1024;
+pub const STREAM_QUEUE: usize = 4096;
 
 /// A JSON id as a map key that keeps its type: `1` and `"1"` differ.
 pub fn id_key(id: &Value) -> String {
     id.to_string()
+}
+
+/// Who sent a request this client is to answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Asker {
+    /// The upstream's child: its generation and its own request id.
+    Child { generation: u64, id: Value },
+    /// The daemon, asking for this client's roots.
+    Roots,
 }
 
 struct Outbox {
@@ -35,13 +44,15 @@ pub struct Session {
     capabilities: Value,
     /// Client request id (as key) → child request id.
     inflight: Mutex<HashMap<String, u64>>,
-    /// Client-side id (as key) → (child generation, child's request id).
-    server_requests: Mutex<HashMap<String, (u64, Value)>>,
+    /// Client-side id (as key) → who asked: the child or the daemon.
+    server_requests: Mutex<HashMap<String, Asker>>,
     next_server_request: AtomicU64,
     outbox: Mutex<Outbox>,
     closed: AtomicBool,
     /// Its client stopped draining what is sent to it: the daemon closes it.
     stalled: AtomicBool,
+    /// The daemon has asked this client for its roots.
+    asked_roots: AtomicBool,
     /// When its client last sent anything.
     last_seen: Mutex<std::time::Instant>,
     /// The level this client asked for with `logging/setLevel`.
@@ -92,6 +103,7 @@ impl Session {
             closed: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             last_seen: Mutex::new(std::time::Instant::now()),
+            asked_roots: AtomicBool::new(false),
             level: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
             client,
@@ -147,19 +159,44 @@ impl Session {
         lock(&self.inflight).remove(&id_key(orig))
     }
 
-    /// Rewrite a child's request for this client, remembering the way back.
-    pub fn server_request(&self, generation: u64, mut msg: Message) -> Message {
+    /// A client-side id for a request to this client, remembering who asked.
+    fn ask_id(&self, asker: Asker) -> Value {
         let client_id = json!(format!(
             "mcpshare-{}",
             self.next_server_request.fetch_add(1, Ordering::Relaxed)
         ));
-        lock(&self.server_requests).insert(id_key(&client_id), (generation, msg.id()));
-        msg.set_id(&client_id);
+        lock(&self.server_requests).insert(id_key(&client_id), asker);
+        client_id
+    }
+
+    /// Rewrite a child's request for this client, remembering the way back.
+    pub fn server_request(&self, generation: u64, mut msg: Message) -> Message {
+        let id = msg.id();
+        msg.set_id(&self.ask_id(Asker::Child { generation, id }));
         msg
     }
 
-    /// The client's answer to a forwarded request: (generation, child id).
-    pub fn take_server_request(&self, client_id: &Value) -> Option<(u64, Value)> {
+    /// Ask a roots-capable client for its roots once it is ready (it sent
+    /// `initialized`, or opened its stream: a bridge keeps `initialized` to
+    /// itself), unless already asked.
+    pub fn ask_roots_once(&self) {
+        if self.has_capability("roots") && !self.asked_roots.swap(true, Ordering::AcqRel) {
+            self.ask_roots();
+        }
+    }
+
+    /// Ask this client for its roots (on its stream); the answer comes back
+    /// through [`Session::take_server_request`] as [`Asker::Roots`].
+    pub fn ask_roots(&self) {
+        self.asked_roots.store(true, Ordering::Release);
+        let id = self.ask_id(Asker::Roots);
+        self.push(Message::from_value(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "roots/list"}),
+        ));
+    }
+
+    /// The client's answer to a request sent to it: who asked.
+    pub fn take_server_request(&self, client_id: &Value) -> Option<Asker> {
         lock(&self.server_requests).remove(&id_key(client_id))
     }
 
@@ -167,13 +204,14 @@ impl Session {
     pub fn server_request_id(&self, child_id: &Value) -> Option<Value> {
         let map = lock(&self.server_requests);
         map.iter()
-            .find(|(_, (_, c))| c == child_id)
+            .find(|(_, a)| matches!(a, Asker::Child { id, .. } if id == child_id))
             .and_then(|(k, _)| serde_json::from_str(k).ok())
     }
 
     /// The child restarted: its pending requests to this client are void.
     pub fn forget_server_requests(&self, generation: u64) {
-        lock(&self.server_requests).retain(|_, (g, _)| *g != generation);
+        lock(&self.server_requests)
+            .retain(|_, a| !matches!(a, Asker::Child { generation: g, .. } if *g == generation));
     }
 
     /// Deliver an unsolicited message on the GET stream, or keep it until

@@ -103,6 +103,39 @@ pub enum Reply {
     Forwarded(Receiver<Message>),
 }
 
+/// How long the child's `roots/list` waits for the first client's roots
+/// (the child often asks during its handshake, before any client is
+/// attached); then it is answered with the roots known, possibly none, and
+/// told `roots/list_changed` when more arrive.
+const ROOTS_WAIT: Duration = Duration::from_secs(5);
+
+/// The roots of each attached roots-capable client, in the order they
+/// attached, and the list the child was last given.
+#[derive(Default)]
+struct RootsBook {
+    by_session: Vec<(String, Vec<Value>)>,
+    told: Option<Vec<Value>>,
+}
+
+impl RootsBook {
+    /// Every client's roots, each URI once, in the order first seen; None
+    /// while no client has said.
+    fn union(&self) -> Option<Vec<Value>> {
+        if self.by_session.is_empty() {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut all = Vec::new();
+        for root in self.by_session.iter().flat_map(|(_, r)| r) {
+            let uri = root.get("uri").map(Value::to_string).unwrap_or_default();
+            if seen.insert(uri) {
+                all.push(root.clone());
+            }
+        }
+        Some(all)
+    }
+}
+
 /// Where the answer to a request sent to the child goes.
 /// Writes a request's answer straight to its caller, on the thread that
 /// read it from the child, when nothing else went to the caller first: one
@@ -119,7 +152,7 @@ pub trait Answerer: Send + Sync {
 /// Messages one request may have waiting for its caller (progress, log
 /// messages, the child's requests, the answer). A caller that lets more
 /// pile up is not reading: its session is closed, the upstream never waits.
-pub const ROUTE_QUEUE: usize = 256;
+pub const ROUTE_QUEUE: usize = 1024;
 
 /// Where what belongs to one request goes: its bounded channel, the
 /// caller's direct answerer if it offered one, and the session to close if
@@ -274,6 +307,9 @@ pub struct Upstream {
     /// The queue to the running child's stdin writer, tagged with its generation.
     stdin: Mutex<Option<(u64, SyncSender<Vec<u8>>)>>,
     sessions: Mutex<HashMap<String, Weak<Session>>>,
+    /// Each attached client's roots; the child is answered from their union.
+    roots: Mutex<RootsBook>,
+    roots_known: Condvar,
     /// Removed from the daemon for idleness: never start again.
     retired: AtomicBool,
 }
@@ -315,6 +351,8 @@ impl Upstream {
             changed: Condvar::new(),
             stdin: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
+            roots: Mutex::new(RootsBook::default()),
+            roots_known: Condvar::new(),
             retired: AtomicBool::new(false),
         }
     }
@@ -362,8 +400,10 @@ impl Upstream {
         lock(&self.sessions).insert(session.id.clone(), Arc::downgrade(session));
     }
 
-    /// A session ended: release its subscriptions and its log level here.
+    /// A session ended: release its subscriptions, its log level and its
+    /// roots here.
     pub fn detach(&self, session: &Session) {
+        self.forget_roots(&session.id);
         let now_idle = {
             let mut s = lock(&self.sessions);
             s.remove(&session.id);
@@ -761,8 +801,11 @@ impl Upstream {
                     "upstream {} does not answer pings; killing it so it restarts",
                     self.id
                 );
+                // Only a running child still unreaped (its pid is cleared
+                // before anyone reaps it) is signalled.
                 let st = self.lock();
                 if st.generation == generation
+                    && st.phase == Phase::Running
                     && let Some(pid) = st.pid
                 {
                     let _ = sys::signal_group(pid, sys::Signal::Kill);
@@ -1085,7 +1128,15 @@ impl Upstream {
                         self.id
                     );
                     // An answer too large to pass on: its caller learns so now.
-                    if let Some(id) = lines.too_long_id().as_ref().and_then(Value::as_u64) {
+                    // (Only an answer: a request of the child's has an id of
+                    // its own, which may equal one of ours.)
+                    if let Some(id) = lines
+                        .too_long_is_response()
+                        .then(|| lines.too_long_id())
+                        .flatten()
+                        .as_ref()
+                        .and_then(Value::as_u64)
+                    {
                         let text = format!(
                             "upstream {}'s answer of {n} bytes exceeds the message limit of \
                              {max} bytes (MCPSHARE_MAX_MESSAGE_BYTES)",
@@ -1209,7 +1260,7 @@ impl Upstream {
         }
     }
 
-    fn route(&self, generation: u64, msg: Message) {
+    fn route(self: &Arc<Self>, generation: u64, msg: Message) {
         match msg.kind() {
             Kind::Response => self.route_response(msg),
             Kind::Request => self.route_request(generation, msg),
@@ -1348,15 +1399,17 @@ impl Upstream {
         Some((first, tx))
     }
 
-    fn route_request(&self, generation: u64, msg: Message) {
+    fn route_request(self: &Arc<Self>, generation: u64, msg: Message) {
         let child_id = msg.id();
         let method = msg.method().unwrap_or("").to_string();
         if method == "ping" {
             let _ = self.write(generation, &jsonrpc::result(child_id, json!({})));
             return;
         }
+        if method == "roots/list" {
+            return self.answer_roots(generation, child_id);
+        }
         let capability = match method.as_str() {
-            "roots/list" => Some("roots"),
             "sampling/createMessage" => Some("sampling"),
             "elicitation/create" => Some("elicitation"),
             _ => None,
@@ -1384,6 +1437,100 @@ impl Upstream {
         }
     }
 
+    /// A client said what its roots are (on attaching or after its
+    /// `roots/list_changed`): they join the union, replacing only its own.
+    pub fn set_roots(&self, session_id: &str, roots: Vec<Value>) {
+        let mut book = lock(&self.roots);
+        match book.by_session.iter_mut().find(|(s, _)| s == session_id) {
+            Some((_, r)) => *r = roots,
+            None => book.by_session.push((session_id.to_string(), roots)),
+        }
+        self.roots_known.notify_all();
+        self.tell_roots_changed(book);
+    }
+
+    fn forget_roots(&self, session_id: &str) {
+        let mut book = lock(&self.roots);
+        let before = book.by_session.len();
+        book.by_session.retain(|(s, _)| s != session_id);
+        if book.by_session.len() != before {
+            self.tell_roots_changed(book);
+        }
+    }
+
+    /// Tell the child `roots/list_changed` if the union differs from what
+    /// it was last given (it asks again and gets the new union).
+    fn tell_roots_changed(&self, book: MutexGuard<'_, RootsBook>) {
+        let now = book.union().unwrap_or_default();
+        if book.told.as_ref().is_none_or(|told| *told == now) {
+            return;
+        }
+        drop(book);
+        let generation = {
+            let st = self.lock();
+            if st.phase != Phase::Running {
+                return;
+            }
+            st.generation
+        };
+        let changed = jsonrpc::notification("notifications/roots/list_changed", None);
+        if let Err(e) = self.write(generation, &changed) {
+            crate::log!("upstream {}: roots/list_changed not sent: {e}", self.id);
+        }
+    }
+
+    /// The child asks for its roots: the union of the attached clients'
+    /// roots. Until the first client has said, the answer waits (bounded,
+    /// on a thread of its own: the reader never waits).
+    fn answer_roots(self: &Arc<Self>, generation: u64, child_id: Value) {
+        if lock(&self.roots).union().is_some() || !self.roots_may_come() {
+            return self.give_roots(generation, child_id);
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("roots-{}", self.id))
+            .spawn(move || {
+                let deadline = Instant::now() + ROOTS_WAIT;
+                let mut book = lock(&me.roots);
+                while book.union().is_none() && me.roots_may_come() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    book = me
+                        .roots_known
+                        .wait_timeout(book, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                drop(book);
+                me.give_roots(generation, child_id);
+            });
+        if let Err(e) = spawned {
+            crate::log!("upstream {}: cannot wait for roots: {e}", self.id);
+        }
+    }
+
+    /// Can a client's roots still arrive: none attached yet (the child asked
+    /// during its handshake), or one that declared roots has not said yet?
+    fn roots_may_come(&self) -> bool {
+        let sessions = self.live_sessions();
+        sessions.is_empty() || sessions.iter().any(|s| s.has_capability("roots"))
+    }
+
+    fn give_roots(&self, generation: u64, child_id: Value) {
+        let roots = {
+            let mut book = lock(&self.roots);
+            let roots = book.union().unwrap_or_default();
+            book.told = Some(roots.clone());
+            roots
+        };
+        let reply = jsonrpc::result(child_id, json!({"roots": roots}));
+        if let Err(e) = self.write(generation, &reply) {
+            crate::log!("upstream {}: roots/list not answered: {e}", self.id);
+        }
+    }
+
     /// Stop the child: answer every call in flight with an error naming
     /// `reason`, close stdin, then SIGTERM its process group, then SIGKILL.
     pub fn stop(&self, reason: &str) {
@@ -1391,6 +1538,8 @@ impl Upstream {
             let mut st = self.lock();
             st.phase = Phase::Stopping;
             st.ended = st.generation;
+            // Nobody else may signal the group from now on: it is reaped below.
+            st.pid = None;
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
             (st.child.take(), st.record.take(), pending)
         };

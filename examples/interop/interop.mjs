@@ -9,13 +9,14 @@ import {
   LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const MCPSHARE = resolve(process.argv[2]);
 const EVERYTHING = resolve("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 const MEMORY = resolve("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+const FILESYSTEM = resolve("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
 const home = mkdtempSync(join(tmpdir(), "mcpshare-interop-"));
 const memoryFile = join(home, "memory.jsonl");
 const env = { ...process.env, MCPSHARE_HOME: home, MEMORY_FILE_PATH: memoryFile };
@@ -28,10 +29,10 @@ function transport(mode, server, args) {
   return new StdioClientTransport({ command, args: argv, env, stderr: "ignore" });
 }
 
-async function connect(mode, server, args, name) {
+async function connect(mode, server, args, name, roots = () => [{ uri: "file:///interop-root", name: "root" }]) {
   const client = new Client({ name, version: "1.0.0" },
     { capabilities: { sampling: {}, roots: { listChanged: true }, elicitation: {} } });
-  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: "file:///interop-root", name: "root" }] }));
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: roots() }));
   client.setRequestHandler(CreateMessageRequestSchema, async () => ({
     role: "assistant", model: "interop-model", content: { type: "text", text: "sampled-by-interop" } }));
   client.setRequestHandler(ElicitRequestSchema, async () => ({ action: "decline" }));
@@ -76,38 +77,38 @@ async function allPages(list) {
   return items;
 }
 
-async function everything(mode) {
-  const c = await connect(mode, EVERYTHING, ["stdio"], `interop-${mode}`);
+async function everything(mode, label = mode) {
+  const c = await connect(mode, EVERYTHING, ["stdio"], `interop-${label}`);
   const logs = [], updates = [];
   c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n));
   c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n));
-  await check(mode, "initialize", async () => {
+  await check(label, "initialize", async () => {
     assert(c.getServerVersion()?.name, "no serverInfo");
     assert(c.getServerCapabilities()?.tools, "no tools capability");
   });
-  await check(mode, "tools/list (all pages)", async () => {
+  await check(label, "tools/list (all pages)", async () => {
     const tools = await allPages(async (cursor) => { const r = await c.listTools({ cursor }, TIMEOUT); return { items: r.tools, nextCursor: r.nextCursor }; });
     for (const t of ["echo", "get-sum", "get-roots-list", "trigger-sampling-request", "trigger-elicitation-request"]) {
       assert(tools.some((x) => x.name === t), `missing tool ${t}`);
     }
   });
-  await check(mode, "tools/call echo", async () => {
+  await check(label, "tools/call echo", async () => {
     assert(text(await c.callTool({ name: "echo", arguments: { message: "hello" } }, undefined, TIMEOUT)).includes("hello"), "bad echo");
   });
-  await check(mode, "tools/call get-sum", async () => {
+  await check(label, "tools/call get-sum", async () => {
     assert(text(await c.callTool({ name: "get-sum", arguments: { a: 2, b: 3 } }, undefined, TIMEOUT)).includes("5"), "bad sum");
   });
-  await check(mode, "structuredContent passes through", async () => {
+  await check(label, "structuredContent passes through", async () => {
     const r = await c.callTool({ name: "get-structured-content", arguments: { location: "Chicago" } }, undefined, TIMEOUT);
     assert(r.structuredContent, "no structuredContent");
   });
-  await check(mode, "prompts/list and prompts/get", async () => {
+  await check(label, "prompts/list and prompts/get", async () => {
     const prompts = await allPages(async (cursor) => { const r = await c.listPrompts({ cursor }, TIMEOUT); return { items: r.prompts, nextCursor: r.nextCursor }; });
     assert(prompts.some((p) => p.name === "simple-prompt"), "no simple-prompt");
     const p = await c.getPrompt({ name: "args-prompt", arguments: { city: "Paris" } }, TIMEOUT);
     assert(JSON.stringify(p.messages).includes("Paris"), "args not applied");
   });
-  await check(mode, "resources/list, templates and read", async () => {
+  await check(label, "resources/list, templates and read", async () => {
     const res = await allPages(async (cursor) => { const r = await c.listResources({ cursor }, TIMEOUT); return { items: r.resources, nextCursor: r.nextCursor }; });
     assert(res.length > 0, "no resources");
     const t = await c.listResourceTemplates({}, TIMEOUT);
@@ -115,23 +116,23 @@ async function everything(mode) {
     const read = await c.readResource({ uri: res[0].uri }, TIMEOUT);
     assert(read.contents.length > 0, "empty read");
   });
-  await check(mode, "completion/complete", async () => {
+  await check(label, "completion/complete", async () => {
     const r = await c.complete({ ref: { type: "ref/prompt", name: "completable-prompt" }, argument: { name: "department", value: "E" } }, TIMEOUT);
     assert(Array.isArray(r.completion.values), "no completion values");
   });
-  await check(mode, "progress notifications", async () => {
+  await check(label, "progress notifications", async () => {
     let seen = 0;
     await c.callTool({ name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } }, undefined,
       { ...TIMEOUT, onprogress: () => seen++ });
     assert(seen >= 1, "no progress");
   });
-  await check(mode, "logging/setLevel and log messages", async () => {
+  await check(label, "logging/setLevel and log messages", async () => {
     await c.setLoggingLevel("debug", TIMEOUT);
     await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
     await waitFor(() => logs.length > 0, 15000, "log message");
     await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
   });
-  await check(mode, "resources/subscribe and updates", async () => {
+  await check(label, "resources/subscribe and updates", async () => {
     const res = await c.listResources({}, TIMEOUT);
     await c.subscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
     await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
@@ -139,15 +140,15 @@ async function everything(mode) {
     await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
     await c.unsubscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
   });
-  await check(mode, "sampling answered by the client", async () => {
+  await check(label, "sampling answered by the client", async () => {
     const r = await c.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hi", maxTokens: 5 } }, undefined, TIMEOUT);
     assert(text(r).includes("sampled-by-interop"), `sampling result missing: ${text(r).slice(0, 200)}`);
   });
-  await check(mode, "elicitation answered by the client", async () => {
+  await check(label, "elicitation answered by the client", async () => {
     const r = await c.callTool({ name: "trigger-elicitation-request", arguments: {} }, undefined, TIMEOUT);
     assert(!r.isError && text(r).toLowerCase().includes("decline"), `elicitation result: ${text(r).slice(0, 200)}`);
   });
-  await check(mode, "roots answered by the client", async () => {
+  await check(label, "roots answered by the client", async () => {
     const r = await c.callTool({ name: "get-roots-list", arguments: {} }, undefined, TIMEOUT);
     assert(text(r).includes("interop-root"), `roots result: ${text(r).slice(0, 200)}`);
   });
@@ -194,10 +195,62 @@ async function shared() {
   await m2.close();
 }
 
+// Two clients with different roots on one shared server-filesystem: each
+// keeps its own directory (the daemon answers roots/list with the union).
+async function filesystem() {
+  const dir = (n) => {
+    const d = join(home, n);
+    mkdirSync(d, { recursive: true });
+    return realpathSync(d);
+  };
+  const [dirA, dirB, dirA2] = [dir("root-a"), dir("root-b"), dir("root-a2")];
+  let rootsA = [{ uri: `file://${dirA}`, name: "a" }];
+  const allowed = async (c) => text(await c.callTool({ name: "list_allowed_directories", arguments: {} }, undefined, TIMEOUT));
+  const until = async (what, fn) => {
+    const deadline = Date.now() + 10000;
+    while (!(await fn())) {
+      if (Date.now() > deadline) throw new Error(what);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const direct = await connect("direct", FILESYSTEM, [], "fs-direct", () => rootsA);
+  await check("direct", "server-filesystem takes the client's roots", async () => {
+    await until(`allowed: ${await allowed(direct)}`, async () => (await allowed(direct)).includes(dirA));
+  });
+  await direct.close();
+  const mode = "shared";
+  const a = await connect("mcpshare", FILESYSTEM, [], "fs-a", () => rootsA);
+  const b = await connect("mcpshare", FILESYSTEM, [], "fs-b", () => [{ uri: `file://${dirB}`, name: "b" }]);
+  await check(mode, "server-filesystem: each client keeps its own root", async () => {
+    await until(`allowed: ${await allowed(b)}`, async () => {
+      const [la, lb] = [await allowed(a), await allowed(b)];
+      return la.includes(dirA) && lb.includes(dirB);
+    });
+    for (const [c, d] of [[a, dirA], [b, dirB]]) {
+      const r = await c.callTool({ name: "write_file", arguments: { path: join(d, "note.txt"), content: "mine" } }, undefined, TIMEOUT);
+      assert(!r.isError, `write in ${d}: ${text(r)}`);
+    }
+    assert(upstreamCount("server-filesystem") === 1, "not exactly one server-filesystem upstream");
+  });
+  await check(mode, "server-filesystem: one client's new roots leave the other's", async () => {
+    rootsA = [{ uri: `file://${dirA2}`, name: "a2" }];
+    await a.sendRootsListChanged();
+    await until(`allowed: ${await allowed(b)}`, async () => {
+      const l = await allowed(b);
+      return l.includes(dirA2) && l.includes(dirB);
+    });
+  });
+  await a.close();
+  await b.close();
+}
+
 try {
   await everything("direct");
   await everything("mcpshare");
+  // The same probe by two clients at once on one shared upstream.
+  await Promise.all([everything("mcpshare", "pair-1"), everything("mcpshare", "pair-2")]);
   await shared();
+  await filesystem();
 } finally {
   try { execFileSync(MCPSHARE, ["stop"], { env, stdio: "ignore" }); } catch {}
   rmSync(home, { recursive: true, force: true });

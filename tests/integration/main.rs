@@ -12,6 +12,8 @@ mod doctor;
 mod election;
 mod processes;
 mod promise;
+mod reattach;
+mod roots;
 mod routing;
 mod security;
 mod supervision;

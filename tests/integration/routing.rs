@@ -99,13 +99,11 @@ fn the_upstreams_own_requests_reach_the_calling_session_or_get_an_error() {
         .unwrap()
         .push(a.upstream_pid(json!("pid")));
 
-    a.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "roots", "arguments": {}}}));
+    // The daemon asks a roots-capable client for its roots (see roots.rs).
     let ask = a
         .wait_for(WAIT, |m| m["method"] == json!("roots/list"))
-        .expect("roots/list reaches the caller");
-    a.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [{"uri": "file:///work", "name": "work"}]}}));
-    let r = a.response(&json!(1), WAIT);
-    assert!(text_of(&r).unwrap().contains("file:///work"), "{r}");
+        .expect("the daemon asks for roots");
+    a.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": []}}));
 
     a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sampling", "arguments": {"prompt": "hi"}}}));
     let ask = a
@@ -121,21 +119,21 @@ fn the_upstreams_own_requests_reach_the_calling_session_or_get_an_error() {
             .contains("sampled")
     );
 
-    // A client that did not declare roots: the upstream gets an error, nobody is asked.
-    let r = plain.call(json!(3), "roots", json!({}));
+    // A client that did not declare sampling: the upstream gets an error, nobody is asked.
+    let r = plain.call(json!(3), "sampling", json!({"prompt": "hi"}));
     assert!(
         r["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("no attached client can answer roots/list"),
+            .contains("no attached client can answer sampling/createMessage"),
         "{r}"
     );
     assert_eq!(
-        plain.count_method("roots/list", Duration::from_millis(100)),
+        plain.count_method("sampling/createMessage", Duration::from_millis(100)),
         0
     );
     assert_eq!(
-        a.count_method("roots/list", Duration::from_millis(100)),
+        a.count_method("sampling/createMessage", Duration::from_millis(100)),
         0,
         "never broadcast"
     );

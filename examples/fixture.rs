@@ -7,9 +7,11 @@
 //! prompts and subscribable resources, and pages tools/list by 5. For
 //! byte-exactness tests, `ordered` is listed with its schema's properties
 //! out of alphabetical order, `raw` answers with a literal result (keys out
-//! of order, an integer beyond 64 bits, `1e400`), and `raw_args` answers
-//! with the exact text of its arguments: all written as text, never through
-//! `serde_json::Value`, which would sort keys and round numbers.
+//! of order, an integer beyond 64 bits, `1e400`), `raw_args` answers
+//! with the exact text of its arguments, `raw_progress` sends one progress
+//! notification and `raw_ask` a `sampling/createMessage` whose params hold
+//! the same: all written as text, never through `serde_json::Value`, which
+//! would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
 //! FIXTURE_ROOTS_AT_START=1 asks `roots/list` once initialized (the tool
 //! start_roots shows the answer);
@@ -59,6 +61,11 @@ impl Server {
 
     /// Ask the client something and wait (bounded) for the answer.
     fn ask(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.ask_text(method, &params.to_string())
+    }
+
+    /// [`Server::ask`] with params given as JSON text, sent as is.
+    fn ask_text(&self, method: &str, params: &str) -> Result<Value, String> {
         let (tx, rx) = channel();
         let id = {
             let mut n = self.next_id.lock().unwrap();
@@ -67,7 +74,10 @@ impl Server {
             id
         };
         self.waiting.lock().unwrap().insert(id, tx);
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.send_text(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{params}}}"#,
+            json!(method)
+        ));
         let reply = rx
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| format!("no answer to {method}"))?;
@@ -92,6 +102,12 @@ const ORDERED_TOOL: &str = r#"{"name":"ordered","description":"Properties out of
 
 /// The result of the `raw` tool, as text.
 const RAW_RESULT: &str = r#"{"content":[{"type":"text","text":"raw \u00e9\n"}],"structuredContent":{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"huge":1e400,"float":1.0,"nested":{"z":[ 1 , 2.50 ],"a":null}},"isError":false}"#;
+
+/// What `raw_progress` sends after the progress token, as text.
+const RAW_PROGRESS: &str = r#""progress":1,"total":2.50,"message":"z","extra":{"b":1,"a":1e400}"#;
+
+/// The params of `raw_ask`'s request to the client, as text.
+const RAW_ASK: &str = r#"{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}],"maxTokens":10,"zeta":{"y":123456789012345678901234567890,"b":1e400}}"#;
 
 /// Every listed tool, each as JSON text.
 fn tools() -> Vec<String> {
@@ -190,6 +206,19 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             }
             Ok(text(format!("done {steps}")))
         }
+        "raw_progress" => {
+            let token = params.pointer("/_meta/progressToken").cloned();
+            if let Some(t) = token {
+                server.send_text(&format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{t},{RAW_PROGRESS}}}}}"#
+                ));
+            }
+            Ok(text("done"))
+        }
+        "raw_ask" => server
+            .ask_text("sampling/createMessage", RAW_ASK)
+            .map(|r| text(r.to_string()))
+            .map_err(|e| (-32603, e)),
         "list_changed" => {
             server.send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
             Ok(text("sent"))

@@ -117,3 +117,73 @@ fn results_and_tool_lists_pass_through_byte_for_byte() {
         assert_eq!(got, want, "the result of {text} changed on its way");
     }
 }
+
+/// The raw text of the `params` of a line that is a `method` message.
+fn raw_params(line: &str, method: &str) -> Option<(Value, String)> {
+    #[derive(serde::Deserialize)]
+    struct Incoming<'a> {
+        id: Option<Value>,
+        method: Option<String>,
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    let m: Incoming = serde_json::from_str(line).ok()?;
+    if m.method.as_deref() != Some(method) {
+        return None;
+    }
+    Some((m.id.unwrap_or(Value::Null), m.params?.get().to_string()))
+}
+
+#[test]
+fn progress_and_server_requests_keep_their_bytes() {
+    let home = TestHome::new("bytes-stream");
+    let mut b = home.bridge(&[]);
+    b.initialize_with(json!({"sampling": {}}));
+    // The client's token comes back as it sent it, escapes and all, in
+    // params otherwise as the server wrote them.
+    let token = r#""tok\"en \u00e9""#;
+    b.send_raw(
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"p1","method":"tools/call","params":{{"_meta":{{"progressToken":{token}}},"name":"raw_progress","arguments":{{}}}}}}"#
+        )
+        .as_bytes(),
+    );
+    let progress = loop {
+        let line = b
+            .recv_line(ANSWER_WAIT)
+            .expect("no progress notification through mcpshare");
+        if let Some((_, params)) = raw_params(&line, "notifications/progress") {
+            break params;
+        }
+    };
+    assert_eq!(
+        progress,
+        format!(
+            r#"{{"progressToken":{token},"progress":1,"total":2.50,"message":"z","extra":{{"b":1,"a":1e400}}}}"#
+        )
+    );
+    assert_eq!(
+        b.response(&json!("p1"), WAIT)["result"]["content"][0]["text"],
+        json!("done")
+    );
+    // The server's request reaches the client as the server wrote it.
+    b.send_raw(
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"raw_ask","arguments":{}}}"#,
+    );
+    let (asked_id, params) = loop {
+        let line = b
+            .recv_line(ANSWER_WAIT)
+            .expect("no sampling request through mcpshare");
+        if let Some(found) = raw_params(&line, "sampling/createMessage") {
+            break found;
+        }
+    };
+    assert_eq!(
+        params,
+        r#"{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}],"maxTokens":10,"zeta":{"y":123456789012345678901234567890,"b":1e400}}"#
+    );
+    b.send(&json!({"jsonrpc": "2.0", "id": asked_id, "result":
+        {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}}));
+    let r = b.response(&json!(2), WAIT);
+    assert!(text_of(&r).is_some_and(|t| t.contains("assistant")), "{r}");
+}

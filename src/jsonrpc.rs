@@ -199,7 +199,7 @@ pub fn id_in_ends(head: &[u8], tail: &[u8]) -> Option<Value> {
 }
 
 /// Bounded scans for [`id_in_ends`], and for the members of a whole
-/// message ([`crate::message`]): each gives up (None) at the end of its
+/// message (see the message module): each gives up (None) at the end of its
 /// bytes or at anything it does not expect. They never allocate.
 pub(crate) mod scan {
     use serde_json::Value;

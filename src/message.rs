@@ -230,12 +230,6 @@ impl Message {
     }
 }
 
-impl PartialEq for Message {
-    fn eq(&self, other: &Message) -> bool {
-        self.text == other.text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

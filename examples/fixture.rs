@@ -10,7 +10,8 @@
 //! of order, an integer beyond 64 bits, `1e400`), `raw_args` answers
 //! with the exact text of its arguments, `raw_progress` sends one progress
 //! notification and `raw_ask` a `sampling/createMessage` whose params hold
-//! the same: all written as text, never through `serde_json::Value`, which
+//! the same, and `bad_json` answers with a line that is not JSON: all
+//! written as text, never through `serde_json::Value`, which
 //! would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
 //! FIXTURE_ROOTS_AT_START=1 asks `roots/list` once initialized (the tool
@@ -415,6 +416,9 @@ fn handle(server: &Arc<Server>, msg: Value) {
                     *server.level.lock().unwrap() = params.get("level").and_then(Value::as_str).map(str::to_string);
                     server.send(&reply(Ok(json!({}))));
                 }
+                "tools/call" if params.get("name") == Some(&json!("bad_json")) => server.send_text(
+                    &format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"x"}}],"broken":}}}}"#),
+                ),
                 "tools/call" if params.get("name") == Some(&json!("raw")) => server.send_text(
                     &format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{RAW_RESULT}}}"),
                 ),

@@ -41,8 +41,19 @@ impl Message {
     /// Check `bytes` is one JSON value and read its head. Any JSON value is
     /// a message; one that is not a JSON-RPC object is [`Kind::Invalid`].
     pub fn parse(bytes: Vec<u8>) -> Result<Message, String> {
-        let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-        serde_json::from_str::<&RawValue>(&text).map_err(|e| e.to_string())?;
+        Message::parse_keeping(bytes).map_err(|(why, _)| why)
+    }
+
+    /// As [`Message::parse`], giving back the bytes that are not JSON, so
+    /// their id can still be looked for.
+    pub fn parse_keeping(bytes: Vec<u8>) -> Result<Message, (String, Vec<u8>)> {
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return Err((e.to_string(), e.into_bytes())),
+        };
+        if let Err(e) = serde_json::from_str::<&RawValue>(&text) {
+            return Err((e.to_string(), text.into_bytes()));
+        }
         Ok(Message::from_valid(text))
     }
 

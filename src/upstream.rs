@@ -1113,13 +1113,9 @@ impl Upstream {
                     if bytes.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-                    match Message::parse(bytes) {
+                    match Message::parse_keeping(bytes) {
                         Ok(msg) => self.route(generation, msg),
-                        Err(_) => crate::log!(
-                            "upstream {}: ignoring non-JSON line on stdout: {head}",
-                            self.id,
-                        ),
+                        Err((why, bytes)) => self.not_json(&bytes, &why),
                     }
                 }
                 Ok(Some(jsonrpc::Line::TooLong(n))) => {
@@ -1154,6 +1150,33 @@ impl Upstream {
             }
         }
         self.on_exit(generation);
+    }
+
+    /// A line of the child's that is not JSON is dropped; when it is an
+    /// answer to one of ours (its start says so, and shows the id), its
+    /// caller gets an error now instead of waiting for its timeout.
+    fn not_json(&self, bytes: &[u8], why: &str) {
+        crate::log!(
+            "upstream {}: ignoring non-JSON line on stdout ({why}): {}",
+            self.id,
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        );
+        let head = &bytes[..bytes.len().min(jsonrpc::ID_SCAN_BYTES)];
+        let tail = &bytes[bytes.len().saturating_sub(jsonrpc::ID_SCAN_BYTES)..];
+        if !matches!(jsonrpc::scan::first_kind(head), Some("result" | "error")) {
+            return;
+        }
+        if let Some(id) = jsonrpc::id_in_ends(head, tail)
+            .as_ref()
+            .and_then(Value::as_u64)
+        {
+            let text = format!(
+                "upstream {} sent an answer that is not valid JSON ({why})",
+                self.id
+            );
+            let error = jsonrpc::error(json!(id), jsonrpc::INTERNAL_ERROR, text);
+            self.route_response(Message::from_value(&error));
+        }
     }
 
     /// The child closed stdout: it is gone (or useless). Fail everything in

@@ -187,3 +187,17 @@ fn progress_and_server_requests_keep_their_bytes() {
     let r = b.response(&json!(2), WAIT);
     assert!(text_of(&r).is_some_and(|t| t.contains("assistant")), "{r}");
 }
+
+#[test]
+fn an_answer_that_is_not_json_is_an_error_for_its_caller_at_once() {
+    let home = TestHome::new("bytes-bad");
+    let mut b = home.bridge(&[]);
+    b.initialize();
+    b.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "bad_json", "arguments": {}}}));
+    let r = b.response(&json!(1), ANSWER_WAIT);
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not valid JSON"), "{r}");
+    // The upstream goes on serving.
+    assert_eq!(b.call_text(json!(2), "echo", json!({"text": "on"})), "on");
+}

@@ -261,13 +261,14 @@ impl OutTurn<'_> {
         self.write_text(&msg.to_string())
     }
 
-    /// Write one line of JSON text (a [`Message`] is always one line).
+    /// Write one line of JSON text (a [`Message`] is always one line), in
+    /// one write: stdout's line buffer passes a long line straight through.
     fn write_text(&self, text: &str) -> bool {
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'\n');
         let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .is_ok()
+        out.write_all(&line).and_then(|()| out.flush()).is_ok()
     }
 }
 

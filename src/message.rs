@@ -165,6 +165,10 @@ impl Message {
         &self.text
     }
 
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     pub fn is_array(&self) -> bool {
         self.text.trim_start().starts_with('[')
     }

@@ -1000,7 +1000,7 @@ impl Upstream {
             // Unique among this child's active requests: the request id itself.
             msg.set_at(&PROGRESS_TOKEN, &id.to_string());
         }
-        if let Err(e) = self.write_message(generation, &msg) {
+        if let Err(e) = self.write_message(generation, msg) {
             self.lock().pending.remove(&id);
             session.untrack(&orig_id);
             return Err(e);
@@ -1022,7 +1022,7 @@ impl Upstream {
             msg.set_at(&["params", "requestId"], &id.to_string());
         }
         let generation = self.lock().generation;
-        self.write_message(generation, &msg)
+        self.write_message(generation, msg)
     }
 
     /// Relay a session's response to a request the child made.
@@ -1033,7 +1033,7 @@ impl Upstream {
         mut msg: Message,
     ) -> Result<(), String> {
         msg.set_id(&child_id);
-        self.write_message(generation, &msg)
+        self.write_message(generation, msg)
     }
 
     /// Cancel a request the child is working on (its caller timed out).
@@ -1081,10 +1081,8 @@ impl Upstream {
     }
 
     /// Queue a client's message for the child's stdin, as its bytes.
-    fn write_message(&self, generation: u64, msg: &Message) -> Result<(), String> {
-        let text = msg.text();
-        let mut line = Vec::with_capacity(text.len() + 1);
-        line.extend_from_slice(text.as_bytes());
+    fn write_message(&self, generation: u64, msg: Message) -> Result<(), String> {
+        let mut line = msg.into_text().into_bytes();
         line.push(b'\n');
         self.write_line(generation, line)
     }

@@ -4,7 +4,15 @@
 //! client), pid, env, hang (stop answering anything), deaf (stop reading
 //! stdin at all), big (a result of `bytes` bytes), update (announce a
 //! resource change), and level (the log level last set). It also serves
-//! prompts and subscribable resources, and pages tools/list by 5.
+//! prompts and subscribable resources, and pages tools/list by 5. For
+//! byte-exactness tests, `ordered` is listed with its schema's properties
+//! out of alphabetical order, `raw` answers with a literal result (keys out
+//! of order, an integer beyond 64 bits, `1e400`), `raw_args` answers
+//! with the exact text of its arguments, `raw_progress` sends one progress
+//! notification and `raw_ask` a `sampling/createMessage` whose params hold
+//! the same, and `bad_json` answers with a line that is not JSON: all
+//! written as text, never through `serde_json::Value`, which
+//! would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
 //! FIXTURE_ROOTS_AT_START=1 asks `roots/list` once initialized (the tool
 //! start_roots shows the answer);
@@ -39,7 +47,11 @@ struct Server {
 
 impl Server {
     fn send(&self, msg: &Value) {
-        let mut line = serde_json::to_vec(msg).expect("json");
+        self.send_text(&serde_json::to_string(msg).expect("json"));
+    }
+
+    fn send_text(&self, text: &str) {
+        let mut line = text.as_bytes().to_vec();
         line.push(b'\n');
         let _g = self.out.lock().unwrap();
         let mut out = std::io::stdout().lock();
@@ -50,6 +62,11 @@ impl Server {
 
     /// Ask the client something and wait (bounded) for the answer.
     fn ask(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.ask_text(method, &params.to_string())
+    }
+
+    /// [`Server::ask`] with params given as JSON text, sent as is.
+    fn ask_text(&self, method: &str, params: &str) -> Result<Value, String> {
         let (tx, rx) = channel();
         let id = {
             let mut n = self.next_id.lock().unwrap();
@@ -58,7 +75,10 @@ impl Server {
             id
         };
         self.waiting.lock().unwrap().insert(id, tx);
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.send_text(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{params}}}"#,
+            json!(method)
+        ));
         let reply = rx
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| format!("no answer to {method}"))?;
@@ -77,57 +97,77 @@ fn text(s: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": s.into()}]})
 }
 
-fn tools() -> Value {
+/// A tool whose schema lists its properties out of alphabetical order, as
+/// text: clients show them in this order.
+const ORDERED_TOOL: &str = r#"{"name":"ordered","description":"Properties out of order","inputSchema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"number","default":1.50},"mid":{"type":"integer","maximum":123456789012345678901234567890}},"required":["zeta"]}}"#;
+
+/// The result of the `raw` tool, as text.
+const RAW_RESULT: &str = r#"{"content":[{"type":"text","text":"raw \u00e9\n"}],"structuredContent":{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"huge":1e400,"float":1.0,"nested":{"z":[ 1 , 2.50 ],"a":null}},"isError":false}"#;
+
+/// What `raw_progress` sends after the progress token, as text.
+const RAW_PROGRESS: &str = r#""progress":1,"total":2.50,"message":"z","extra":{"b":1,"a":1e400}"#;
+
+/// The params of `raw_ask`'s request to the client, as text.
+const RAW_ASK: &str = r#"{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}],"maxTokens":10,"zeta":{"y":123456789012345678901234567890,"b":1e400}}"#;
+
+/// Every listed tool, each as JSON text.
+fn tools() -> Vec<String> {
+    let mut all = vec![ORDERED_TOOL.to_string()];
+    all.extend(tools_values().iter().map(Value::to_string));
+    all
+}
+
+fn tools_values() -> Vec<Value> {
     let t = |name: &str, desc: &str, props: Value| json!({"name": name, "description": desc, "inputSchema": {"type": "object", "properties": props}});
-    json!([
+    vec![
         t(
             "echo",
             "Echo the text back",
-            json!({"text": {"type": "string"}})
+            json!({"text": {"type": "string"}}),
         ),
         t(
             "add",
             "Add a and b",
-            json!({"a": {"type": "number"}, "b": {"type": "number"}})
+            json!({"a": {"type": "number"}, "b": {"type": "number"}}),
         ),
         t(
             "sleep",
             "Sleep for ms milliseconds (cancellable)",
-            json!({"ms": {"type": "integer"}})
+            json!({"ms": {"type": "integer"}}),
         ),
         t(
             "crash",
             "Exit the server at once without answering",
-            json!({"code": {"type": "integer"}})
+            json!({"code": {"type": "integer"}}),
         ),
         t(
             "progress",
             "Send steps progress notifications, then answer",
-            json!({"steps": {"type": "integer"}, "delay_ms": {"type": "integer"}})
+            json!({"steps": {"type": "integer"}, "delay_ms": {"type": "integer"}}),
         ),
         t(
             "list_changed",
             "Send notifications/tools/list_changed",
-            json!({})
+            json!({}),
         ),
         t(
             "log",
             "Send a notifications/message",
-            json!({"level": {"type": "string"}, "message": {"type": "string"}})
+            json!({"level": {"type": "string"}, "message": {"type": "string"}}),
         ),
         t("roots", "Ask the client for its roots", json!({})),
         t(
             "sampling",
             "Ask the client to sample a message",
-            json!({"prompt": {"type": "string"}})
+            json!({"prompt": {"type": "string"}}),
         ),
         t("pid", "Report this server's pid", json!({})),
         t(
             "env",
             "Report an environment variable",
-            json!({"name": {"type": "string"}})
+            json!({"name": {"type": "string"}}),
         ),
-    ])
+    ]
 }
 
 fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, String)> {
@@ -167,6 +207,19 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             }
             Ok(text(format!("done {steps}")))
         }
+        "raw_progress" => {
+            let token = params.pointer("/_meta/progressToken").cloned();
+            if let Some(t) = token {
+                server.send_text(&format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{t},{RAW_PROGRESS}}}}}"#
+                ));
+            }
+            Ok(text("done"))
+        }
+        "raw_ask" => server
+            .ask_text("sampling/createMessage", RAW_ASK)
+            .map(|r| text(r.to_string()))
+            .map_err(|e| (-32603, e)),
         "list_changed" => {
             server.send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
             Ok(text("sent"))
@@ -325,14 +378,18 @@ fn handle(server: &Arc<Server>, msg: Value) {
                 }
                 "ping" => server.send(&reply(Ok(json!({})))),
                 "tools/list" => {
-                    let all = tools().as_array().cloned().unwrap_or_default();
+                    let all = tools();
                     let start: usize = params.get("cursor").and_then(Value::as_str).and_then(|c| c.parse().ok()).unwrap_or(0);
-                    let page: Vec<Value> = all.iter().skip(start).take(PAGE).cloned().collect();
-                    let mut result = json!({"tools": page});
-                    if start + PAGE < all.len() {
-                        result["nextCursor"] = json!((start + PAGE).to_string());
-                    }
-                    server.send(&reply(Ok(result)));
+                    let page: Vec<String> = all.iter().skip(start).take(PAGE).cloned().collect();
+                    let next = if start + PAGE < all.len() {
+                        format!(",\"nextCursor\":\"{}\"", start + PAGE)
+                    } else {
+                        String::new()
+                    };
+                    server.send_text(&format!(
+                        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"tools\":[{}]{next}}}}}",
+                        page.join(",")
+                    ));
                 }
                 "prompts/list" => server.send(&reply(Ok(json!({"prompts": [{"name": "greet", "description": "Say hello"}]})))),
                 "prompts/get" => server.send(&reply(Ok(json!({"messages": [{"role": "user", "content": {"type": "text", "text": "hello"}}]})))),
@@ -359,6 +416,12 @@ fn handle(server: &Arc<Server>, msg: Value) {
                     *server.level.lock().unwrap() = params.get("level").and_then(Value::as_str).map(str::to_string);
                     server.send(&reply(Ok(json!({}))));
                 }
+                "tools/call" if params.get("name") == Some(&json!("bad_json")) => server.send_text(
+                    &format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"x"}}],"broken":}}}}"#),
+                ),
+                "tools/call" if params.get("name") == Some(&json!("raw")) => server.send_text(
+                    &format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{RAW_RESULT}}}"),
+                ),
                 "tools/call" => {
                     let server = server.clone();
                     std::thread::spawn(move || {
@@ -397,9 +460,41 @@ fn main() {
         while server.deaf.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
+        if let Some(answer) = raw_args(&line) {
+            server.send_text(&answer);
+            continue;
+        }
         match serde_json::from_str::<Value>(&line) {
             Ok(msg) => handle(&server, msg),
             Err(e) => server.send(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": e.to_string()}})),
         }
     }
+}
+
+/// A `raw_args` call's answer: the exact text of its arguments, which are
+/// read as raw text (they may hold numbers `Value` cannot, like 1e400).
+fn raw_args(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow)]
+        id: &'a serde_json::value::RawValue,
+        method: String,
+        #[serde(borrow)]
+        params: Params<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        name: String,
+        #[serde(borrow)]
+        arguments: &'a serde_json::value::RawValue,
+    }
+    let call: Call = serde_json::from_str(line).ok()?;
+    if call.method != "tools/call" || call.params.name != "raw_args" {
+        return None;
+    }
+    let result = text(call.params.arguments.get());
+    Some(format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
+        call.id.get()
+    ))
 }

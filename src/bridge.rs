@@ -14,6 +14,7 @@ use crate::h1::{Again, Head, Sent};
 use crate::home::Home;
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind, Line, LineReader};
+use crate::message::{Message, Parsed};
 use crate::pool::{Pool, Reservation, lock};
 use crate::registry::{Record, Registration};
 use serde_json::{Value, json};
@@ -255,9 +256,16 @@ impl Out {
 }
 
 impl OutTurn<'_> {
-    /// Write one message as one line; false when stdout is closed.
+    /// Write one message of our own as one line; false when stdout is closed.
     fn write(&self, msg: &Value) -> bool {
-        let mut line = serde_json::to_vec(msg).unwrap_or_default();
+        self.write_text(&msg.to_string())
+    }
+
+    /// Write one line of JSON text (a [`Message`] is always one line), in
+    /// one write: stdout's line buffer passes a long line straight through.
+    fn write_text(&self, text: &str) -> bool {
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
         line.push(b'\n');
         let mut out = std::io::stdout().lock();
         out.write_all(&line).and_then(|()| out.flush()).is_ok()
@@ -328,9 +336,9 @@ pub fn run(home: Home, spec: Spec) -> i32 {
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(Value::Array(items)) => bridge.batch(items),
-                    Ok(msg) => bridge.dispatch(msg, !lines.has_buffered()),
+                match Message::parse_batch(bytes) {
+                    Ok(Parsed::Batch(items)) => bridge.batch(items),
+                    Ok(Parsed::One(msg)) => bridge.dispatch(msg, !lines.has_buffered()),
                     Err(e) => bridge.write(&jsonrpc::error(
                         Value::Null,
                         jsonrpc::PARSE_ERROR,
@@ -391,10 +399,20 @@ fn watch_parent(bridge: &Arc<Bridge>) {
 }
 
 impl Bridge {
-    /// Write one message to stdout as one line. A closed stdout ends the bridge.
+    /// Write one message of our own to stdout as one line. A closed
+    /// stdout ends the bridge.
     fn write(&self, msg: &Value) {
+        self.write_text(&msg.to_string());
+    }
+
+    /// Write a message from the daemon to stdout, as its bytes.
+    fn write_message(&self, msg: &Message) {
+        self.write_text(msg.text());
+    }
+
+    fn write_text(&self, text: &str) {
         let turn = self.out.turn(None);
-        if !turn.is_some_and(|t| t.write(msg)) {
+        if !turn.is_some_and(|t| t.write_text(text)) {
             self.exit("stdout is closed");
         }
     }
@@ -413,11 +431,11 @@ impl Bridge {
 
     /// The client cancelled request `id`: when its stream ends without an
     /// answer, none is owed.
-    fn mark_cancelled(&self, msg: &Value) {
-        let Some(id) = msg.pointer("/params/requestId") else {
+    fn mark_cancelled(&self, msg: &Message) {
+        let Some(id) = msg.value_at(&["params", "requestId"]) else {
             return;
         };
-        if let Some(o) = lock(&self.requests).open.get_mut(&key(id)) {
+        if let Some(o) = lock(&self.requests).open.get_mut(&key(&id)) {
             o.cancelled = true;
         }
     }
@@ -425,7 +443,7 @@ impl Bridge {
     /// Answer open request `id` exactly once: with `answer`, or when there is
     /// none (its stream ended empty) with an error unless the client
     /// cancelled it. Nothing when it was already answered (by `exit`).
-    fn settle(&self, id: &Value, answer: Option<Value>) {
+    fn settle(&self, id: &Value, answer: Option<Message>) {
         // Taking the turn first makes the check and the write one step, so
         // `exit` never answers a request whose answer is being written.
         let turn = self.out.turn(None);
@@ -443,9 +461,10 @@ impl Bridge {
             cancelled
         };
         self.settle_noted();
-        let answer = answer.or_else(|| (!cancelled).then(|| unanswered(id.clone())));
+        let answer =
+            answer.or_else(|| (!cancelled).then(|| Message::from_value(&unanswered(id.clone()))));
         if let Some(answer) = answer
-            && !turn.is_some_and(|t| t.write(&answer))
+            && !turn.is_some_and(|t| t.write_text(answer.text()))
         {
             self.exit("stdout is closed");
         }
@@ -533,10 +552,10 @@ impl Bridge {
 
     /// Handle one message from stdin; `input_idle` says no other message
     /// is already waiting behind it.
-    fn dispatch(self: &Arc<Self>, msg: Value, input_idle: bool) {
-        let id = jsonrpc::id(&msg);
-        match jsonrpc::classify(&msg) {
-            Kind::Request => match jsonrpc::method(&msg).unwrap_or("") {
+    fn dispatch(self: &Arc<Self>, msg: Message, input_idle: bool) {
+        let id = msg.id();
+        match msg.kind() {
+            Kind::Request => match msg.method().unwrap_or("") {
                 "ping" => self.write(&jsonrpc::result(id, json!({}))),
                 // Not a modern-era server: make dual-era clients fall back.
                 "server/discover" => self.write(&jsonrpc::error(
@@ -545,6 +564,10 @@ impl Bridge {
                     "Method not found",
                 )),
                 "initialize" => {
+                    let Some(value) = msg.to_value() else {
+                        let text = "initialize holds a number mcpshare cannot read";
+                        return self.write(&jsonrpc::error(id, jsonrpc::INVALID_PARAMS, text));
+                    };
                     let mut init = lock(&self.init);
                     if init.is_some() {
                         drop(init);
@@ -554,7 +577,9 @@ impl Bridge {
                             "already initialized",
                         ));
                     }
-                    *init = Some(msg);
+                    // Not passed through: the daemon answers it from the
+                    // upstream's handshake, and a re-attach sends it again.
+                    *init = Some(value);
                     drop(init);
                     self.open(&id);
                     // The attach answers it (see `connection`).
@@ -587,13 +612,13 @@ impl Bridge {
                         None => (None, None),
                     };
                     self.spawn(worker, move |b| {
-                        let answer = b.request_sent(&msg, &|m| b.write(&m), early);
-                        b.settle(&jsonrpc::id(&msg), answer);
+                        let answer = b.request_sent(&msg, &|m| b.write_message(&m), early);
+                        b.settle(&msg.id(), answer);
                     });
                 }
             },
             Kind::Notification => {
-                match jsonrpc::method(&msg) {
+                match msg.method() {
                     Some("notifications/initialized") => {
                         self.client_initialized.store(true, Ordering::Release);
                         let conn = lock(&self.link).conn.clone();
@@ -618,7 +643,7 @@ impl Bridge {
 
     /// JSON-RPC batches are legal only in protocol 2025-03-26: unbatch them
     /// for the daemon and answer with an array of the responses.
-    fn batch(self: &Arc<Self>, items: Vec<Value>) {
+    fn batch(self: &Arc<Self>, items: Vec<Message>) {
         let version = lock(&self.link).conn.as_ref().map(|c| c.version.clone());
         if items.is_empty() || version.as_deref() != Some(jsonrpc::BATCH_VERSION) {
             let text = "Invalid Request: batches are only accepted in protocol 2025-03-26";
@@ -626,30 +651,34 @@ impl Bridge {
         }
         lock(&self.requests).batches += 1;
         self.spawn(None, move |b| {
-            let mut answers = Vec::new();
+            let mut answers: Vec<Message> = Vec::new();
+            let ours = |v: Value| Message::from_value(&v);
             for msg in items {
-                let id = jsonrpc::id(&msg);
-                match (jsonrpc::classify(&msg), jsonrpc::method(&msg)) {
-                    (Kind::Request, Some("ping")) => answers.push(jsonrpc::result(id, json!({}))),
-                    (Kind::Request, Some("initialize")) => answers.push(jsonrpc::error(
+                let id = msg.id();
+                match (msg.kind(), msg.method()) {
+                    (Kind::Request, Some("ping")) => {
+                        answers.push(ours(jsonrpc::result(id, json!({}))))
+                    }
+                    (Kind::Request, Some("initialize")) => answers.push(ours(jsonrpc::error(
                         id,
                         jsonrpc::INVALID_REQUEST,
                         "initialize must not be part of a batch",
-                    )),
+                    ))),
                     (Kind::Request, _) => answers.push(
-                        b.request_sent(&msg, &|m| b.write(&m), None)
-                            .unwrap_or_else(|| unanswered(id)),
+                        b.request_sent(&msg, &|m| b.write_message(&m), None)
+                            .unwrap_or_else(|| ours(unanswered(id))),
                     ),
                     (Kind::Notification | Kind::Response, _) => b.send_quietly(&msg),
-                    (Kind::Invalid, _) => answers.push(jsonrpc::error(
+                    (Kind::Invalid, _) => answers.push(ours(jsonrpc::error(
                         id,
                         jsonrpc::INVALID_REQUEST,
                         "Invalid Request",
-                    )),
+                    ))),
                 }
             }
             if !answers.is_empty() {
-                b.write(&Value::Array(answers));
+                let texts: Vec<&str> = answers.iter().map(Message::text).collect();
+                b.write_text(&format!("[{}]", texts.join(",")));
             }
             lock(&b.requests).batches -= 1;
             b.settle_noted();
@@ -657,7 +686,7 @@ impl Bridge {
     }
 
     /// Forward a notification or a response; nothing is owed to the client.
-    fn send_quietly(&self, msg: &Value) {
+    fn send_quietly(&self, msg: &Message) {
         let conn = {
             let link = lock(&self.link);
             link.conn.clone().or_else(|| link.restoring.clone())
@@ -674,14 +703,13 @@ impl Bridge {
     /// On the thread reading stdin, send a request at once when nothing can
     /// make that wait: attached, a worker free for it, an idle connection at
     /// hand. The answer is then awaited here (`answer_inline`) or by that worker.
-    fn send_early(&self, msg: &Value) -> Option<Early> {
+    fn send_early(&self, msg: &Message) -> Option<Early> {
         let conn = lock(&self.link).conn.clone()?;
         let worker = self.pool.try_reserve()?;
-        let body = serde_json::to_vec(msg).ok()?;
-        let sent = conn
-            .client
-            .mcp_send_reusing(&conn.path, &conn.headers(), &body)?;
-        self.mark_sent(&jsonrpc::id(msg));
+        let sent =
+            conn.client
+                .mcp_send_reusing(&conn.path, &conn.headers(), msg.text().as_bytes())?;
+        self.mark_sent(&msg.id());
         Some(Early {
             conn,
             stage: Stage::Sent(sent),
@@ -693,7 +721,7 @@ impl Bridge {
     /// early unless more input comes first, and relay it when it is plain
     /// JSON: then no other thread wakes for the call. Otherwise (input
     /// first, a stream, an error) hand back what there is for a worker.
-    fn answer_inline(self: &Arc<Self>, msg: &Value, early: Early) -> Option<Early> {
+    fn answer_inline(self: &Arc<Self>, msg: &Message, early: Early) -> Option<Early> {
         let Stage::Sent(sent) = early.stage else {
             return Some(early);
         };
@@ -710,8 +738,12 @@ impl Bridge {
         if !plain {
             return Some(early);
         }
-        let answer = self.request_sent(msg, &|m| self.write(&m), Some((early.conn, early.stage)));
-        self.settle(&jsonrpc::id(msg), answer);
+        let answer = self.request_sent(
+            msg,
+            &|m| self.write_message(&m),
+            Some((early.conn, early.stage)),
+        );
+        self.settle(&msg.id(), answer);
         None
     }
 
@@ -720,11 +752,12 @@ impl Bridge {
     /// the reply ended without one: see `settle`).
     fn request_sent(
         self: &Arc<Self>,
-        msg: &Value,
-        sink: &dyn Fn(Value),
+        msg: &Message,
+        sink: &dyn Fn(Message),
         mut early: Option<(Arc<Conn>, Stage)>,
-    ) -> Option<Value> {
-        let id = jsonrpc::id(msg);
+    ) -> Option<Message> {
+        let id = msg.id();
+        let ours = |v: Value| Some(Message::from_value(&v));
         for attempt in 0..2 {
             let (conn, outcome) = match early.take() {
                 Some((conn, stage)) => {
@@ -738,7 +771,7 @@ impl Bridge {
                 None => {
                     let conn = match self.connection() {
                         Ok(c) => c,
-                        Err(e) => return Some(e.answer(id)),
+                        Err(e) => return ours(e.answer(id)),
                     };
                     self.mark_sent(&id);
                     let outcome = self.post(&conn, msg, sink);
@@ -755,7 +788,7 @@ impl Bridge {
                 Err(PostError::Stale(e)) => {
                     self.invalidate(conn.generation);
                     if attempt == 1 {
-                        return Some(jsonrpc::error(
+                        return ours(jsonrpc::error(
                             id,
                             jsonrpc::UNAVAILABLE,
                             format!("mcpshare daemon: {e}"),
@@ -768,23 +801,25 @@ impl Bridge {
                         "connection to the mcpshare daemon was lost during this request ({e}); \
                          it may or may not have run"
                     );
-                    return Some(jsonrpc::error(id, jsonrpc::UNAVAILABLE, text));
+                    return ours(jsonrpc::error(id, jsonrpc::UNAVAILABLE, text));
                 }
             }
         }
         None
     }
 
-    /// POST one message on an attachment and relay what comes back.
+    /// POST one message on an attachment, as its bytes, and relay what
+    /// comes back.
     fn post(
         &self,
         conn: &Conn,
-        msg: &Value,
-        sink: &dyn Fn(Value),
-    ) -> Result<Option<Value>, PostError> {
-        let body = serde_json::to_vec(msg).unwrap_or_default();
-        let reply = conn.client.mcp_post(&conn.path, &conn.headers(), &body);
-        self.relay(reply, &jsonrpc::id(msg), sink)
+        msg: &Message,
+        sink: &dyn Fn(Message),
+    ) -> Result<Option<Message>, PostError> {
+        let reply = conn
+            .client
+            .mcp_post(&conn.path, &conn.headers(), msg.text().as_bytes());
+        self.relay(reply, &msg.id(), sink)
     }
 
     /// Relay the daemon's reply to a message with this `id`: its answer is
@@ -793,8 +828,9 @@ impl Bridge {
         &self,
         reply: Result<Reply, SendError>,
         id: &Value,
-        sink: &dyn Fn(Value),
-    ) -> Result<Option<Value>, PostError> {
+        sink: &dyn Fn(Message),
+    ) -> Result<Option<Message>, PostError> {
+        let ours = |v: Value| Ok(Some(Message::from_value(&v)));
         let reply = reply.map_err(|e| match e {
             SendError::NotReached(s) => PostError::Stale(s),
             SendError::Broken(s) => PostError::Broken(s),
@@ -805,10 +841,10 @@ impl Bridge {
                 "session not found (the daemon restarted)".into(),
             )),
             200 if reply.is_sse() => self.relay_events(reply, id, sink),
-            200 => match reply.json_within(self.max) {
+            200 => match reply.message_within(self.max) {
                 Ok(answer) => Ok(Some(answer)),
                 // The attachment is sound: only this answer is refused.
-                Err(BodyError::TooLarge) => Ok(Some(too_large(id.clone(), self.max))),
+                Err(BodyError::TooLarge) => ours(too_large(id.clone(), self.max)),
                 Err(BodyError::Failed(e)) => Err(PostError::Broken(e.to_string())),
             },
             status => {
@@ -826,11 +862,11 @@ impl Bridge {
                     .as_ref()
                     .and_then(|b| b.pointer("/error/code"))
                     .and_then(Value::as_i64);
-                Ok(Some(jsonrpc::error(
+                ours(jsonrpc::error(
                     id.clone(),
                     code.unwrap_or(jsonrpc::UNAVAILABLE),
                     format!("mcpshare daemon: {text}"),
-                )))
+                ))
             }
         }
     }
@@ -839,16 +875,14 @@ impl Bridge {
         &self,
         reply: Reply,
         id: &Value,
-        sink: &dyn Fn(Value),
-    ) -> Result<Option<Value>, PostError> {
+        sink: &dyn Fn(Message),
+    ) -> Result<Option<Message>, PostError> {
         let mut events = reply.events(self.max);
         let mut answer = None;
         loop {
             match events.next_data() {
-                Ok(Some(data)) => match serde_json::from_str::<Value>(&data) {
-                    Ok(m) if jsonrpc::classify(&m) == Kind::Response && &jsonrpc::id(&m) == id => {
-                        answer = Some(m)
-                    }
+                Ok(Some(data)) => match Message::parse(data.into_bytes()) {
+                    Ok(m) if m.kind() == Kind::Response && &m.id() == id => answer = Some(m),
                     Ok(m) => sink(m),
                     Err(e) => crate::log!("ignoring a bad event from the daemon: {e}"),
                 },
@@ -858,7 +892,7 @@ impl Bridge {
                     return Ok(answer);
                 }
                 Err(_) if events.was_too_long() => {
-                    return Ok(Some(too_large(id.clone(), self.max)));
+                    return Ok(Some(Message::from_value(&too_large(id.clone(), self.max))));
                 }
                 Err(e) => return Err(PostError::Broken(e.to_string())),
             }
@@ -936,7 +970,8 @@ impl Bridge {
                 if first {
                     // A fresh `initialize` may try again.
                     *lock(&self.init) = None;
-                    self.settle(&init_id, Some(e.answer(init_id.clone())));
+                    let answer = Message::from_value(&e.answer(init_id.clone()));
+                    self.settle(&init_id, Some(answer));
                 }
                 return Err(e);
             }
@@ -971,7 +1006,7 @@ impl Bridge {
         drop(link);
         self.link_changed.notify_all();
         if first {
-            self.settle(&init_id, Some(answer));
+            self.settle(&init_id, Some(Message::from_value(&answer)));
         } else if live {
             self.reattached(&conn);
         }
@@ -1080,13 +1115,13 @@ impl Bridge {
 
     /// Keep what a successful `logging/setLevel` or resource
     /// (un)subscription of the client set on its session, for `restore`.
-    fn remember(&self, msg: &Value, answer: &Value) {
-        if answer.get("result").is_none() {
+    fn remember(&self, msg: &Message, answer: &Message) {
+        if answer.raw_at(&["result"]).is_none() {
             return;
         }
-        let param = |name: &str| msg.get("params")?.get(name)?.as_str().map(str::to_string);
+        let param = |name: &str| msg.str_at(&["params", name]);
         let mut settings = lock(&self.settings);
-        match jsonrpc::method(msg) {
+        match msg.method() {
             Some("logging/setLevel") => settings.level = param("level"),
             Some("resources/subscribe") => settings.subscriptions.extend(param("uri")),
             Some("resources/unsubscribe") => {
@@ -1105,7 +1140,7 @@ impl Bridge {
     /// the old one. Best effort: a failure is logged, and a dead session is
     /// found stale by the next request.
     fn restore(self: &Arc<Self>, conn: &Arc<Conn>) {
-        let note = jsonrpc::notification("notifications/initialized", None);
+        let note = Message::from_value(&jsonrpc::notification("notifications/initialized", None));
         if let Err(PostError::Stale(e) | PostError::Broken(e)) = self.post(conn, &note, &|_| {}) {
             self.invalidate(conn.generation);
             return crate::log!("re-attach: {e}");
@@ -1127,12 +1162,15 @@ impl Bridge {
         };
         for (n, (method, params)) in replay.into_iter().enumerate() {
             // No request of the client is open on this session yet: no id clashes.
-            let msg = json!({"jsonrpc": "2.0", "id": format!("mcpshare-restore-{n}"),
-                "method": method, "params": params});
-            match self.post(conn, &msg, &|m| self.write(&m)) {
-                Ok(Some(a)) if a.get("result").is_some() => {}
+            let msg = Message::from_value(&json!({"jsonrpc": "2.0",
+                "id": format!("mcpshare-restore-{n}"), "method": method, "params": params}));
+            match self.post(conn, &msg, &|m| self.write_message(&m)) {
+                Ok(Some(a)) if a.raw_at(&["result"]).is_some() => {}
                 Ok(a) => {
-                    let why = a.map_or_else(|| "no answer".into(), |a| a["error"].to_string());
+                    let why = a.map_or_else(
+                        || "no answer".into(),
+                        |a| a.raw_at(&["error"]).unwrap_or("null").to_string(),
+                    );
                     crate::log!("re-attach: {method} {params} was not restored: {why}");
                 }
                 Err(PostError::Stale(e) | PostError::Broken(e)) => {
@@ -1192,8 +1230,8 @@ impl Bridge {
                 };
                 let mut events = reply.events(me.max);
                 while let Ok(Some(data)) = events.next_data() {
-                    match serde_json::from_str::<Value>(&data) {
-                        Ok(m) => me.write(&m),
+                    match Message::parse(data.into_bytes()) {
+                        Ok(m) => me.write_message(&m),
                         Err(e) => crate::log!("ignoring a bad event from the daemon: {e}"),
                     }
                 }

@@ -5,6 +5,7 @@
 use crate::h1::{Conns, Sent};
 use crate::jsonrpc::{Line, LineReader};
 use crate::manifest::Manifest;
+use crate::message::Message;
 use serde_json::Value;
 use std::io::{self, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -113,10 +114,10 @@ impl Reply {
             .map_err(|e| SendError::Broken(format!("bad JSON from daemon: {e}")))
     }
 
-    /// The body as JSON, telling a body over `max` bytes apart from a
-    /// failed read: the bridge answers the one and drops its attachment
-    /// for the other.
-    pub fn json_within(self, max: usize) -> Result<Value, BodyError> {
+    /// The body as one message, its bytes kept, telling a body over `max`
+    /// bytes apart from a failed read: the bridge answers the one and
+    /// drops its attachment for the other.
+    pub fn message_within(self, max: usize) -> Result<Message, BodyError> {
         let mut b = Vec::new();
         self.body
             .take(max as u64 + 1)
@@ -125,7 +126,7 @@ impl Reply {
         if b.len() > max {
             return Err(BodyError::TooLarge);
         }
-        serde_json::from_slice(&b)
+        Message::parse(b)
             .map_err(|e| BodyError::Failed(SendError::Broken(format!("bad JSON from daemon: {e}"))))
     }
 

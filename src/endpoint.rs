@@ -6,6 +6,7 @@
 use crate::daemon::Daemon;
 use crate::http::{self, Request, Sse};
 use crate::jsonrpc::{self, Kind};
+use crate::message::Message;
 use crate::pool::lock;
 use crate::session::{Asker, Session};
 use crate::upstream::{Answerer, Reply};
@@ -75,7 +76,7 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
     Ok((req, session))
 }
 
-fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
     if !http::accepts(&req, &["application/json", "text/event-stream"]) {
         return rpc_error(
             req,
@@ -95,8 +96,8 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
             "Unsupported Media Type: Content-Type must be application/json",
         );
     }
-    let msg: Value = match serde_json::from_slice(req.body()) {
-        Ok(v) => v,
+    let msg = match Message::parse(req.take_body()) {
+        Ok(m) => m,
         Err(e) => {
             return rpc_error(
                 req,
@@ -111,8 +112,8 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
         let text = "Invalid Request: batches are not accepted on this endpoint";
         return rpc_error(req, 400, Value::Null, jsonrpc::INVALID_REQUEST, text);
     }
-    let kind = jsonrpc::classify(&msg);
-    let method = jsonrpc::method(&msg).unwrap_or("");
+    let kind = msg.kind();
+    let method = msg.method().unwrap_or("");
     if http::header(&req, SESSION_HEADER).is_none() {
         return match (kind, method) {
             (Kind::Request, "initialize") => initialize(d, req, upstream_id, msg),
@@ -120,7 +121,7 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
             _ => rpc_error(
                 req,
                 400,
-                jsonrpc::id(&msg),
+                msg.id(),
                 -32000,
                 "Bad Request: Server not initialized",
             ),
@@ -134,7 +135,7 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
             "initialize" => rpc_error(
                 req,
                 400,
-                jsonrpc::id(&msg),
+                msg.id(),
                 jsonrpc::INVALID_REQUEST,
                 "session is already initialized",
             ),
@@ -159,14 +160,17 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
             http::empty(req, 202, &[])
         }
         Kind::Response => {
-            match session.take_server_request(&jsonrpc::id(&msg)) {
+            match session.take_server_request(&msg.id()) {
                 Some(Asker::Child { generation, id }) => {
                     if let Err(e) = session.upstream.respond(generation, id, msg) {
                         crate::log!("session {}: response not delivered: {e}", session.id);
                     }
                 }
                 Some(Asker::Roots) => {
-                    let roots = msg.pointer("/result/roots").and_then(Value::as_array);
+                    // Not passed through: the daemon answers the
+                    // upstream's roots/list with the union of these.
+                    let roots = msg.value_at(&["result", "roots"]);
+                    let roots = roots.as_ref().and_then(Value::as_array);
                     if roots.is_none() {
                         crate::log!(
                             "session {}: its roots/list answer holds no roots",
@@ -187,15 +191,15 @@ fn post(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
         Kind::Invalid => rpc_error(
             req,
             400,
-            jsonrpc::id(&msg),
+            msg.id(),
             jsonrpc::INVALID_REQUEST,
             "Invalid Request",
         ),
     }
 }
 
-fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
-    let id = jsonrpc::id(&msg);
+fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
+    let id = msg.id();
     let Some(upstream) = d.upstream(upstream_id) else {
         return rpc_error(
             req,
@@ -225,7 +229,7 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Value) {
             }
         }
     };
-    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    let params = msg.value_at(&["params"]).unwrap_or(Value::Null);
     let version = jsonrpc::negotiate(params.get("protocolVersion").and_then(Value::as_str));
     let mut result = init;
     result["protocolVersion"] = json!(version);
@@ -303,11 +307,11 @@ impl Pending {
 }
 
 impl Answerer for Pending {
-    fn answer(&self, answer: &Value) {
-        let bytes = match serde_json::to_vec(answer) {
-            Ok(b) if b.len() <= DIRECT_MAX => b,
-            _ => return,
-        };
+    fn answer(&self, answer: &Message) {
+        let bytes = answer.text().as_bytes();
+        if bytes.len() > DIRECT_MAX {
+            return;
+        }
         let req = {
             let mut slot = lock(&self.state);
             if slot.taken_back {
@@ -316,7 +320,7 @@ impl Answerer for Pending {
             slot.req.take()
         };
         if let Some(req) = req
-            && let Some(unsent) = http::json_bytes_now(req, 200, &bytes)
+            && let Some(unsent) = http::json_bytes_now(req, 200, bytes)
         {
             lock(&self.state).unsent = Some(unsent);
         }
@@ -330,9 +334,9 @@ impl Answerer for Pending {
 /// Send a request to the upstream and stream back what belongs to it:
 /// plain JSON when the answer is all there is, SSE when progress, log
 /// messages or the upstream's own requests come first.
-fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
+fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Message) {
     let _answering = d.calls.acquire();
-    let id = jsonrpc::id(&msg);
+    let id = msg.id();
     let pending = Arc::new(Pending {
         state: Mutex::new(Slot {
             req: Some(req),
@@ -346,7 +350,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
         Ok(Reply::Forwarded(rx)) => rx,
         Ok(Reply::Local(answer)) => {
             if let Some(req) = pending.reclaim() {
-                http::json(req, 200, &answer, &[]);
+                http::json_bytes(req, 200, answer.text().as_bytes(), &[]);
             }
             return;
         }
@@ -366,7 +370,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
             "request timed out after {} s (MCPSHARE_REQUEST_TIMEOUT_SECS)",
             d.request_timeout.as_secs()
         );
-        jsonrpc::error(id.clone(), jsonrpc::TIMEOUT, text)
+        Message::from_value(&jsonrpc::error(id.clone(), jsonrpc::TIMEOUT, text))
     };
     let first = rx.recv_timeout(d.request_timeout);
     let Some(req) = pending.reclaim() else {
@@ -383,7 +387,10 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
     };
     let first = match first {
         Ok(m) => m,
-        Err(RecvTimeoutError::Timeout) => return http::json(req, 200, &timeout(session), &[]),
+        Err(RecvTimeoutError::Timeout) => {
+            let answer = timeout(session);
+            return http::json_bytes(req, 200, answer.text().as_bytes(), &[]);
+        }
         // Cancelled by the client: no response is owed.
         Err(RecvTimeoutError::Disconnected) => {
             if let Ok(s) = Sse::start(req, &[]) {
@@ -392,18 +399,18 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Value) {
             return;
         }
     };
-    if jsonrpc::classify(&first) == Kind::Response {
-        return http::json(req, 200, &first, &[]);
+    if first.kind() == Kind::Response {
+        return http::json_bytes(req, 200, first.text().as_bytes(), &[]);
     }
     let Ok(mut sse) = Sse::start(req, &[]) else {
         return;
     };
     let mut next = Some(first);
     while let Some(m) = next.take() {
-        let last = jsonrpc::classify(&m) == Kind::Response;
+        let last = m.kind() == Kind::Response;
         // A client that went away is not a cancellation: the upstream keeps
         // working and its answer is dropped with the pending entry.
-        if sse.event(&m).is_err() || last {
+        if sse.event(m.text()).is_err() || last {
             break;
         }
         next = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -446,7 +453,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     let mut last_write = Instant::now();
     let client_gone = loop {
         let sent = match rx.recv_timeout(LIVENESS_EVERY) {
-            Ok(m) => sse.event(&m),
+            Ok(m) => sse.event(m.text()),
             Err(RecvTimeoutError::Timeout) if session.is_closed() => break false,
             Err(RecvTimeoutError::Timeout) if sse.client_gone() => break true,
             Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= KEEPALIVE_EVERY => {

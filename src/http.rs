@@ -47,6 +47,10 @@ impl Request {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+    /// The body, taken out whole (no copy on the message path).
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -661,8 +665,9 @@ impl Sse {
         (&*self.req.out).write_all(framed.as_bytes())
     }
 
-    pub fn event(&mut self, msg: &Value) -> io::Result<()> {
-        self.chunk(&format!("event: message\ndata: {msg}\n\n"))
+    /// One message event; `data` must be one line (see [`crate::message`]).
+    pub fn event(&mut self, data: &str) -> io::Result<()> {
+        self.chunk(&format!("event: message\ndata: {data}\n\n"))
     }
 
     pub fn comment(&mut self, text: &str) -> io::Result<()> {

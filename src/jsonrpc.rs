@@ -33,7 +33,7 @@ pub fn is_supported(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version)
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Request,
     Notification,
@@ -198,10 +198,83 @@ pub fn id_in_ends(head: &[u8], tail: &[u8]) -> Option<Value> {
     scan::forward(head).or_else(|| scan::backward(tail))
 }
 
-/// Bounded scans for [`id_in_ends`]: each gives up (None) at the end of
-/// its bytes or at anything it does not expect.
-mod scan {
+/// Bounded scans for [`id_in_ends`], and for the members of a whole
+/// message (see the message module): each gives up (None) at the end of its
+/// bytes or at anything it does not expect. They never allocate.
+pub(crate) mod scan {
     use serde_json::Value;
+    use std::ops::Range;
+
+    /// The members of the object that opens at `open` in `b`: each key's
+    /// span (its quotes included) and its value's span.
+    pub struct Members<'a> {
+        b: &'a [u8],
+        i: usize,
+        first: bool,
+    }
+
+    pub fn members(b: &[u8], open: usize) -> Members<'_> {
+        Members {
+            b,
+            i: open + 1,
+            first: true,
+        }
+    }
+
+    impl Iterator for Members<'_> {
+        type Item = (Range<usize>, Range<usize>);
+
+        fn next(&mut self) -> Option<Self::Item> {
+            let b = self.b;
+            let mut i = skip_ws(b, self.i);
+            if self.first {
+                self.first = false;
+            } else {
+                if b.get(i) != Some(&b',') {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+            }
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, i)?;
+            let key = i..key_end;
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let end = value_end(b, i)?;
+            self.i = end;
+            Some((key, i..end))
+        }
+    }
+
+    /// Is the key at `key` (quotes included) `name`? Escapes are decoded.
+    pub fn key_is(b: &[u8], key: Range<usize>, name: &str) -> bool {
+        let raw = &b[key];
+        if !raw.contains(&b'\\') {
+            return raw.len() >= 2 && &raw[1..raw.len() - 1] == name.as_bytes();
+        }
+        serde_json::from_slice::<String>(raw).is_ok_and(|k| k == name)
+    }
+
+    /// The span of the value at `path` (object keys, from the top), the
+    /// first member of each name; None if a step is missing or not an object.
+    pub fn find(b: &[u8], path: &[&str]) -> Option<Range<usize>> {
+        let mut open = skip_ws(b, 0);
+        let mut found = None;
+        for name in path {
+            if b.get(open) != Some(&b'{') {
+                return None;
+            }
+            let (_, value) = members(b, open).find(|(k, _)| key_is(b, k.clone(), name))?;
+            open = value.start;
+            found = Some(value);
+        }
+        found
+    }
 
     fn ws(b: u8) -> bool {
         matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -215,7 +288,7 @@ mod scan {
         }
     }
 
-    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    pub fn skip_ws(b: &[u8], mut i: usize) -> usize {
         while i < b.len() && ws(b[i]) {
             i += 1;
         }

@@ -20,6 +20,7 @@ pub mod jsonrpc;
 pub mod lock;
 pub mod logbook;
 pub mod manifest;
+pub mod message;
 pub mod pool;
 pub mod registry;
 pub mod session;

@@ -3,6 +3,7 @@
 //! the child's requests forwarded to it, and the queue feeding its GET
 //! stream. Nothing here is shared with another session.
 
+use crate::message::Message;
 use crate::pool::lock;
 use crate::upstream::Upstream;
 use serde_json::{Value, json};
@@ -32,8 +33,8 @@ pub enum Asker {
 }
 
 struct Outbox {
-    stream: Option<SyncSender<Value>>,
-    queue: VecDeque<Value>,
+    stream: Option<SyncSender<Message>>,
+    queue: VecDeque<Message>,
 }
 
 pub struct Session {
@@ -169,9 +170,9 @@ impl Session {
     }
 
     /// Rewrite a child's request for this client, remembering the way back.
-    pub fn server_request(&self, generation: u64, mut msg: Value) -> Value {
-        let id = msg.get("id").cloned().unwrap_or(Value::Null);
-        msg["id"] = self.ask_id(Asker::Child { generation, id });
+    pub fn server_request(&self, generation: u64, mut msg: Message) -> Message {
+        let id = msg.id();
+        msg.set_id(&self.ask_id(Asker::Child { generation, id }));
         msg
     }
 
@@ -189,7 +190,9 @@ impl Session {
     pub fn ask_roots(&self) {
         self.asked_roots.store(true, Ordering::Release);
         let id = self.ask_id(Asker::Roots);
-        self.push(json!({"jsonrpc": "2.0", "id": id, "method": "roots/list"}));
+        self.push(Message::from_value(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "roots/list"}),
+        ));
     }
 
     /// The client's answer to a request sent to it: who asked.
@@ -213,7 +216,7 @@ impl Session {
 
     /// Deliver an unsolicited message on the GET stream, or keep it until
     /// one opens.
-    pub fn push(&self, msg: Value) {
+    pub fn push(&self, msg: Message) {
         let mut out = lock(&self.outbox);
         if let Some(tx) = &out.stream {
             match tx.try_send(msg) {
@@ -237,7 +240,7 @@ impl Session {
 
     /// Attach a GET stream; queued messages go to it first. Refused (false)
     /// while another GET stream is open: a message is never sent twice.
-    pub fn open_stream(&self, tx: SyncSender<Value>) -> bool {
+    pub fn open_stream(&self, tx: SyncSender<Message>) -> bool {
         let mut out = lock(&self.outbox);
         if out.stream.is_some() {
             return false;
@@ -347,10 +350,10 @@ mod tests {
         let (tx, _undrained) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
         assert!(s.open_stream(tx));
         for n in 0..STREAM_QUEUE {
-            s.push(json!(n));
+            s.push(Message::from_value(&json!(n)));
         }
         assert!(!s.is_stalled(), "a full queue is not yet an overflow");
-        s.push(json!("one more"));
+        s.push(Message::from_value(&json!("one more")));
         assert!(s.is_stalled());
     }
 
@@ -358,12 +361,12 @@ mod tests {
     fn without_a_stream_the_outbox_keeps_the_newest() {
         let s = session();
         for n in 0..OUTBOX_LIMIT + 5 {
-            s.push(json!(n));
+            s.push(Message::from_value(&json!(n)));
         }
         assert!(!s.is_stalled());
         let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
         assert!(s.open_stream(tx));
-        assert_eq!(rx.try_recv().unwrap(), json!(5));
+        assert_eq!(rx.try_recv().unwrap().text(), "5");
         assert_eq!(rx.try_iter().count(), OUTBOX_LIMIT - 1);
     }
 

@@ -10,6 +10,7 @@
 use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind};
 use crate::logbook::Logbook;
+use crate::message::Message;
 use crate::pool::lock;
 use crate::registry::{Record, Registration};
 use crate::session::{self, Session};
@@ -44,6 +45,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Health pings: this many missed in a row restart the upstream.
 pub const PING_FAILURES: u32 = 3;
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a client's progress token is in its request.
+const PROGRESS_TOKEN: [&str; 3] = ["params", "_meta", "progressToken"];
 
 /// The lists the daemon answers from cache, and the notification that
 /// invalidates each.
@@ -93,10 +97,10 @@ pub struct Tuning {
 /// What a session's request became.
 pub enum Reply {
     /// Answered by the daemon itself.
-    Local(Value),
+    Local(Message),
     /// Sent to the child; the receiver yields what belongs to the request
     /// and ends with its response (or disconnects if it was cancelled).
-    Forwarded(Receiver<Value>),
+    Forwarded(Receiver<Message>),
 }
 
 /// How long the child's `roots/list` waits for the first client's roots
@@ -139,7 +143,7 @@ impl RootsBook {
 pub trait Answerer: Send + Sync {
     /// Deliver `answer` now if it can; otherwise the caller takes it from
     /// the channel, where it goes in any case.
-    fn answer(&self, answer: &Value);
+    fn answer(&self, answer: &Message);
     /// Something other than the answer is on its way: from now on the
     /// caller takes everything from the channel.
     fn streaming(&self);
@@ -155,13 +159,13 @@ pub const ROUTE_QUEUE: usize = 1024;
 /// the caller stops draining the channel.
 #[derive(Clone)]
 struct Route {
-    tx: SyncSender<Value>,
+    tx: SyncSender<Message>,
     direct: Option<Arc<dyn Answerer>>,
     owner: Option<Weak<Session>>,
 }
 
 impl Route {
-    fn new() -> (Route, Receiver<Value>) {
+    fn new() -> (Route, Receiver<Message>) {
         let (tx, rx) = sync_channel(ROUTE_QUEUE);
         let route = Route {
             tx,
@@ -173,7 +177,7 @@ impl Route {
 
     /// A message before the answer (progress, a log message, a request of
     /// the child's): it goes through the channel.
-    fn send(&self, msg: Value) -> bool {
+    fn send(&self, msg: Message) -> bool {
         if let Some(d) = &self.direct {
             d.streaming();
         }
@@ -182,14 +186,14 @@ impl Route {
 
     /// The answer: written directly if it can be; the channel gets it either
     /// way, so the caller learns the request is done.
-    fn answer(&self, msg: Value) {
+    fn answer(&self, msg: Message) {
         if let Some(d) = &self.direct {
             d.answer(&msg);
         }
         self.queue(msg);
     }
 
-    fn queue(&self, msg: Value) -> bool {
+    fn queue(&self, msg: Message) -> bool {
         match self.tx.try_send(msg) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -207,7 +211,8 @@ struct Pending {
     /// None for the daemon's own requests (handshake, pings, re-applied state).
     session: Option<Arc<Session>>,
     orig_id: Value,
-    orig_token: Option<Value>,
+    /// The client's progress token, as the text it sent.
+    orig_token: Option<String>,
     /// Cache the result under this key if the cache epoch is unchanged.
     cache: Option<(String, u64)>,
     to: Route,
@@ -228,8 +233,9 @@ struct State {
     /// Session that most recently sent a request, for routing the child's
     /// own requests when several sessions have calls in flight.
     last_caller: Option<Weak<Session>>,
-    /// Cached list results by method and cursor.
-    cache: HashMap<String, Value>,
+    /// Cached list results (their JSON text, as the child sent it) by
+    /// method and cursor.
+    cache: HashMap<String, String>,
     cache_epoch: u64,
     /// The level last sent with `logging/setLevel`.
     applied_level: Option<String>,
@@ -669,10 +675,12 @@ impl Upstream {
                 )
             }
         })?;
-        if let Some(err) = reply.get("error") {
+        if let Some(err) = reply.raw_at(&["error"]) {
             return Err(format!("upstream {} refused initialize: {err}", self.id));
         }
-        let result = reply.get("result").cloned().unwrap_or(Value::Null);
+        // Not passed through: the daemon answers each client's
+        // `initialize` from it, amended (see endpoint.rs).
+        let result = reply.value_at(&["result"]).unwrap_or(Value::Null);
         let version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
@@ -714,10 +722,10 @@ impl Upstream {
         self.apply_level(None);
         for s in self.live_sessions() {
             for l in &lists {
-                s.push(jsonrpc::notification(
+                s.push(Message::from_value(&jsonrpc::notification(
                     &format!("notifications/{l}/list_changed"),
                     None,
-                ));
+                )));
             }
         }
     }
@@ -768,7 +776,7 @@ impl Upstream {
                 Ok((rx, id)) => {
                     let answered = rx
                         .recv_timeout(timeout)
-                        .is_ok_and(|m| m.get("result").is_some());
+                        .is_ok_and(|m| m.raw_at(&["result"]).is_some());
                     self.lock().pending.remove(&id);
                     answered
                 }
@@ -834,7 +842,7 @@ impl Upstream {
         method: &str,
         params: Value,
         generation: u64,
-    ) -> Result<(Receiver<Value>, u64), String> {
+    ) -> Result<(Receiver<Message>, u64), String> {
         let (to, rx) = Route::new();
         let id = {
             let mut st = self.lock();
@@ -866,26 +874,29 @@ impl Upstream {
     pub fn request(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        msg: Value,
+        msg: Message,
         direct: Option<Arc<dyn Answerer>>,
     ) -> Result<Reply, String> {
-        let id = jsonrpc::id(&msg);
-        let method = jsonrpc::method(&msg).unwrap_or("").to_string();
-        let local = |result: Value| Ok(Reply::Local(jsonrpc::result(id.clone(), result)));
+        let id = msg.id();
+        let method = msg.method().unwrap_or("").to_string();
+        let local = |result: Value| {
+            Ok(Reply::Local(Message::from_value(&jsonrpc::result(
+                id.clone(),
+                result,
+            ))))
+        };
         match method.as_str() {
             "ping" => return local(json!({})),
             "logging/setLevel" => {
-                let level = msg
-                    .pointer("/params/level")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let level = msg.str_at(&["params", "level"]).unwrap_or_default();
+                let level = level.as_str();
                 if session::severity(level).is_none() {
                     let e = jsonrpc::error(
                         id,
                         jsonrpc::INVALID_PARAMS,
                         format!("unknown log level {level:?}"),
                     );
-                    return Ok(Reply::Local(e));
+                    return Ok(Reply::Local(Message::from_value(&e)));
                 }
                 let init = self.ensure_running(false)?;
                 if init.pointer("/capabilities/logging").is_none() {
@@ -894,23 +905,19 @@ impl Upstream {
                         jsonrpc::METHOD_NOT_FOUND,
                         "the server does not support logging",
                     );
-                    return Ok(Reply::Local(e));
+                    return Ok(Reply::Local(Message::from_value(&e)));
                 }
                 session.set_level(level);
                 self.apply_level(None);
                 return local(json!({}));
             }
             "resources/subscribe" | "resources/unsubscribe" => {
-                let Some(uri) = msg
-                    .pointer("/params/uri")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                else {
-                    return Ok(Reply::Local(jsonrpc::error(
+                let Some(uri) = msg.str_at(&["params", "uri"]) else {
+                    return Ok(Reply::Local(Message::from_value(&jsonrpc::error(
                         id,
                         jsonrpc::INVALID_PARAMS,
                         "missing uri",
-                    )));
+                    ))));
                 };
                 self.ensure_started()?;
                 let subscribe = method == "resources/subscribe";
@@ -945,14 +952,11 @@ impl Upstream {
         let mut cache = None;
         if CACHED_LISTS.iter().any(|(m, _)| *m == method) {
             self.ensure_started()?;
-            let cursor = msg
-                .pointer("/params/cursor")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let cursor = msg.str_at(&["params", "cursor"]).unwrap_or_default();
             let key = format!("{method}\n{cursor}");
             let st = self.lock();
             if let Some(result) = st.cache.get(&key) {
-                return local(result.clone());
+                return Ok(Reply::Local(Message::result(&id, result)));
             }
             cache = Some((key, st.cache_epoch));
         }
@@ -962,16 +966,16 @@ impl Upstream {
     fn call(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        mut msg: Value,
+        mut msg: Message,
         cache: Option<(String, u64)>,
         direct: Option<Arc<dyn Answerer>>,
-    ) -> Result<Receiver<Value>, String> {
+    ) -> Result<Receiver<Message>, String> {
         self.ensure_started()?;
         let (mut to, rx) = Route::new();
         to.direct = direct;
         to.owner = Some(Arc::downgrade(session));
-        let orig_id = jsonrpc::id(&msg);
-        let orig_token = msg.pointer("/params/_meta/progressToken").cloned();
+        let orig_id = msg.id();
+        let orig_token = msg.raw_at(&PROGRESS_TOKEN).map(str::to_string);
         let (id, generation) = {
             let mut st = self.lock();
             if st.phase != Phase::Running {
@@ -991,12 +995,12 @@ impl Upstream {
             (id, st.generation)
         };
         session.track(&orig_id, id);
-        msg["id"] = json!(id);
+        msg.set_id(&json!(id));
         if orig_token.is_some() {
             // Unique among this child's active requests: the request id itself.
-            msg["params"]["_meta"]["progressToken"] = json!(id);
+            msg.set_at(&PROGRESS_TOKEN, &id.to_string());
         }
-        if let Err(e) = self.write(generation, &msg) {
+        if let Err(e) = self.write_message(generation, msg) {
             self.lock().pending.remove(&id);
             session.untrack(&orig_id);
             return Err(e);
@@ -1005,9 +1009,9 @@ impl Upstream {
     }
 
     /// Forward a notification from a session (cancellation is translated).
-    pub fn notify(&self, session: &Session, mut msg: Value) -> Result<(), String> {
-        if jsonrpc::method(&msg) == Some("notifications/cancelled") {
-            let Some(orig) = msg.pointer("/params/requestId").cloned() else {
+    pub fn notify(&self, session: &Session, mut msg: Message) -> Result<(), String> {
+        if msg.method() == Some("notifications/cancelled") {
+            let Some(orig) = msg.value_at(&["params", "requestId"]) else {
                 return Ok(());
             };
             let Some(id) = session.untrack(&orig) else {
@@ -1015,16 +1019,21 @@ impl Upstream {
             };
             // A late response from the child is dropped with the pending entry.
             self.lock().pending.remove(&id);
-            msg["params"]["requestId"] = json!(id);
+            msg.set_at(&["params", "requestId"], &id.to_string());
         }
         let generation = self.lock().generation;
-        self.write(generation, &msg)
+        self.write_message(generation, msg)
     }
 
     /// Relay a session's response to a request the child made.
-    pub fn respond(&self, generation: u64, child_id: Value, mut msg: Value) -> Result<(), String> {
-        msg["id"] = child_id;
-        self.write(generation, &msg)
+    pub fn respond(
+        &self,
+        generation: u64,
+        child_id: Value,
+        mut msg: Message,
+    ) -> Result<(), String> {
+        msg.set_id(&child_id);
+        self.write_message(generation, msg)
     }
 
     /// Cancel a request the child is working on (its caller timed out).
@@ -1042,7 +1051,11 @@ impl Upstream {
             return;
         };
         let message = format!("request not completed: {reason}");
-        p.to.answer(jsonrpc::error(p.orig_id, jsonrpc::UNAVAILABLE, message));
+        p.to.answer(Message::from_value(&jsonrpc::error(
+            p.orig_id,
+            jsonrpc::UNAVAILABLE,
+            message,
+        )));
         self.cancel_at_child(id, generation, reason);
     }
 
@@ -1060,10 +1073,22 @@ impl Upstream {
         let _ = self.write(generation, &msg);
     }
 
-    /// Queue a message for the child's stdin; never waits on the pipe.
+    /// Queue a message of the daemon's own for the child's stdin.
     fn write(&self, generation: u64, msg: &Value) -> Result<(), String> {
         let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
         line.push(b'\n');
+        self.write_line(generation, line)
+    }
+
+    /// Queue a client's message for the child's stdin, as its bytes.
+    fn write_message(&self, generation: u64, msg: Message) -> Result<(), String> {
+        let mut line = msg.into_text().into_bytes();
+        line.push(b'\n');
+        self.write_line(generation, line)
+    }
+
+    /// Queue one line for the child's stdin; never waits on the pipe.
+    fn write_line(&self, generation: u64, line: Vec<u8>) -> Result<(), String> {
         let slot = lock(&self.stdin);
         match slot.as_ref() {
             Some((g, queue)) if *g == generation => queue.try_send(line).map_err(|e| match e {
@@ -1083,14 +1108,12 @@ impl Upstream {
         loop {
             match lines.next_line() {
                 Ok(Some(jsonrpc::Line::Text(bytes))) => {
-                    match serde_json::from_slice::<Value>(&bytes) {
+                    if bytes.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match Message::parse_keeping(bytes) {
                         Ok(msg) => self.route(generation, msg),
-                        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-                        Err(_) => crate::log!(
-                            "upstream {}: ignoring non-JSON line on stdout: {}",
-                            self.id,
-                            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                        ),
+                        Err((why, bytes)) => self.not_json(&bytes, &why),
                     }
                 }
                 Ok(Some(jsonrpc::Line::TooLong(n))) => {
@@ -1114,7 +1137,7 @@ impl Upstream {
                             self.id
                         );
                         let error = jsonrpc::error(json!(id), jsonrpc::INTERNAL_ERROR, text);
-                        self.route_response(error);
+                        self.route_response(Message::from_value(&error));
                     }
                 }
                 Ok(None) => break,
@@ -1125,6 +1148,33 @@ impl Upstream {
             }
         }
         self.on_exit(generation);
+    }
+
+    /// A line of the child's that is not JSON is dropped; when it is an
+    /// answer to one of ours (its start says so, and shows the id), its
+    /// caller gets an error now instead of waiting for its timeout.
+    fn not_json(&self, bytes: &[u8], why: &str) {
+        crate::log!(
+            "upstream {}: ignoring non-JSON line on stdout ({why}): {}",
+            self.id,
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        );
+        let head = &bytes[..bytes.len().min(jsonrpc::ID_SCAN_BYTES)];
+        let tail = &bytes[bytes.len().saturating_sub(jsonrpc::ID_SCAN_BYTES)..];
+        if !matches!(jsonrpc::scan::first_kind(head), Some("result" | "error")) {
+            return;
+        }
+        if let Some(id) = jsonrpc::id_in_ends(head, tail)
+            .as_ref()
+            .and_then(Value::as_u64)
+        {
+            let text = format!(
+                "upstream {} sent an answer that is not valid JSON ({why})",
+                self.id
+            );
+            let error = jsonrpc::error(json!(id), jsonrpc::INTERNAL_ERROR, text);
+            self.route_response(Message::from_value(&error));
+        }
     }
 
     /// The child closed stdout: it is gone (or useless). Fail everything in
@@ -1231,17 +1281,21 @@ impl Upstream {
         }
     }
 
-    fn route(self: &Arc<Self>, generation: u64, msg: Value) {
-        match jsonrpc::classify(&msg) {
+    fn route(self: &Arc<Self>, generation: u64, msg: Message) {
+        match msg.kind() {
             Kind::Response => self.route_response(msg),
             Kind::Request => self.route_request(generation, msg),
             Kind::Notification => self.route_notification(msg),
-            Kind::Invalid => crate::log!("upstream {}: ignoring invalid message {msg}", self.id),
+            Kind::Invalid => crate::log!(
+                "upstream {}: ignoring invalid message {}",
+                self.id,
+                msg.text()
+            ),
         }
     }
 
-    fn route_response(&self, mut msg: Value) {
-        let Some(id) = msg.get("id").and_then(Value::as_u64) else {
+    fn route_response(&self, mut msg: Message) {
+        let Some(id) = msg.id().as_u64() else {
             return;
         };
         let p = {
@@ -1249,25 +1303,29 @@ impl Upstream {
             let Some(p) = st.pending.remove(&id) else {
                 return;
             };
-            if let (Some((key, epoch)), Some(result)) = (&p.cache, msg.get("result"))
+            if let Some((key, epoch)) = &p.cache
                 && *epoch == st.cache_epoch
+                && let Some(result) = msg.raw_at(&["result"])
             {
-                st.cache.insert(key.clone(), result.clone());
+                st.cache.insert(key.clone(), result.to_string());
             }
             p
         };
         if let Some(s) = &p.session {
             s.untrack(&p.orig_id);
-            msg["id"] = p.orig_id;
+            msg.set_id(&p.orig_id);
         }
         p.to.answer(msg);
     }
 
-    fn route_notification(&self, mut msg: Value) {
-        let method = jsonrpc::method(&msg).unwrap_or("").to_string();
+    fn route_notification(&self, mut msg: Message) {
+        let method = msg.method().unwrap_or("").to_string();
         match method.as_str() {
             "notifications/progress" => {
-                let Some(token) = msg.pointer("/params/progressToken").and_then(Value::as_u64)
+                let Some(token) = msg
+                    .value_at(&["params", "progressToken"])
+                    .as_ref()
+                    .and_then(Value::as_u64)
                 else {
                     return;
                 };
@@ -1276,28 +1334,25 @@ impl Upstream {
                 if let Some(p) = st.pending.get(&token)
                     && let (Some(_), Some(orig)) = (&p.session, &p.orig_token)
                 {
-                    msg["params"]["progressToken"] = orig.clone();
+                    msg.set_at(&["params", "progressToken"], orig);
                     p.to.send(msg);
                 }
             }
             "notifications/cancelled" => {
                 // The child cancels one of its own requests to a client.
-                let Some(child_id) = msg.pointer("/params/requestId").cloned() else {
+                let Some(child_id) = msg.value_at(&["params", "requestId"]) else {
                     return;
                 };
                 for s in self.live_sessions() {
                     if let Some(client_id) = s.server_request_id(&child_id) {
-                        msg["params"]["requestId"] = client_id;
+                        msg.set_at(&["params", "requestId"], &client_id.to_string());
                         s.push(msg);
                         return;
                     }
                 }
             }
             "notifications/message" => {
-                let level = msg
-                    .pointer("/params/level")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let level = msg.str_at(&["params", "level"]);
                 // A log message during exactly one session's calls belongs to that call.
                 if let Some((s, to)) = self.sole_caller() {
                     if s.wants_log(level.as_deref()) {
@@ -1314,14 +1369,11 @@ impl Upstream {
                 }
             }
             "notifications/resources/updated" => {
-                let uri = msg
-                    .pointer("/params/uri")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let uri = msg.str_at(&["params", "uri"]).unwrap_or_default();
                 for s in self
                     .live_sessions()
                     .into_iter()
-                    .filter(|s| s.is_subscribed(uri))
+                    .filter(|s| s.is_subscribed(&uri))
                 {
                     s.push(msg.clone());
                 }
@@ -1368,9 +1420,9 @@ impl Upstream {
         Some((first, tx))
     }
 
-    fn route_request(self: &Arc<Self>, generation: u64, msg: Value) {
-        let child_id = jsonrpc::id(&msg);
-        let method = jsonrpc::method(&msg).unwrap_or("").to_string();
+    fn route_request(self: &Arc<Self>, generation: u64, msg: Message) {
+        let child_id = msg.id();
+        let method = msg.method().unwrap_or("").to_string();
         if method == "ping" {
             let _ = self.write(generation, &jsonrpc::result(child_id, json!({})));
             return;
@@ -1610,11 +1662,11 @@ fn fail_all(pending: Vec<Pending>, message: &str) {
     for p in pending {
         if let Some(s) = &p.session {
             s.untrack(&p.orig_id);
-            p.to.answer(jsonrpc::error(
+            p.to.answer(Message::from_value(&jsonrpc::error(
                 p.orig_id,
                 jsonrpc::UNAVAILABLE,
                 message.to_string(),
-            ));
+            )));
         }
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 mod bridge;
+mod bytes;
 mod cli;
 mod daemon;
 mod doctor;

@@ -246,6 +246,15 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
                 .map(|r| text(r.to_string()))
                 .map_err(|e| (-32603, e))
         }
+        "elicit" => {
+            let message = args.get("message").and_then(Value::as_str).unwrap_or("");
+            let p = json!({"mode": "form", "message": message,
+                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}});
+            server
+                .ask("elicitation/create", p)
+                .map(|r| text(r.to_string()))
+                .map_err(|e| (-32603, e))
+        }
         "pid" => Ok(text(std::process::id().to_string())),
         "env" => {
             let n = args.get("name").and_then(Value::as_str).unwrap_or("");

@@ -56,7 +56,35 @@ fn classify(e: ureq::Error) -> SendError {
         {
             SendError::NotReached(e.to_string())
         }
+        // The daemon closed the connection with the request not (wholly)
+        // read: a broken pipe stops the write, and a reset means data of
+        // ours was still unread when it closed (a daemon exiting). It reads
+        // a whole request before acting on it, so this one never ran.
+        ureq::Error::Io(io) if matches!(io.kind(), BrokenPipe | ConnectionReset) => {
+            SendError::NotReached(e.to_string())
+        }
         _ => SendError::Broken(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn a_request_the_daemon_never_read_is_not_reached() {
+        for kind in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionRefused,
+        ] {
+            let e = classify(ureq::Error::Io(io::Error::from(kind)));
+            assert!(matches!(e, SendError::NotReached(_)), "{kind:?}: {e}");
+        }
+        let e = classify(ureq::Error::Io(io::Error::from(
+            io::ErrorKind::UnexpectedEof,
+        )));
+        assert!(matches!(e, SendError::Broken(_)), "{e}");
     }
 }
 

@@ -403,6 +403,8 @@ pub fn run(home: Home) -> Result<()> {
             start_timeout: settings.start_timeout,
             ping_every: settings.ping_every,
             processes_dir: home.processes_dir(),
+            request_timeout: settings.request_timeout,
+            asking_dir: home.dir().join("asking"),
         },
         upstream_idle: settings.upstream_idle,
         session_idle: settings.session_idle,

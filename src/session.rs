@@ -332,6 +332,8 @@ mod tests {
             start_timeout: std::time::Duration::from_secs(1),
             ping_every: std::time::Duration::ZERO,
             processes_dir: std::env::temp_dir(),
+            request_timeout: std::time::Duration::from_secs(1),
+            asking_dir: "/nonexistent".into(),
         };
         let spawner = crate::upstream::Spawner::start().unwrap();
         let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);

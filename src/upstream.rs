@@ -92,6 +92,12 @@ pub struct Tuning {
     pub ping_every: Duration,
     /// Where the child's registry record goes.
     pub processes_dir: PathBuf,
+    /// How long a forwarded request may take; also how long a call waits
+    /// for other clients' calls on an upstream that asks its clients.
+    pub request_timeout: Duration,
+    /// One empty file per upstream id known to ask its clients, so a new
+    /// daemon knows it too.
+    pub asking_dir: PathBuf,
 }
 
 /// What a session's request became.
@@ -102,6 +108,9 @@ pub enum Reply {
     /// and ends with its response (or disconnects if it was cancelled).
     Forwarded(Receiver<Message>),
 }
+
+/// URL-mode elicitations remembered for routing their completion.
+const ELICITATIONS_KEPT: usize = 256;
 
 /// How long the child's `roots/list` waits for the first client's roots
 /// (the child often asks during its handshake, before any client is
@@ -230,9 +239,15 @@ struct State {
     restarts: u32,
     crashes: VecDeque<Instant>,
     last_error: Option<String>,
-    /// Session that most recently sent a request, for routing the child's
-    /// own requests when several sessions have calls in flight.
-    last_caller: Option<Weak<Session>>,
+    /// The child has asked its clients something (sampling, elicitation):
+    /// from then on calls of different sessions do not overlap, so each
+    /// such request has exactly one session it can belong to.
+    asks_clients: bool,
+    /// Sessions waiting for their turn, in order (while `asks_clients`).
+    waiting: VecDeque<String>,
+    /// URL-mode elicitations in progress, by id, and the session asked:
+    /// their `notifications/elicitation/complete` goes there alone.
+    elicitations: VecDeque<(String, Weak<Session>)>,
     /// Cached list results (their JSON text, as the child sent it) by
     /// method and cursor.
     cache: HashMap<String, String>,
@@ -292,6 +307,10 @@ pub struct Status {
     /// Requests of clients waiting for the child's answer.
     pub inflight: usize,
     pub isolated: bool,
+    /// It asks its clients: calls of different clients run one at a time.
+    pub asks_clients: bool,
+    /// Sessions waiting for their turn (while it asks its clients).
+    pub queued: usize,
     pub last_error: Option<String>,
     pub log: String,
 }
@@ -322,6 +341,8 @@ impl Upstream {
         spawner: Spawner,
         tuning: Tuning,
     ) -> Upstream {
+        // Known by an earlier daemon, too.
+        let asks_clients = tuning.asking_dir.join(&id).exists();
         Upstream {
             id,
             spec,
@@ -339,7 +360,9 @@ impl Upstream {
                 restarts: 0,
                 crashes: VecDeque::new(),
                 last_error: None,
-                last_caller: None,
+                asks_clients,
+                waiting: VecDeque::new(),
+                elicitations: VecDeque::new(),
                 cache: HashMap::new(),
                 cache_epoch: 0,
                 applied_level: None,
@@ -361,6 +384,33 @@ impl Upstream {
         lock(&self.state)
     }
 
+    /// The child asked a client something: remember it, here and on disk.
+    fn mark_asks_clients(&self) {
+        let first = !std::mem::replace(&mut self.lock().asks_clients, true);
+        if !first {
+            return;
+        }
+        crate::log!(
+            "upstream {} asks its clients: its calls from different clients now run one at a time",
+            self.id
+        );
+        let marked = std::fs::create_dir_all(&self.tuning.asking_dir)
+            .and_then(|()| std::fs::File::create(self.tuning.asking_dir.join(&self.id)));
+        if let Err(e) = marked {
+            crate::log!(
+                "upstream {}: cannot record that it asks its clients: {e}",
+                self.id
+            );
+        }
+    }
+
+    /// A call of another session ended or a waiter left: let waiters look.
+    fn wake_waiters(&self, st: &State) {
+        if st.asks_clients {
+            self.changed.notify_all();
+        }
+    }
+
     pub fn status(&self) -> Status {
         let sessions = self.session_count();
         let st = self.lock();
@@ -376,6 +426,8 @@ impl Upstream {
             restarts: st.restarts,
             inflight: inflight(&st),
             isolated: self.spec.isolated,
+            asks_clients: st.asks_clients,
+            queued: st.waiting.len(),
             last_error: st.last_error.clone(),
             log: self.logbook.path().display().to_string(),
         }
@@ -977,10 +1029,7 @@ impl Upstream {
         let orig_id = msg.id();
         let orig_token = msg.raw_at(&PROGRESS_TOKEN).map(str::to_string);
         let (id, generation) = {
-            let mut st = self.lock();
-            if st.phase != Phase::Running {
-                return Err(format!("upstream {} is {}", self.id, st.phase.name()));
-            }
+            let mut st = self.wait_turn(session)?;
             let id = st.next_id;
             st.next_id += 1;
             let pending = Pending {
@@ -991,7 +1040,6 @@ impl Upstream {
                 to,
             };
             st.pending.insert(id, pending);
-            st.last_caller = Some(Arc::downgrade(session));
             (id, st.generation)
         };
         session.track(&orig_id, id);
@@ -1001,11 +1049,68 @@ impl Upstream {
             msg.set_at(&PROGRESS_TOKEN, &id.to_string());
         }
         if let Err(e) = self.write_message(generation, msg) {
-            self.lock().pending.remove(&id);
+            let mut st = self.lock();
+            st.pending.remove(&id);
+            self.wake_waiters(&st);
+            drop(st);
             session.untrack(&orig_id);
             return Err(e);
         }
         Ok(rx)
+    }
+
+    /// The state, once this session may send a call: at once, unless the
+    /// child asks its clients and another session has calls in flight or
+    /// waits ahead of it; then in turn, first come first served, within
+    /// the request timeout.
+    fn wait_turn(&self, session: &Session) -> Result<MutexGuard<'_, State>, String> {
+        let deadline = Instant::now() + self.tuning.request_timeout;
+        let mut st = self.lock();
+        let mut queued = false;
+        let leave = |st: &mut State| {
+            st.waiting.retain(|w| *w != session.id);
+            self.changed.notify_all();
+        };
+        loop {
+            if st.phase != Phase::Running {
+                if queued {
+                    leave(&mut st);
+                }
+                return Err(format!("upstream {} is {}", self.id, st.phase.name()));
+            }
+            let others_busy = st.asks_clients
+                && st
+                    .pending
+                    .values()
+                    .any(|p| p.session.as_ref().is_some_and(|s| s.id != session.id));
+            let my_turn = !st.asks_clients || st.waiting.front().is_none_or(|w| *w == session.id);
+            if !others_busy && my_turn {
+                if queued {
+                    leave(&mut st);
+                }
+                return Ok(st);
+            }
+            if !queued {
+                st.waiting.push_back(session.id.clone());
+                queued = true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                leave(&mut st);
+                return Err(format!(
+                    "waited {} s for other clients' calls on upstream {} to finish: it asks its \
+                     clients, so calls of different clients run one at a time \
+                     (MCPSHARE_REQUEST_TIMEOUT_SECS)",
+                    self.tuning.request_timeout.as_secs(),
+                    self.id
+                ));
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// Forward a notification from a session (cancellation is translated).
@@ -1018,7 +1123,10 @@ impl Upstream {
                 return Ok(());
             };
             // A late response from the child is dropped with the pending entry.
-            self.lock().pending.remove(&id);
+            let mut st = self.lock();
+            st.pending.remove(&id);
+            self.wake_waiters(&st);
+            drop(st);
             msg.set_at(&["params", "requestId"], &id.to_string());
         }
         let generation = self.lock().generation;
@@ -1062,6 +1170,7 @@ impl Upstream {
     fn take_pending(&self, id: u64) -> Option<(Pending, u64)> {
         let mut st = self.lock();
         let p = st.pending.remove(&id)?;
+        self.wake_waiters(&st);
         Some((p, st.generation))
     }
 
@@ -1303,6 +1412,7 @@ impl Upstream {
             let Some(p) = st.pending.remove(&id) else {
                 return;
             };
+            self.wake_waiters(&st);
             if let Some((key, epoch)) = &p.cache
                 && *epoch == st.cache_epoch
                 && let Some(result) = msg.raw_at(&["result"])
@@ -1336,6 +1446,25 @@ impl Upstream {
                 {
                     msg.set_at(&["params", "progressToken"], orig);
                     p.to.send(msg);
+                }
+            }
+            "notifications/elicitation/complete" => {
+                // Only to the session that was asked.
+                let Some(eid) = msg.str_at(&["params", "elicitationId"]) else {
+                    return;
+                };
+                let asked = {
+                    let mut st = self.lock();
+                    let at = st.elicitations.iter().position(|(e, _)| *e == eid);
+                    at.and_then(|i| st.elicitations.remove(i))
+                        .and_then(|(_, s)| s.upgrade())
+                };
+                match asked {
+                    Some(s) => s.push(msg),
+                    None => crate::log!(
+                        "upstream {}: dropping elicitation/complete for unknown elicitation {eid}",
+                        self.id
+                    ),
                 }
             }
             "notifications/cancelled" => {
@@ -1395,17 +1524,17 @@ impl Upstream {
         }
     }
 
-    /// The session a server→client request goes to: the only session with a
-    /// call in flight, else the most recent caller. With it, the stream of
-    /// that session's newest call if it has one.
-    fn pick_session(&self) -> Option<(Arc<Session>, Option<Route>)> {
-        if let Some((s, to)) = self.sole_caller() {
-            return Some((s, Some(to)));
-        }
+    /// How many sessions have calls in flight.
+    fn callers(&self) -> usize {
         let st = self.lock();
-        let s = st.last_caller.as_ref()?.upgrade()?;
-        let tx = newest_call(&st, &s.id);
-        Some((s, tx))
+        let mut ids: Vec<&str> = st
+            .pending
+            .values()
+            .filter_map(|p| p.session.as_ref().map(|s| s.id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
     }
 
     /// The one session with calls in flight, and its newest call's stream.
@@ -1435,22 +1564,51 @@ impl Upstream {
             "elicitation/create" => Some("elicitation"),
             _ => None,
         };
-        let target = self
-            .pick_session()
-            .filter(|(s, _)| capability.is_some_and(|c| s.has_capability(c)));
-        let Some((session, stream)) = target else {
-            let reply = if method == "elicitation/create" {
-                jsonrpc::result(child_id, json!({"action": "decline"}))
-            } else {
-                jsonrpc::error(
-                    child_id,
-                    jsonrpc::METHOD_NOT_FOUND,
-                    format!("no attached client can answer {method}"),
-                )
-            };
-            let _ = self.write(generation, &reply);
-            return;
+        if capability.is_some() {
+            self.mark_asks_clients();
+        }
+        // Over stdio nothing ties this request to the call that caused it:
+        // it goes to the one session with calls in flight, or to nobody.
+        let (session, stream) = match (self.sole_caller(), self.callers()) {
+            (Some((s, to)), _) if capability.is_some_and(|c| s.has_capability(c)) => (s, Some(to)),
+            (Some(_), _) => {
+                let e = format!(
+                    "the calling client did not declare the {} capability",
+                    capability.unwrap_or(&method)
+                );
+                let reply = match method.as_str() {
+                    "elicitation/create" => jsonrpc::result(child_id, json!({"action": "decline"})),
+                    _ => jsonrpc::error(child_id, jsonrpc::METHOD_NOT_FOUND, e),
+                };
+                let _ = self.write(generation, &reply);
+                return;
+            }
+            (None, n) => {
+                let e = if n == 0 {
+                    format!(
+                        "mcpshare: no client call is in flight on this shared server to tie {method} to; not guessing which client to ask"
+                    )
+                } else {
+                    format!(
+                        "mcpshare: {n} clients have calls in flight on this shared server and {method} \
+                         does not say which call it belongs to; not guessing which client to ask \
+                         (from now on this server's calls from different clients run one at a time)"
+                    )
+                };
+                let reply = jsonrpc::error(child_id, jsonrpc::INTERNAL_ERROR, e);
+                let _ = self.write(generation, &reply);
+                return;
+            }
         };
+        if method == "elicitation/create"
+            && let Some(eid) = msg.str_at(&["params", "elicitationId"])
+        {
+            let mut st = self.lock();
+            if st.elicitations.len() >= ELICITATIONS_KEPT {
+                st.elicitations.pop_front();
+            }
+            st.elicitations.push_back((eid, Arc::downgrade(&session)));
+        }
         let forwarded = session.server_request(generation, msg);
         match stream {
             Some(to) if to.send(forwarded.clone()) => {}

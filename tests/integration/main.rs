@@ -4,6 +4,7 @@
 
 mod common;
 
+mod asking;
 mod bridge;
 mod bytes;
 mod cli;

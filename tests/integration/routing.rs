@@ -125,7 +125,7 @@ fn the_upstreams_own_requests_reach_the_calling_session_or_get_an_error() {
         r["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("no attached client can answer sampling/createMessage"),
+            .contains("the calling client did not declare the sampling capability"),
         "{r}"
     );
     assert_eq!(

@@ -597,21 +597,9 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
 }
 
 /// Do two specs name the same upstream? What the id hashes, compared in
-/// full: command, arguments, working directory unless global, and every
-/// environment variable that matters for identity.
+/// full (see `Spec::identity`).
 fn same_identity(a: &Spec, b: &Spec) -> bool {
-    let env = |s: &Spec| -> Vec<(String, String)> {
-        s.env
-            .iter()
-            .filter(|(k, _)| crate::identity::env_matters(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    a.command == b.command
-        && a.args == b.args
-        && a.global == b.global
-        && (a.global || a.cwd == b.cwd)
-        && env(a) == env(b)
+    a.identity() == b.identity()
 }
 
 /// The id for a spec whose hash gives `base`. `taken(id)` says whether

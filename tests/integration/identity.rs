@@ -282,3 +282,25 @@ fn configs_differing_in_a_setting_or_a_secret_do_not_share() {
         );
     }
 }
+
+/// A node server's id names its package, not `index_js`: the fixture
+/// installed as a package's entry point under node_modules.
+#[test]
+fn ids_name_the_server_package() {
+    let home = TestHome::new("ids");
+    let dist = home.dir.join("app/node_modules/@acme/server-notes/dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    let entry = dist.join("index.js");
+    std::os::unix::fs::symlink(fixture(), &entry).unwrap();
+    let mut c = home.cmd();
+    c.arg("run").arg("--").arg(&entry);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    let pid = b.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let id = home.status()["upstreams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("server-notes-"), "{id}");
+}

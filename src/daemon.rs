@@ -870,6 +870,12 @@ impl Daemon {
         let mut ups: Vec<_> = lock(&self.upstreams).values().map(|u| u.status()).collect();
         ups.sort_by(|a, b| a.id.cmp(&b.id));
         let sessions = lock(&self.sessions).len();
+        let mut specs: Vec<(String, Spec)> = lock(&self.upstreams)
+            .iter()
+            .map(|(id, u)| (id.clone(), u.spec.clone()))
+            .collect();
+        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        let near = crate::identity::near_misses(&specs);
         json!({
             "daemon": {
                 "pid": m.pid,
@@ -883,6 +889,7 @@ impl Daemon {
                 "sessions": sessions,
             },
             "upstreams": ups,
+            "near_misses": near,
         })
     }
 

@@ -240,6 +240,91 @@ impl Spec {
     }
 }
 
+/// Two upstreams of the same command and arguments that did not share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NearMiss {
+    pub upstreams: [String; 2],
+    /// What differs, by name and never by value: `cwd`, `--global`,
+    /// `command path`, `env NAME`.
+    pub differ: Vec<String>,
+    /// How to make them share.
+    pub fix: String,
+}
+
+/// Every pair of shared (not isolated) upstreams that run the same command
+/// and arguments yet are two upstreams, with what differs and the fix.
+pub fn near_misses(ups: &[(String, Spec)]) -> Vec<NearMiss> {
+    let mut out = Vec::new();
+    let shared: Vec<&(String, Spec)> = ups.iter().filter(|(_, s)| !s.isolated).collect();
+    for (i, (id_a, a)) in shared.iter().enumerate() {
+        for (id_b, b) in &shared[i + 1..] {
+            if a.command != b.command || a.args != b.args {
+                continue;
+            }
+            let differ = differences(a, b);
+            if !differ.is_empty() {
+                out.push(NearMiss {
+                    upstreams: [id_a.clone(), id_b.clone()],
+                    fix: fix_for(&differ),
+                    differ,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What makes two specs two identities, by name only.
+pub fn differences(a: &Spec, b: &Spec) -> Vec<String> {
+    let (ia, ib) = (a.identity(), b.identity());
+    let mut differ = Vec::new();
+    if ia.command != ib.command {
+        differ.push("command path".to_string());
+    }
+    if a.global != b.global {
+        differ.push("--global".to_string());
+    } else if ia.cwd != ib.cwd {
+        differ.push("cwd".to_string());
+    }
+    let (ea, eb): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        (ia.env.into_iter().collect(), ib.env.into_iter().collect());
+    let names: std::collections::BTreeSet<&str> = ea.keys().chain(eb.keys()).copied().collect();
+    for name in names {
+        if ea.get(name) != eb.get(name) {
+            differ.push(format!("env {name}"));
+        }
+    }
+    differ
+}
+
+fn fix_for(differ: &[String]) -> String {
+    let mut fixes = Vec::new();
+    if differ.iter().any(|d| d == "--global") {
+        fixes.push("run both with --global, or neither".to_string());
+    }
+    if differ.iter().any(|d| d == "cwd") {
+        fixes.push(
+            "add --global to both configurations (mcpshare run --global -- ...) \
+             if the server does not depend on its working directory"
+                .to_string(),
+        );
+    }
+    if differ.iter().any(|d| d == "command path") {
+        fixes.push("name the command by the same absolute path in both".to_string());
+    }
+    let vars: Vec<&str> = differ
+        .iter()
+        .filter_map(|d| d.strip_prefix("env "))
+        .collect();
+    if !vars.is_empty() {
+        fixes.push(format!(
+            "align {} in both configurations (the same value, or unset in both)",
+            vars.join(", ")
+        ));
+    }
+    fixes.join("; ")
+}
+
 /// Options of each runner that take the next argument as their value.
 fn takes_value(runner: &str, flag: &str) -> bool {
     let flags: &[&str] = match runner {
@@ -562,6 +647,46 @@ mod tests {
             config.env.insert(k.into(), "x".into());
             assert_ne!(base.id(), config.id(), "{k} must count");
         }
+    }
+
+    #[test]
+    fn near_misses_name_what_differs_but_no_value() {
+        let with = |f: &dyn Fn(&mut Spec)| {
+            let mut s = spec();
+            f(&mut s);
+            s
+        };
+        let ups = vec![
+            ("a".to_string(), spec()),
+            ("b".to_string(), with(&|s| s.cwd = "/elsewhere".into())),
+            (
+                "c".to_string(),
+                with(&|s| {
+                    s.env.insert("API_KEY".into(), "two".into());
+                }),
+            ),
+            ("d".to_string(), with(&|s| s.global = true)),
+            ("e".to_string(), with(&|s| s.isolated = true)),
+            ("f".to_string(), with(&|s| s.args.push("--other".into()))),
+        ];
+        let near = near_misses(&ups);
+        let pair = |x: &str, y: &str| {
+            near.iter()
+                .find(|n| n.upstreams == [x.to_string(), y.to_string()])
+                .unwrap_or_else(|| panic!("no {x} {y} in {near:?}"))
+        };
+        assert_eq!(pair("a", "b").differ, ["cwd"]);
+        assert!(pair("a", "b").fix.contains("--global"));
+        assert_eq!(pair("a", "c").differ, ["env API_KEY"]);
+        assert!(pair("a", "c").fix.contains("align API_KEY"));
+        assert_eq!(pair("b", "c").differ, ["cwd", "env API_KEY"]);
+        assert_eq!(pair("a", "d").differ, ["--global"]);
+        assert_eq!(
+            near.len(),
+            6,
+            "isolated and other arguments are no near misses: {near:?}"
+        );
+        assert!(!format!("{near:?}").contains("two") && !format!("{near:?}").contains("one"));
     }
 
     /// A temp dir with an executable `tool` in `a/` and `b/`.

@@ -304,3 +304,92 @@ fn ids_name_the_server_package() {
         .to_string();
     assert!(id.starts_with("server-notes-"), "{id}");
 }
+
+/// Upstreams of one command that did not share are named in `status`,
+/// `status --json` and `doctor`, with what differs and the fix, and never
+/// with a secret's value.
+#[test]
+fn status_and_doctor_name_near_misses() {
+    let home = TestHome::new("nearmiss");
+    let m = Machine::new(&home);
+    let (p, q) = (&m.project, &m.other_project);
+    let token = |t: &'static str| [MEMORY, ("GITHUB_TOKEN", t)];
+    let mut bridges = vec![
+        app_bridge(&home, p, m.claude_code(p), &token("ghp_secret_one"), false),
+        app_bridge(&home, q, m.gemini_cli(q), &token("ghp_secret_one"), false),
+        app_bridge(&home, p, m.claude_code(p), &token("ghp_secret_two"), false),
+    ];
+    let p = pids(&home, &mut bridges);
+    assert!(p[0] != p[1] && p[0] != p[2] && p[1] != p[2], "{p:?}");
+    let st = home.status();
+    let ids: Vec<String> = st["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    let id_of = |pid: u32| {
+        st["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["pid"] == json!(pid))
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let near = st["near_misses"].as_array().expect("near_misses in status");
+    let find = |a: &str, b: &str| {
+        near.iter()
+            .find(|n| {
+                let u = &n["upstreams"];
+                (u[0] == json!(a) && u[1] == json!(b)) || (u[0] == json!(b) && u[1] == json!(a))
+            })
+            .unwrap_or_else(|| panic!("no near miss {a} {b} in {st}"))
+    };
+    let dir = find(&id_of(p[0]), &id_of(p[1]));
+    assert_eq!(dir["differ"], json!(["cwd"]), "{dir}");
+    assert!(dir["fix"].as_str().unwrap().contains("--global"), "{dir}");
+    let key = find(&id_of(p[0]), &id_of(p[2]));
+    assert_eq!(key["differ"], json!(["env GITHUB_TOKEN"]), "{key}");
+    assert!(
+        key["fix"].as_str().unwrap().contains("GITHUB_TOKEN"),
+        "{key}"
+    );
+    let both = find(&id_of(p[1]), &id_of(p[2]));
+    assert_eq!(both["differ"], json!(["cwd", "env GITHUB_TOKEN"]), "{both}");
+    assert_eq!(near.len(), 3, "{st}");
+
+    let out = home.mcpshare(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("env GITHUB_TOKEN") && ids.iter().all(|id| text.contains(id.as_str())),
+        "{text}"
+    );
+    let out = home.mcpshare(&["doctor", "--json"]);
+    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings: Vec<&serde_json::Value> = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == json!("near_misses"))
+        .collect();
+    assert_eq!(findings.len(), 3, "{doctor}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["level"] == json!("warning") && f["fix"].is_string()),
+        "{doctor}"
+    );
+    let all = [
+        String::from_utf8_lossy(&home.mcpshare(&["status", "--json"]).stdout).to_string(),
+        text.to_string(),
+        doctor.to_string(),
+        String::from_utf8_lossy(&home.mcpshare(&["doctor"]).stdout).to_string(),
+    ];
+    for out in all {
+        assert!(
+            !out.contains("ghp_secret"),
+            "a secret's value leaked: {out}"
+        );
+    }
+}

@@ -69,6 +69,8 @@ pub const IGNORED_ENV: &[&str] = &[
     "CLAUDE_PROJECT_DIR",
     "CLAUDE_PID",
     "CLAUDE_ENV_FILE",
+    "COREPACK_ENABLE_AUTO_PIN",
+    "NoDefaultCurrentDirectoryInExePath",
     // Gemini CLI.
     "GEMINI_CLI",
     "GEMINI_CLI_NO_RELAUNCH",
@@ -628,6 +630,8 @@ mod tests {
             ("CLAUDE_CODE_ENTRYPOINT", "cli"),
             ("AI_AGENT", "claude-code_2-1-328_agent"),
             ("CLAUDE_PROJECT_DIR", "/home/u/project"),
+            ("COREPACK_ENABLE_AUTO_PIN", "0"),
+            ("NoDefaultCurrentDirectoryInExePath", "1"),
             ("GEMINI_CLI", "1"),
             ("GEMINI_CLI_IDE_SERVER_PORT", "38211"),
             ("CODEX_SANDBOX", "seatbelt"),

@@ -72,6 +72,9 @@ impl Machine {
             ("CLAUDE_CODE_ENTRYPOINT", "cli"),
             ("AI_AGENT", "claude-code_2-1-328_agent"),
             ("CLAUDE_CODE_SSE_PORT", "41235"),
+            // Seen set by Claude Code 2.1.328 for its servers (make interop).
+            ("COREPACK_ENABLE_AUTO_PIN", "0"),
+            ("NoDefaultCurrentDirectoryInExePath", "1"),
             ("TERM_PROGRAM", "tmux"),
             ("TMUX", "/tmp/tmux-1000/default,123,0"),
         ]));

@@ -495,7 +495,37 @@ fn status(home: &Home, as_json: bool) -> Result<i32> {
         return Ok(0);
     };
     print!("{}", render_status(&st, log::unix_millis()));
+    print!("{}", render_near_misses(&st));
     Ok(0)
+}
+
+/// Upstreams of one command that did not share, each with what differs
+/// and the fix; nothing when there are none.
+pub fn render_near_misses(st: &Value) -> String {
+    let near = st["near_misses"].as_array().cloned().unwrap_or_default();
+    if near.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\nnot shared, although the command and arguments are the same:\n");
+    for n in near {
+        let names = |k: &str| -> Vec<String> {
+            n[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        s.push_str(&format!(
+            "  {} differ in {}\n    fix: {}\n",
+            names("upstreams").join(" and "),
+            names("differ").join(", "),
+            n["fix"].as_str().unwrap_or("?")
+        ));
+    }
+    s
 }
 
 /// The human table of `mcpshare status`.

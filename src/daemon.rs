@@ -599,21 +599,9 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
 }
 
 /// Do two specs name the same upstream? What the id hashes, compared in
-/// full: command, arguments, working directory unless global, and every
-/// environment variable that matters for identity.
+/// full (see `Spec::identity`).
 fn same_identity(a: &Spec, b: &Spec) -> bool {
-    let env = |s: &Spec| -> Vec<(String, String)> {
-        s.env
-            .iter()
-            .filter(|(k, _)| crate::identity::env_matters(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    a.command == b.command
-        && a.args == b.args
-        && a.global == b.global
-        && (a.global || a.cwd == b.cwd)
-        && env(a) == env(b)
+    a.identity() == b.identity()
 }
 
 /// The id for a spec whose hash gives `base`. `taken(id)` says whether
@@ -884,6 +872,12 @@ impl Daemon {
         let mut ups: Vec<_> = lock(&self.upstreams).values().map(|u| u.status()).collect();
         ups.sort_by(|a, b| a.id.cmp(&b.id));
         let sessions = lock(&self.sessions).len();
+        let mut specs: Vec<(String, Spec)> = lock(&self.upstreams)
+            .iter()
+            .map(|(id, u)| (id.clone(), u.spec.clone()))
+            .collect();
+        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        let near = crate::identity::near_misses(&specs);
         json!({
             "daemon": {
                 "pid": m.pid,
@@ -897,6 +891,7 @@ impl Daemon {
                 "sessions": sessions,
             },
             "upstreams": ups,
+            "near_misses": near,
         })
     }
 

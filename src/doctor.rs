@@ -252,6 +252,7 @@ pub const CHECKS: &[&str] = &[
     "stale_clients",
     "orphaned_upstreams",
     "crashed_upstreams",
+    "near_misses",
 ];
 
 /// Every field of a `doctor processes` line; each is in mcpshare(1).
@@ -543,6 +544,32 @@ pub fn checks(home: &Home) -> Vec<Check> {
                     "upstream {id} crashed repeatedly and is not restarted (see '{exe} logs {id}')"
                 );
                 (Error, text, format!("{exe} restart {id}"))
+            },
+        );
+        let near = st["near_misses"].as_array().cloned().unwrap_or_default();
+        findings(
+            &mut out,
+            "near_misses",
+            "no two upstreams run the same command without sharing",
+            near.into_iter(),
+            |n| {
+                let list = |k: &str| -> Vec<String> {
+                    n[k].as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let text = format!(
+                    "upstreams {} run the same command and arguments but do not share \
+                     (they differ in {}): two processes of one server, which may both write its state",
+                    list("upstreams").join(" and "),
+                    list("differ").join(", ")
+                );
+                (Warning, text, n["fix"].as_str().unwrap_or("?").to_string())
             },
         );
     }

@@ -11,6 +11,7 @@ mod cli;
 mod daemon;
 mod doctor;
 mod election;
+mod identity;
 mod processes;
 mod promise;
 mod reattach;

@@ -34,6 +34,8 @@ const PAGE: usize = 5;
 struct Server {
     hung: std::sync::atomic::AtomicBool,
     deaf: std::sync::atomic::AtomicBool,
+    /// The capabilities its client declared in `initialize`.
+    client_caps: Mutex<Option<String>>,
     /// What `roots/list` answered when asked at start (FIXTURE_ROOTS_AT_START).
     start_roots: Mutex<Option<String>>,
     level: Mutex<Option<String>>,
@@ -246,15 +248,36 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
                 .map(|r| text(r.to_string()))
                 .map_err(|e| (-32603, e))
         }
-        "elicit" => {
+        "elicit" | "elicit_url" => {
             let message = args.get("message").and_then(Value::as_str).unwrap_or("");
-            let p = json!({"mode": "form", "message": message,
-                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}});
+            let p = if name == "elicit_url" {
+                json!({"mode": "url", "message": message, "elicitationId": "e-1",
+                    "url": "https://example.invalid/consent"})
+            } else {
+                json!({"mode": "form", "message": message,
+                    "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}})
+            };
             server
                 .ask("elicitation/create", p)
                 .map(|r| text(r.to_string()))
                 .map_err(|e| (-32603, e))
         }
+        "sampling_tools" => {
+            let p = json!({"messages": [{"role": "user", "content": {"type": "text", "text": "x"}}],
+                "maxTokens": 10, "tools": [{"name": "t", "inputSchema": {"type": "object"}}]});
+            server
+                .ask("sampling/createMessage", p)
+                .map(|r| text(r.to_string()))
+                .map_err(|e| (-32603, e))
+        }
+        "client_caps" => Ok(text(
+            server
+                .client_caps
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_default(),
+        )),
         "pid" => Ok(text(std::process::id().to_string())),
         "env" => {
             let n = args.get("name").and_then(Value::as_str).unwrap_or("");
@@ -368,6 +391,8 @@ fn handle(server: &Arc<Server>, msg: Value) {
             };
             match method {
                 "initialize" => {
+                    *server.client_caps.lock().unwrap() =
+                        params.get("capabilities").map(Value::to_string);
                     let asked = params
                         .get("protocolVersion")
                         .and_then(Value::as_str)

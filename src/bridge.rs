@@ -54,6 +54,8 @@ struct Conn {
     version: String,
     capabilities: Value,
     generation: u64,
+    /// Its GET stream was opened (or is being opened): at most one each.
+    listening: AtomicBool,
 }
 
 impl Conn {
@@ -1007,6 +1009,11 @@ impl Bridge {
         self.link_changed.notify_all();
         if first {
             self.settle(&init_id, Some(Message::from_value(&answer)));
+            // The client may have sent `initialized` before this answer
+            // arrived, while there was no session yet to open a stream on.
+            if self.client_initialized.load(Ordering::Acquire) {
+                self.start_listener(conn.clone(), None);
+            }
         } else if live {
             self.reattached(&conn);
         }
@@ -1109,6 +1116,7 @@ impl Bridge {
             version: version.to_string(),
             capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
             generation,
+            listening: AtomicBool::new(false),
         };
         Ok((conn, answer))
     }
@@ -1221,6 +1229,9 @@ impl Bridge {
     /// thread opens it. A lost stream drops the attachment; the next
     /// request re-attaches.
     fn start_listener(self: &Arc<Self>, conn: Arc<Conn>, opened: Option<Reply>) {
+        if conn.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("listen-{}", conn.generation))

@@ -147,8 +147,21 @@ impl Session {
         lock(&self.subscriptions).iter().cloned().collect()
     }
 
+    /// Did the client declare `name` (`sampling`, or a part of one such as
+    /// `sampling.tools`)? Elicitation declared as `{}` means form mode, as
+    /// the 2025-06-18 revision had it.
     pub fn has_capability(&self, name: &str) -> bool {
-        self.capabilities.get(name).is_some_and(|v| !v.is_null())
+        let (top, part) = name.split_once('.').unwrap_or((name, ""));
+        let Some(cap) = self.capabilities.get(top).filter(|v| !v.is_null()) else {
+            return false;
+        };
+        match (top, part) {
+            (_, "") => true,
+            ("elicitation", "form") => {
+                cap.get("form").is_some() || cap.as_object().is_some_and(|o| o.is_empty())
+            }
+            _ => cap.get(part).is_some_and(|v| !v.is_null()),
+        }
     }
 
     pub fn track(&self, orig: &Value, child_id: u64) {

@@ -710,9 +710,11 @@ impl Upstream {
         let init = json!({
             "protocolVersion": jsonrpc::LATEST_VERSION,
             "capabilities": {
+                // Every client capability the daemon can route, so a shared
+                // server offers what it would offer its clients directly.
                 "roots": {"listChanged": true},
-                "sampling": {},
-                "elicitation": {"form": {}}
+                "sampling": {"tools": {}},
+                "elicitation": {"form": {}, "url": {}}
             },
             "clientInfo": {"name": "mcpshare", "version": env!("CARGO_PKG_VERSION")}
         });
@@ -1559,9 +1561,16 @@ impl Upstream {
         if method == "roots/list" {
             return self.answer_roots(generation, child_id);
         }
+        // What the calling client must have declared to be asked this.
         let capability = match method.as_str() {
+            "sampling/createMessage" if msg.raw_at(&["params", "tools"]).is_some() => {
+                Some("sampling.tools")
+            }
             "sampling/createMessage" => Some("sampling"),
-            "elicitation/create" => Some("elicitation"),
+            "elicitation/create" if msg.str_at(&["params", "mode"]).as_deref() == Some("url") => {
+                Some("elicitation.url")
+            }
+            "elicitation/create" => Some("elicitation.form"),
             _ => None,
         };
         if capability.is_some() {
@@ -1576,10 +1585,7 @@ impl Upstream {
                     "the calling client did not declare the {} capability",
                     capability.unwrap_or(&method)
                 );
-                let reply = match method.as_str() {
-                    "elicitation/create" => jsonrpc::result(child_id, json!({"action": "decline"})),
-                    _ => jsonrpc::error(child_id, jsonrpc::METHOD_NOT_FOUND, e),
-                };
+                let reply = jsonrpc::error(child_id, jsonrpc::METHOD_NOT_FOUND, e);
                 let _ = self.write(generation, &reply);
                 return;
             }

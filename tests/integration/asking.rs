@@ -138,3 +138,43 @@ fn asking_is_remembered_by_the_next_daemon() {
     let st = home.status();
     assert_eq!(st["upstreams"][0]["asks_clients"], json!(true), "{st}");
 }
+
+/// The daemon declares every client capability it can route, so a shared
+/// server offers what it would offer directly; a request the calling client
+/// cannot answer gets an error naming the capability it lacks.
+#[test]
+fn every_routable_capability_is_declared_and_a_missing_one_is_named() {
+    let home = TestHome::new("asking-caps");
+    let (mut a, _) = home.client_with(json!({"sampling": {}, "elicitation": {"form": {}}}));
+    let caps: Value =
+        serde_json::from_str(&a.call_text(json!(1), "client_caps", json!({}))).unwrap();
+    assert!(caps["sampling"].get("tools").is_some(), "{caps}");
+    assert!(caps["elicitation"].get("url").is_some(), "{caps}");
+    assert!(caps["elicitation"].get("form").is_some(), "{caps}");
+    assert!(caps["roots"].get("listChanged").is_some(), "{caps}");
+    for (tool, lacking) in [
+        ("elicit_url", "elicitation.url"),
+        ("sampling_tools", "sampling.tools"),
+    ] {
+        let r = a.call(json!(tool), tool, json!({"message": "m"}));
+        let text = format!("{r}");
+        assert!(
+            text.contains(&format!("did not declare the {lacking} capability")),
+            "{tool}: {r}"
+        );
+    }
+    // A client that declares URL elicitation is asked.
+    let (mut b, _) = home.client_with(json!({"elicitation": {"url": {}}}));
+    b.send(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "elicit_url", "arguments": {"message": "m"}}}));
+    let ask = b
+        .wait_for(WAIT, |m| m["method"] == json!("elicitation/create"))
+        .expect("the URL elicitation reaches the client that declared it");
+    assert_eq!(ask["params"]["mode"], json!("url"));
+    b.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept"}}));
+    assert!(
+        text_of(&b.response(&json!(5), WAIT))
+            .unwrap()
+            .contains("accept")
+    );
+}

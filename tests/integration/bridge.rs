@@ -787,3 +787,61 @@ fn an_answer_over_the_bridges_limit_is_an_error_and_the_session_carries_on() {
         "the session carried on"
     );
 }
+
+/// A client that sends `notifications/initialized` before the answer to
+/// its `initialize` arrives still gets the server's messages, each once.
+#[test]
+fn initialized_before_the_answer_still_opens_the_stream() {
+    let home = TestHome::new("initfirst");
+    let mut a = home.bridge(&[]);
+    a.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": init_params(json!({}))}));
+    a.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    assert!(a.response(&json!(0), WAIT).get("result").is_some());
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(a.upstream_pid(json!("pid")));
+    let (mut b, _) = home.client();
+    assert_eq!(b.call_text(json!(1), "list_changed", json!({})), "sent");
+    assert!(
+        a.wait_for(WAIT, |m| m["method"]
+            == json!("notifications/tools/list_changed"))
+            .is_some(),
+        "the server's list_changed never reached the client"
+    );
+    assert_eq!(
+        a.count_method(
+            "notifications/tools/list_changed",
+            Duration::from_millis(300)
+        ),
+        0,
+        "list_changed reached the client more than once"
+    );
+}
+
+/// A client that ends a server with SIGTERM while closing its stdin (as
+/// Codex does) races the bridge's two ways out; whichever wins, the bridge
+/// exits once and leaves no registry record behind.
+#[test]
+fn sigterm_with_end_of_input_leaves_no_record() {
+    let home = TestHome::new("termeof");
+    let (_keep, _) = home.client();
+    for round in 0..50 {
+        let mut b = home.bridge(&[]);
+        b.initialize();
+        let pid = b.pid();
+        let record = home.dir.join("processes").join(format!("{pid}.json"));
+        assert!(record.exists(), "round {round}: no record for bridge {pid}");
+        b.close_stdin();
+        signal(pid, libc::SIGTERM);
+        assert!(
+            b.wait_exit(WAIT).is_some(),
+            "round {round}: bridge {pid} did not exit"
+        );
+        assert!(
+            !record.exists(),
+            "round {round}: bridge {pid} left its record"
+        );
+    }
+}

@@ -378,33 +378,12 @@ pub(crate) mod scan {
     }
 
     pub fn forward(b: &[u8]) -> Option<Value> {
-        let mut i = skip_ws(b, 0);
-        if b.get(i) != Some(&b'{') {
+        let open = skip_ws(b, 0);
+        if b.get(open) != Some(&b'{') {
             return None;
         }
-        i += 1;
-        loop {
-            i = skip_ws(b, i);
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let key_end = string_end(b, i)?;
-            let key = &b[i..key_end];
-            i = skip_ws(b, key_end);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = skip_ws(b, i + 1);
-            let end = value_end(b, i)?;
-            if key == b"\"id\"" {
-                return id_value(&b[i..end]);
-            }
-            i = skip_ws(b, end);
-            if b.get(i) != Some(&b',') {
-                return None;
-            }
-            i += 1;
-        }
+        let (_, value) = members(b, open).find(|(k, _)| &b[k.clone()] == b"\"id\"")?;
+        id_value(&b[value])
     }
 
     /// Is the quote at `i` a delimiter, not escaped? Backslashes before it

@@ -11,7 +11,7 @@ use crate::pool::lock;
 use crate::session::{Asker, Session};
 use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -435,7 +435,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     let Ok((req, session)) = session_of(d, req, upstream_id) else {
         return;
     };
-    let (tx, rx) = sync_channel(crate::session::STREAM_QUEUE);
+    let (tx, rx) = crate::pool::queue(crate::session::STREAM_QUEUE);
     if !session.open_stream(tx) {
         return rpc_error(
             req,

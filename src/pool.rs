@@ -258,6 +258,101 @@ impl Drop for Permit {
     }
 }
 
+/// A channel that holds at most `cap` messages, but allocates only for
+/// what it holds (std's `sync_channel` reserves all `cap` slots up front,
+/// which per request and per session costs more than the messages do).
+pub fn queue<T>(cap: usize) -> (QueueTx<T>, QueueRx<T>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let len = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (
+        QueueTx {
+            tx,
+            len: len.clone(),
+            cap,
+        },
+        QueueRx { rx, len },
+    )
+}
+
+pub struct QueueTx<T> {
+    tx: std::sync::mpsc::Sender<T>,
+    len: Arc<std::sync::atomic::AtomicUsize>,
+    cap: usize,
+}
+
+impl<T> Clone for QueueTx<T> {
+    fn clone(&self) -> Self {
+        QueueTx {
+            tx: self.tx.clone(),
+            len: self.len.clone(),
+            cap: self.cap,
+        }
+    }
+}
+
+impl<T> QueueTx<T> {
+    /// Queue `v` unless `cap` messages wait already; never blocks.
+    pub fn try_send(&self, v: T) -> Result<(), std::sync::mpsc::TrySendError<T>> {
+        use std::sync::atomic::Ordering::AcqRel;
+        use std::sync::mpsc::TrySendError;
+        if self.len.fetch_add(1, AcqRel) >= self.cap {
+            self.len.fetch_sub(1, AcqRel);
+            return Err(TrySendError::Full(v));
+        }
+        self.tx.send(v).map_err(|e| {
+            self.len.fetch_sub(1, AcqRel);
+            TrySendError::Disconnected(e.0)
+        })
+    }
+}
+
+pub struct QueueRx<T> {
+    rx: std::sync::mpsc::Receiver<T>,
+    len: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<T> QueueRx<T> {
+    fn took(&self, v: T) -> T {
+        self.len.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        v
+    }
+
+    pub fn recv_timeout(
+        &self,
+        t: std::time::Duration,
+    ) -> Result<T, std::sync::mpsc::RecvTimeoutError> {
+        self.rx.recv_timeout(t).map(|v| self.took(v))
+    }
+
+    pub fn try_recv(&self) -> Result<T, std::sync::mpsc::TryRecvError> {
+        self.rx.try_recv().map(|v| self.took(v))
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use std::sync::mpsc::TrySendError;
+
+    #[test]
+    fn a_queue_holds_at_most_its_cap_and_frees_what_is_taken() {
+        let (tx, rx) = queue(2);
+        tx.try_send(1).unwrap();
+        tx.clone().try_send(2).unwrap();
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        assert_eq!(rx.try_recv().unwrap(), 1);
+        tx.try_send(4).unwrap();
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_millis(10))
+                .unwrap(),
+            2
+        );
+        assert_eq!(rx.try_recv().unwrap(), 4);
+        drop(rx);
+        assert!(matches!(tx.try_send(5), Err(TrySendError::Disconnected(5))));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

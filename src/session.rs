@@ -4,12 +4,13 @@
 //! stream. Nothing here is shared with another session.
 
 use crate::message::Message;
+use crate::pool::QueueTx;
 use crate::pool::lock;
 use crate::upstream::Upstream;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
 
 /// Messages kept for a session with no GET stream open; older ones drop.
@@ -33,7 +34,7 @@ pub enum Asker {
 }
 
 struct Outbox {
-    stream: Option<SyncSender<Message>>,
+    stream: Option<QueueTx<Message>>,
     queue: VecDeque<Message>,
 }
 
@@ -253,7 +254,7 @@ impl Session {
 
     /// Attach a GET stream; queued messages go to it first. Refused (false)
     /// while another GET stream is open: a message is never sent twice.
-    pub fn open_stream(&self, tx: SyncSender<Message>) -> bool {
+    pub fn open_stream(&self, tx: QueueTx<Message>) -> bool {
         let mut out = lock(&self.outbox);
         if out.stream.is_some() {
             return false;
@@ -362,7 +363,7 @@ mod tests {
     #[test]
     fn a_stream_that_is_not_drained_stalls_the_session() {
         let s = session();
-        let (tx, _undrained) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
+        let (tx, _undrained) = crate::pool::queue(STREAM_QUEUE);
         assert!(s.open_stream(tx));
         for n in 0..STREAM_QUEUE {
             s.push(Message::from_value(&json!(n)));
@@ -379,10 +380,13 @@ mod tests {
             s.push(Message::from_value(&json!(n)));
         }
         assert!(!s.is_stalled());
-        let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_QUEUE);
+        let (tx, rx) = crate::pool::queue(STREAM_QUEUE);
         assert!(s.open_stream(tx));
         assert_eq!(rx.try_recv().unwrap().text(), "5");
-        assert_eq!(rx.try_iter().count(), OUTBOX_LIMIT - 1);
+        assert_eq!(
+            std::iter::from_fn(|| rx.try_recv().ok()).count(),
+            OUTBOX_LIMIT - 1
+        );
     }
 
     #[test]

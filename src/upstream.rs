@@ -11,7 +11,7 @@ use crate::identity::Spec;
 use crate::jsonrpc::{self, Kind};
 use crate::logbook::Logbook;
 use crate::message::Message;
-use crate::pool::lock;
+use crate::pool::{QueueRx, QueueTx, lock, queue};
 use crate::registry::{Record, Registration};
 use crate::session::{self, Session};
 use crate::sys;
@@ -106,7 +106,7 @@ pub enum Reply {
     Local(Message),
     /// Sent to the child; the receiver yields what belongs to the request
     /// and ends with its response (or disconnects if it was cancelled).
-    Forwarded(Receiver<Message>),
+    Forwarded(QueueRx<Message>),
 }
 
 /// URL-mode elicitations remembered for routing their completion.
@@ -168,14 +168,14 @@ pub const ROUTE_QUEUE: usize = 1024;
 /// the caller stops draining the channel.
 #[derive(Clone)]
 struct Route {
-    tx: SyncSender<Message>,
+    tx: QueueTx<Message>,
     direct: Option<Arc<dyn Answerer>>,
     owner: Option<Weak<Session>>,
 }
 
 impl Route {
-    fn new() -> (Route, Receiver<Message>) {
-        let (tx, rx) = sync_channel(ROUTE_QUEUE);
+    fn new() -> (Route, QueueRx<Message>) {
+        let (tx, rx) = queue(ROUTE_QUEUE);
         let route = Route {
             tx,
             direct: None,
@@ -896,7 +896,7 @@ impl Upstream {
         method: &str,
         params: Value,
         generation: u64,
-    ) -> Result<(Receiver<Message>, u64), String> {
+    ) -> Result<(QueueRx<Message>, u64), String> {
         let (to, rx) = Route::new();
         let id = {
             let mut st = self.lock();
@@ -1023,7 +1023,7 @@ impl Upstream {
         mut msg: Message,
         cache: Option<(String, u64)>,
         direct: Option<Arc<dyn Answerer>>,
-    ) -> Result<Receiver<Message>, String> {
+    ) -> Result<QueueRx<Message>, String> {
         self.ensure_started()?;
         let (mut to, rx) = Route::new();
         to.direct = direct;

@@ -115,7 +115,35 @@ pub fn help() -> String {
             s.push_str(&format!("      {flag:<12} {what}\n"));
         }
     }
-    s.push_str("  mcpshare --help | --version\n\nSee mcpshare(1) for files, environment and exit status.\n");
+    s.push_str(
+        "  mcpshare help [COMMAND] | --help | -h | --version | -V\n\n\
+         Every command also takes --help (or -h) for its own usage.\n\
+         See mcpshare(1) for files, environment and exit status.\n",
+    );
+    s
+}
+
+/// The usage of one command (`mcpshare CMD --help`, `mcpshare help CMD`);
+/// `help doctor` also shows `doctor processes`.
+pub fn command_help(name: &str) -> String {
+    let mut s = String::new();
+    for c in COMMANDS.iter().filter(|c| {
+        c.name == name
+            || c.name
+                .strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' '))
+    }) {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!("Usage: {}\n\n{}\n", c.synopsis, c.about));
+        s.push_str("\nOptions:\n");
+        for (flag, what) in c.options {
+            s.push_str(&format!("  {flag:<12} {what}\n"));
+        }
+        s.push_str(&format!("  {:<12} {}\n", "-h, --help", "print this usage"));
+    }
+    s.push_str("\nSee mcpshare(1) for the details.\n");
     s
 }
 
@@ -136,7 +164,16 @@ pub fn main() -> i32 {
 /// against the table above by the tests below.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
-    Help,
+    /// The usage of every command, or of one (by its name in `COMMANDS`).
+    Help {
+        command: Option<&'static str>,
+    },
+    /// Usage to print on stderr with exit status 2: a command given
+    /// without what it needs.
+    Usage {
+        command: &'static str,
+        problem: String,
+    },
     Version,
     Run {
         isolated: bool,
@@ -177,21 +214,34 @@ where
     let mut parser = lexopt::Parser::from_args(args);
     let command = match parser.next()? {
         None => return Err(Error::Usage("no command given".into())),
-        Some(Long("help") | Short('h')) => return Ok(Invocation::Help),
-        Some(Long("version") | Short('V')) => return Ok(Invocation::Version),
+        Some(Long("help") | Short('h')) => return parse_help(&mut parser),
+        Some(Long("version") | Short('V')) => {
+            no_more(&mut parser)?;
+            return Ok(Invocation::Version);
+        }
         Some(Value(v)) => v.string()?,
         Some(other) => return Err(other.unexpected().into()),
+    };
+    let help = |command| {
+        Ok(Invocation::Help {
+            command: Some(command),
+        })
     };
     match command.as_str() {
         "run" => parse_run(&mut parser),
         "daemon" => {
-            no_more(&mut parser)?;
+            match parser.next()? {
+                None => {}
+                Some(Long("help") | Short('h')) => return help("daemon"),
+                Some(arg) => return Err(arg.unexpected().into()),
+            }
             Ok(Invocation::Daemon)
         }
         "status" => {
             let mut json = false;
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("status"),
                     Long("json") => json = true,
                     other => return Err(other.unexpected().into()),
                 }
@@ -202,6 +252,7 @@ where
             let mut force = false;
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("stop"),
                     Long("force") => force = true,
                     other => return Err(other.unexpected().into()),
                 }
@@ -212,6 +263,8 @@ where
             let (mut json, mut cleanup, mut processes) = (false, false, false);
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') if processes => return help("doctor processes"),
+                    Long("help") | Short('h') => return help("doctor"),
                     Long("json") => json = true,
                     Long("cleanup-stale-records") if processes => cleanup = true,
                     Value(v) if !processes && v == "processes" => processes = true,
@@ -228,6 +281,7 @@ where
             let (mut id, mut n, mut follow) = (None, 100u64, false);
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("logs"),
                     Short('n') => {
                         n = parser
                             .value()?
@@ -247,6 +301,7 @@ where
         }
         "restart" => {
             let id = match parser.next()? {
+                Some(Long("help") | Short('h')) => return help("restart"),
                 Some(Value(v)) => Some(v.string()?),
                 Some(other) => return Err(other.unexpected().into()),
                 None => None,
@@ -256,16 +311,52 @@ where
                 id: upstream_id(id)?,
             })
         }
-        "help" => Ok(Invocation::Help),
+        "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+/// `help [COMMAND]` and `--help [COMMAND]`: the command's name as in `COMMANDS`.
+fn parse_help(parser: &mut lexopt::Parser) -> Result<Invocation> {
+    use lexopt::prelude::*;
+    let mut words = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => words.push(v.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    if words.is_empty() {
+        return Ok(Invocation::Help { command: None });
+    }
+    let name = words.join(" ");
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(c) => Ok(Invocation::Help {
+            command: Some(c.name),
+        }),
+        None => Err(Error::Usage(format!("unknown command '{name}'"))),
     }
 }
 
 fn run_cli() -> Result<i32> {
     match parse(std::env::args_os().skip(1))? {
-        Invocation::Help => {
+        Invocation::Help { command: None } => {
             print!("{}", help());
             Ok(0)
+        }
+        Invocation::Help {
+            command: Some(name),
+        } => {
+            print!("{}", command_help(name));
+            Ok(0)
+        }
+        Invocation::Usage { command, problem } => {
+            eprintln!("mcpshare: {problem}");
+            eprintln!(
+                "hint: for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory\n"
+            );
+            eprint!("{}", command_help(command));
+            Ok(2)
         }
         Invocation::Version => {
             println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
@@ -410,6 +501,11 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     let mut argv: Vec<String> = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
+            Long("help") | Short('h') => {
+                return Ok(Invocation::Help {
+                    command: Some("run"),
+                });
+            }
             Long("isolated") => isolated = true,
             Long("global") => global = true,
             Value(v) => {
@@ -425,9 +521,10 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
         }
     }
     if argv.is_empty() {
-        return Err(Error::Usage(
-            "run needs a command: mcpshare run -- COMMAND [ARGS...]".into(),
-        ));
+        return Ok(Invocation::Usage {
+            command: "run",
+            problem: "run needs the MCP server's command after '--'".into(),
+        });
     }
     Ok(Invocation::Run {
         isolated,
@@ -666,7 +763,7 @@ mod tests {
         known.extend(["--force", "--json", "--verbose", "-q"].map(String::from));
         known.sort();
         known.dedup();
-        for (synopsis, listed) in blocks.iter().filter(|b| !b.0.starts_with("--help")) {
+        for (synopsis, listed) in blocks.iter().filter(|b| !b.0.starts_with("help ")) {
             let plain = line_with(synopsis, None);
             assert!(parse(&plain).is_ok(), "{plain:?} does not parse");
             for flag in &known {
@@ -686,7 +783,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(parse(["--help"]).unwrap(), Invocation::Help);
+        assert_eq!(
+            parse(["--help"]).unwrap(),
+            Invocation::Help { command: None }
+        );
         assert_eq!(parse(["--version"]).unwrap(), Invocation::Version);
     }
 

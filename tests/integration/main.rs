@@ -17,3 +17,4 @@ mod routing;
 mod security;
 mod supervision;
 mod upstream;
+mod words;

@@ -446,7 +446,8 @@ fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
-    let mut last = print_lines(&mut out, &body)?;
+    // Follow from the newest line, also when none was printed (`-n 0`).
+    let mut last = print_lines(&mut out, &body)?.max(body["last"].as_u64().unwrap_or(0));
     let Some(client) = client.filter(|_| follow) else {
         return Ok(0);
     };

@@ -555,7 +555,8 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
             http::json(
                 req,
                 200,
-                &json!({"id": id, "log": up.logbook.path().display().to_string(), "lines": lines}),
+                &json!({"id": id, "log": up.logbook.path().display().to_string(),
+                    "last": up.logbook.last(), "lines": lines}),
                 &[],
             )
         }

@@ -30,6 +30,11 @@ const STDIN_CLOSE_GRACE: Duration = Duration::from_secs(1);
 const TERM_GRACE: Duration = Duration::from_secs(10);
 /// How long a child that closed its stdout gets to exit on its own.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
+/// How long a failed start waits to learn how the child ended (its exit
+/// status, the end of its stderr) for the error message.
+const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
+/// Stderr lines quoted in the message of a child that exited during its start.
+const EXIT_REPORT_LINES: usize = 5;
 const REAP_POLL: Duration = Duration::from_millis(10);
 /// Messages waiting for the child's stdin. The writer thread alone blocks
 /// on the pipe; everyone else queues here and never waits: a full queue
@@ -242,6 +247,8 @@ struct State {
     /// The newest generation whose end was dealt with (exit, stop or a
     /// failed start): a second report of the same end does nothing.
     ended: u64,
+    /// How the newest reaped child ended, by its generation.
+    exit: Option<(u64, std::process::ExitStatus)>,
 }
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
@@ -341,6 +348,7 @@ impl Upstream {
                 idle_since: Instant::now(),
                 record: None,
                 ended: 0,
+                exit: None,
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
@@ -614,8 +622,13 @@ impl Upstream {
             "upstream {} started: pid {pid}, generation {generation}",
             self.id
         );
+        let mark = self
+            .logbook
+            .push(format!("started pid {pid}, start {generation}"));
 
         let book = self.logbook.clone();
+        // Closed once stderr has been read to its end.
+        let (captured, stderr_ended) = channel::<()>();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name)
@@ -625,7 +638,10 @@ impl Upstream {
         };
         spawn(
             format!("stderr-{}", self.id),
-            Box::new(move || book.capture(stderr)),
+            Box::new(move || {
+                book.capture(stderr);
+                drop(captured);
+            }),
         )?;
         let (queue, lines) = sync_channel::<Vec<u8>>(STDIN_QUEUE);
         spawn(
@@ -658,19 +674,28 @@ impl Upstream {
             },
             "clientInfo": {"name": "mcpshare", "version": env!("CARGO_PKG_VERSION")}
         });
-        let (rx, _) = self.send_internal("initialize", init, generation)?;
+        // A child that ended before it answered is reported by how it ended.
+        let exited = |otherwise: String| {
+            self.exit_report(generation, mark, &stderr_ended, deadline)
+                .unwrap_or(otherwise)
+        };
+        let (rx, _) = self
+            .send_internal("initialize", init, generation)
+            .map_err(exited)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let reply = rx.recv_timeout(left).map_err(|e| match e {
             std::sync::mpsc::RecvTimeoutError::Timeout => self.start_timeout_message(),
-            std::sync::mpsc::RecvTimeoutError::Disconnected => {
-                format!(
-                    "upstream {} exited during its handshake; see 'mcpshare logs {}'",
-                    self.id, self.id
-                )
-            }
+            std::sync::mpsc::RecvTimeoutError::Disconnected => exited(format!(
+                "upstream {} exited during its handshake; see 'mcpshare logs {}'",
+                self.id, self.id
+            )),
         })?;
         if let Some(err) = reply.get("error") {
-            return Err(format!("upstream {} refused initialize: {err}", self.id));
+            let text = err["message"].as_str().unwrap_or("no message");
+            return Err(exited(format!(
+                "upstream {} refused initialize: {text} (code {}); see 'mcpshare logs {}'",
+                self.id, err["code"], self.id
+            )));
         }
         let result = reply.get("result").cloned().unwrap_or(Value::Null);
         let version = result
@@ -689,6 +714,48 @@ impl Upstream {
         )?;
         crate::log!("upstream {} ready (protocol {version})", self.id);
         Ok(result)
+    }
+
+    /// "upstream ID exited with status 3 before answering initialize; its
+    /// last stderr lines: ...": once child `generation` is reaped and its
+    /// stderr read (both bounded), or None if it has not ended.
+    fn exit_report(
+        &self,
+        generation: u64,
+        mark: u64,
+        stderr_ended: &Receiver<()>,
+        deadline: Instant,
+    ) -> Option<String> {
+        let until = deadline.min(Instant::now() + EXIT_REPORT_WAIT);
+        let status = {
+            let st = self.lock();
+            let left = until.saturating_duration_since(Instant::now());
+            let (st, _) = self
+                .changed
+                .wait_timeout_while(
+                    st,
+                    left,
+                    |st| !matches!(st.exit, Some((g, _)) if g == generation),
+                )
+                .unwrap_or_else(|p| p.into_inner());
+            st.exit.filter(|(g, _)| *g == generation)?.1
+        };
+        let _ = stderr_ended.recv_timeout(until.saturating_duration_since(Instant::now()));
+        let said = self.logbook.said_after(mark, EXIT_REPORT_LINES);
+        let how = match (status.code(), sys_signal(&status)) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            (None, None) => "exited".to_string(),
+        };
+        let said = if said.is_empty() {
+            "it wrote nothing on stderr".to_string()
+        } else {
+            format!("its last stderr lines: {}", said.join(" | "))
+        };
+        Some(format!(
+            "upstream {} {how} before answering initialize; {said}; see 'mcpshare logs {}'",
+            self.id, self.id
+        ))
     }
 
     /// The child came back after a crash or a restart: re-apply what the
@@ -1179,6 +1246,10 @@ impl Upstream {
         }
         self.changed.notify_all();
         let status = child.map(|c| reap(c, EXIT_GRACE));
+        if let Some(status) = status {
+            self.lock().exit = Some((generation, status));
+            self.changed.notify_all();
+        }
         drop(record);
         let how = status
             .map(|s| s.to_string())
@@ -1628,6 +1699,16 @@ fn write_loop(mut stdin: ChildStdin, lines: Receiver<Vec<u8>>) {
             return;
         }
     }
+}
+
+#[cfg(unix)]
+fn sys_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn sys_signal(_status: &std::process::ExitStatus) -> Option<i32> {
+    None
 }
 
 #[cfg(unix)]

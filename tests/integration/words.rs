@@ -80,3 +80,142 @@ fn usage_errors_say_what_to_type() {
         assert!(err.contains("hint: "), "{args:?}: {err:?}");
     }
 }
+
+/// A bridge whose server is `sh -c SCRIPT`.
+fn shell_bridge(home: &TestHome, script: &str) -> Bridge {
+    let mut c = home.cmd();
+    c.args(["run", "--", "sh", "-c", script]);
+    Bridge::spawn(c)
+}
+
+/// A server that exits, at once or after reading `initialize`: the client
+/// learns its exit status and its last stderr lines, and where to look.
+#[test]
+fn a_server_that_exits_before_answering_says_how_and_why() {
+    let home = TestHome::new("exitsearly");
+    for script in [
+        "echo 'fatal: no API key' >&2; echo 'set FOO_KEY' >&2; exit 3",
+        "read line; echo 'fatal: no API key' >&2; echo 'set FOO_KEY' >&2; exit 3",
+    ] {
+        let mut b = shell_bridge(&home, script);
+        let message = b.initialize_error();
+        let id = home.status()["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["command"][2] == json!(script))
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .expect("the upstream is listed");
+        assert!(
+            message.contains(&format!(
+                "upstream {id} exited with status 3 before answering initialize"
+            )),
+            "{script}: {message}"
+        );
+        assert!(
+            message.contains("its last stderr lines: fatal: no API key | set FOO_KEY"),
+            "{script}: {message}"
+        );
+        assert!(
+            message.contains(&format!("see 'mcpshare logs {id}'")),
+            "{script}: {message}"
+        );
+        assert!(
+            !message.contains('{') && !message.contains("\\\""),
+            "{message}"
+        );
+    }
+}
+
+/// The upstream id of the first upstream.
+fn first_id(home: &TestHome) -> String {
+    home.status()["upstreams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// "2026-11-29T22:48:13.551Z " at the start of a line.
+fn stamped(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 25
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[23] == b'Z'
+        && b[24] == b' '
+        && b[..4].iter().all(u8::is_ascii_digit)
+}
+
+#[test]
+fn logs_stamp_each_line_and_mark_each_start() {
+    let home = TestHome::new("logstamps");
+    let mut a = home.bridge_with(&[], &[("FIXTURE_STDERR", "2")]);
+    a.initialize();
+    let pid = a.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let id = first_id(&home);
+    let mut out = String::new();
+    assert!(
+        wait_until(WAIT, || {
+            out = text(&home.mcpshare(&["logs", &id]).stdout);
+            out.contains("fixture stderr line 1")
+        }),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.iter().all(|l| stamped(l)), "{out}");
+    assert!(
+        lines[0].ends_with(&format!(" started pid {pid}, start 1")),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with(&format!(" fixture pid {pid} started")),
+        "{out}"
+    );
+}
+
+/// `logs -n 0 -f` prints what comes after it started, not the ring.
+#[test]
+fn logs_follow_from_zero_prints_only_new_lines() {
+    let home = TestHome::new("logsnew");
+    let mut a = home.bridge_with(&[], &[("FIXTURE_STDERR", "3")]);
+    a.initialize();
+    let first = a.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(first);
+    let id = first_id(&home);
+    assert!(wait_until(WAIT, || text(
+        &home.mcpshare(&["logs", &id]).stdout
+    )
+    .contains("fixture stderr line 2")));
+    let mut follow = home.cmd();
+    follow
+        .args(["logs", &id, "-n", "0", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut follower = Bridge::spawn(follow);
+    // The follower may ask after a restart's lines were written: restart
+    // until it shows one (bounded).
+    let mut seen = String::new();
+    for n in 2..7 {
+        let out = home.mcpshare(&["restart", &id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let pid = a.upstream_pid(json!(n));
+        home.seen_upstreams.lock().unwrap().push(pid);
+        let shown = wait_until(Duration::from_secs(3), || {
+            while let Some(l) = follower.recv_line(Duration::from_millis(20)) {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            seen.contains(&format!("fixture pid {pid} started"))
+        });
+        if shown {
+            break;
+        }
+    }
+    signal(follower.pid(), libc::SIGTERM);
+    assert!(seen.contains("fixture pid"), "nothing followed: {seen:?}");
+    assert!(
+        !seen.contains(&format!("fixture pid {first} started")),
+        "-n 0 printed old lines: {seen:?}"
+    );
+}

@@ -371,21 +371,21 @@ fn run_cli() -> Result<i32> {
             daemon::run(Home::open()?)?;
             Ok(0)
         }
-        Invocation::Status { json } => status(&Home::open()?, json),
+        Invocation::Status { json } => status(&Home::existing()?, json),
         Invocation::Stop { force } => {
-            let home = Home::open()?;
+            let home = Home::existing()?;
             if force {
                 crate::doctor::stop_force(&home)
             } else {
                 stop(&home)
             }
         }
-        Invocation::Doctor { json } => Ok(crate::doctor::summary(&Home::open()?, json)),
+        Invocation::Doctor { json } => crate::doctor::summary(json),
         Invocation::DoctorProcesses { json, cleanup } => {
-            crate::doctor::processes(&Home::open()?, json, cleanup)
+            crate::doctor::processes(&Home::existing()?, json, cleanup)
         }
-        Invocation::Logs { id, n, follow } => logs(&Home::open()?, &id, n, follow),
-        Invocation::Restart { id } => restart(&Home::open()?, &id),
+        Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
+        Invocation::Restart { id } => restart(&Home::existing()?, &id),
     }
 }
 

@@ -330,17 +330,88 @@ fn findings<T>(
     }
 }
 
-/// Every check of `mcpshare doctor`, in order.
+/// The `home` check, read only; the home when the other checks can look
+/// into it.
+fn home_check() -> Result<(Check, Option<Home>)> {
+    use crate::home::Found;
+    let c = |level, text: String, fix: Option<String>| check("home", level, text, fix);
+    Ok(match Home::inspect()? {
+        Found::Relative { given, absolute } => (
+            c(
+                Level::Error,
+                format!(
+                    "MCPSHARE_HOME={} is a relative path: each client's working directory \
+                     would get a daemon of its own, and mcpshare refuses it",
+                    given.display()
+                ),
+                Some(format!(
+                    "export MCPSHARE_HOME={} (in a client's config, its \"env\" block)",
+                    absolute.display()
+                )),
+            ),
+            None,
+        ),
+        Found::Missing(dir) => (
+            c(
+                Level::Info,
+                format!(
+                    "{} does not exist yet; the first client creates it (mode 0700)",
+                    dir.display()
+                ),
+                None,
+            ),
+            None,
+        ),
+        Found::NotDirectory(dir) => (
+            c(
+                Level::Error,
+                format!("{} is not a directory", dir.display()),
+                Some(format!(
+                    "mv {} {}.bak (or point MCPSHARE_HOME at a directory)",
+                    dir.display(),
+                    dir.display()
+                )),
+            ),
+            None,
+        ),
+        Found::Foreign { dir, uid, ours } => (
+            c(
+                Level::Error,
+                format!(
+                    "{} is owned by uid {uid}, not by this user (uid {ours})",
+                    dir.display()
+                ),
+                Some("export MCPSHARE_HOME=<a directory of your own>".into()),
+            ),
+            None,
+        ),
+        Found::Loose { home, mode } => (
+            c(
+                Level::Error,
+                format!(
+                    "{} has mode {mode:04o}: others may read the daemon's bearer token",
+                    home.dir().display()
+                ),
+                Some(format!("chmod 700 {}", home.dir().display())),
+            ),
+            Some(home),
+        ),
+        Found::Private(home) => (
+            c(
+                Level::Ok,
+                format!("{} is private to this user (0700)", home.dir().display()),
+                None,
+            ),
+            Some(home),
+        ),
+    })
+}
+
+/// Every check of `mcpshare doctor` after `home`, in order.
 pub fn checks(home: &Home) -> Vec<Check> {
     use Level::*;
     let exe = this_exe();
     let mut out = Vec::new();
-    out.push(check(
-        "home",
-        Ok,
-        format!("{} is private to this user (0700)", home.dir().display()),
-        None,
-    ));
     match sys::on_network_fs(home.dir()) {
         Some(true) => out.push(check(
             "filesystem",
@@ -588,8 +659,10 @@ fn version_check(h: &client::Health) -> Check {
     }
 }
 
-pub fn summary(home: &Home, as_json: bool) -> i32 {
-    let all = checks(home);
+pub fn summary(as_json: bool) -> Result<i32> {
+    let (home, dir) = home_check()?;
+    let mut all = vec![home];
+    all.extend(dir.as_ref().map(checks).unwrap_or_default());
     let worst = all.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
     if as_json {
         println!(
@@ -610,7 +683,7 @@ pub fn summary(home: &Home, as_json: bool) -> i32 {
             }
         }
     }
-    i32::from(worst == Level::Error)
+    Ok(i32::from(worst == Level::Error))
 }
 
 /// Semantic-version precedence (semver 2.0.0 section 11): numeric parts

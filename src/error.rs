@@ -63,6 +63,7 @@ impl Error {
             ),
             Error::AlreadyRunning => Some("see it with 'mcpshare status'".to_string()),
             Error::Usage(_) => Some("see 'mcpshare --help'".to_string()),
+            Error::UnsafeHome(..) => Some("'mcpshare doctor' prints the fix".to_string()),
             _ => None,
         }
     }

@@ -35,9 +35,19 @@ pub fn try_exclusive(path: &Path) -> io::Result<Option<Held>> {
     }
 }
 
-/// Is the lock at `path` held by some process (not by this call)?
+/// Is the lock at `path` held by some process (not by this call)? A
+/// missing lock file is free, and is not created: readers change nothing.
 pub fn is_held(path: &Path) -> io::Result<bool> {
-    Ok(try_exclusive(path)?.is_none())
+    let file = match OpenOptions::new().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Take the exclusive lock, waiting for its holder until `deadline`.

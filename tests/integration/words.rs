@@ -219,3 +219,123 @@ fn logs_follow_from_zero_prints_only_new_lines() {
         "-n 0 printed old lines: {seen:?}"
     );
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn entries(p: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `doctor` and `status` read a world-writable home without changing it;
+/// doctor names the problem and the exact fix.
+#[test]
+fn doctor_reads_a_loose_home_and_changes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new("loosehome");
+    std::fs::set_permissions(&home.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [&["doctor"][..], &["status"], &["doctor", "processes"]] {
+        let out = home.mcpshare(args);
+        assert_eq!(mode(&home.dir), 0o777, "{args:?} changed the mode");
+        assert_eq!(
+            entries(&home.dir),
+            Vec::<String>::new(),
+            "{args:?} wrote files"
+        );
+        if args == ["doctor"] {
+            let stdout = text(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{stdout}");
+            assert!(stdout.contains("error   home: "), "{stdout}");
+            assert!(stdout.contains("mode 0777"), "{stdout}");
+            assert!(
+                stdout.contains(&format!("fix: chmod 700 {}", home.dir.display())),
+                "{stdout}"
+            );
+        }
+    }
+    let out = home.mcpshare(&["doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checks[0]["check"], json!("home"));
+    assert_eq!(checks[0]["level"], json!("error"));
+    std::fs::set_permissions(&home.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// A home that is a file: "not a directory", from doctor and from run.
+#[test]
+fn a_home_that_is_a_file_is_not_a_directory() {
+    let home = TestHome::new("filehome");
+    let file = home.dir.join("home-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = home
+        .cmd()
+        .env("MCPSHARE_HOME", &file)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} is not a directory", file.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fix: "), "{stdout}");
+    let mut c = home.cmd();
+    c.env("MCPSHARE_HOME", &file)
+        .args(["run", "--"])
+        .arg(fixture());
+    let mut b = Bridge::spawn(c);
+    b.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init_params(json!({}))}));
+    let exited = b.wait_exit(WAIT);
+    let err = b.stderr.lock().unwrap().clone();
+    assert!(exited.is_some_and(|s| !s.success()), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+    assert!(!err.to_lowercase().contains("file exists"), "{err}");
+}
+
+/// A relative MCPSHARE_HOME would give each working directory a daemon of
+/// its own: run refuses it, doctor names the absolute path to use.
+#[test]
+fn a_relative_home_is_refused_with_the_absolute_one_to_use() {
+    let home = TestHome::new("relhome");
+    let out = home
+        .cmd()
+        .env("MCPSHARE_HOME", "rel-home")
+        .current_dir(&home.dir)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("relative"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "MCPSHARE_HOME={}",
+            home.dir.join("rel-home").display()
+        )),
+        "{stdout}"
+    );
+    let out = home
+        .cmd()
+        .env("MCPSHARE_HOME", "rel-home")
+        .current_dir(&home.dir)
+        .args(["status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("relative"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !home.dir.join("rel-home").exists(),
+        "a relative home was created"
+    );
+}

@@ -249,6 +249,8 @@ struct State {
     ended: u64,
     /// How the newest reaped child ended, by its generation.
     exit: Option<(u64, std::process::ExitStatus)>,
+    /// When a crashed child is started again (its backoff), while idle.
+    restart_at: Option<Instant>,
 }
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
@@ -295,6 +297,8 @@ pub struct Status {
     pub isolated: bool,
     pub last_error: Option<String>,
     pub log: String,
+    /// In backoff after a crash (state `restarting`): the restart is due in this long.
+    pub restart_in_ms: Option<u64>,
 }
 
 pub struct Upstream {
@@ -349,6 +353,7 @@ impl Upstream {
                 record: None,
                 ended: 0,
                 exit: None,
+                restart_at: None,
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
@@ -368,18 +373,26 @@ impl Upstream {
         let st = self.lock();
         let mut command = vec![self.spec.command.clone()];
         command.extend(self.spec.args.iter().cloned());
+        let restart_in = st
+            .restart_at
+            .filter(|_| st.phase == Phase::Idle)
+            .map(|at| at.saturating_duration_since(Instant::now()));
         Status {
             id: self.id.clone(),
             pid: st.pid,
             command,
             cwd: self.spec.cwd.clone(),
             sessions,
-            state: st.phase.name(),
+            state: match restart_in {
+                Some(_) => "restarting",
+                None => st.phase.name(),
+            },
             restarts: st.restarts,
             inflight: inflight(&st),
             isolated: self.spec.isolated,
             last_error: st.last_error.clone(),
             log: self.logbook.path().display().to_string(),
+            restart_in_ms: restart_in.map(|d| d.as_millis() as u64),
         }
     }
 
@@ -518,6 +531,7 @@ impl Upstream {
                         .0;
                 }
                 Phase::Idle => {
+                    st.restart_at = None;
                     st.phase = Phase::Starting;
                     st.generation += 1;
                     let generation = st.generation;
@@ -1223,11 +1237,11 @@ impl Upstream {
                     st.last_error = Some(self.crashed_message(&st));
                 } else {
                     let doublings = (st.crashes.len() as u32).saturating_sub(1).min(5);
-                    backoff = Some(
-                        BACKOFF_FIRST
-                            .saturating_mul(1 << doublings)
-                            .min(BACKOFF_MAX),
-                    );
+                    let delay = BACKOFF_FIRST
+                        .saturating_mul(1 << doublings)
+                        .min(BACKOFF_MAX);
+                    st.restart_at = Some(now + delay);
+                    backoff = Some(delay);
                 }
             }
             st.pid = None;
@@ -1290,6 +1304,7 @@ impl Upstream {
                     return;
                 }
                 if me.session_count() == 0 {
+                    me.lock().restart_at = None;
                     return;
                 }
                 crate::log!("upstream {}: restarting after {delay:?}", me.id);
@@ -1597,6 +1612,7 @@ impl Upstream {
         drop(record);
         let mut st = self.lock();
         st.phase = Phase::Idle;
+        st.restart_at = None;
         st.pid = None;
         st.init = None;
         drop(st);

@@ -339,3 +339,98 @@ fn a_relative_home_is_refused_with_the_absolute_one_to_use() {
         "a relative home was created"
     );
 }
+
+/// The upstream rows of `mcpshare status`, after its header line.
+fn status_rows(out: &str) -> (String, Vec<String>) {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with("UPSTREAM"));
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows = lines
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    (header, rows)
+}
+
+/// `status` names each upstream's working directory and the clients
+/// attached to it, and its columns stay aligned with a long id.
+#[test]
+fn status_shows_cwd_and_clients_in_aligned_columns() {
+    let home = TestHome::new("statuscols");
+    let long = home.dir.join("a-server-with-a-rather-long-name-for-its-id");
+    std::os::unix::fs::symlink(fixture(), &long).unwrap();
+    let (_a, up) = home.client();
+    let mut c = home.cmd();
+    c.args(["run", "--"]).arg(&long).current_dir(&home.dir);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(b.upstream_pid(json!(1)));
+    let out = text(&home.mcpshare(&["status"]).stdout);
+    let (header, rows) = status_rows(&out);
+    assert_eq!(rows.len(), 2, "{out}");
+    for col in ["STATE", "PID", "CWD", "CLIENTS", "COMMAND"] {
+        assert!(header.contains(col), "{col} missing:\n{out}");
+    }
+    let at = |l: &str, w: &str| l.find(w).unwrap_or_else(|| panic!("no {w} in {l:?}"));
+    for row in &rows {
+        assert_eq!(at(row, "running"), at(&header, "STATE"), "\n{out}");
+        assert!(row.contains("mcpshare-test"), "no client name:\n{out}");
+    }
+    let long_row = rows.iter().find(|r| r.contains("a-server-with")).unwrap();
+    let short_row = rows.iter().find(|r| !r.contains("a-server-with")).unwrap();
+    assert!(short_row.contains(&up.to_string()), "{out}");
+    // The bridge in the temp home runs there; the cwd column says so, shortened.
+    let dir_name = home.dir.file_name().unwrap().to_str().unwrap();
+    assert!(long_row.contains(dir_name), "{out}");
+    let json = home.status();
+    let clients = &json["upstreams"][0]["clients"];
+    assert_eq!(clients, &json!(["mcpshare-test"]), "{json}");
+}
+
+/// Between a crash and its restart, status says when the restart comes.
+#[test]
+fn status_says_restarting_in_n_s_during_backoff() {
+    let home = TestHome::new("statusbackoff");
+    let (mut b, first) = home.client();
+    // The second crash within a minute backs off 2 s, time enough to look.
+    let mut pid = first;
+    for n in 0..2 {
+        b.send(
+            &json!({"jsonrpc": "2.0", "id": format!("crash{n}"), "method": "tools/call",
+            "params": {"name": "crash", "arguments": {"code": 1}}}),
+        );
+        let _ = b.response(&json!(format!("crash{n}")), WAIT);
+        assert!(wait_until(WAIT, || !pid_alive(pid)));
+        if n == 0 {
+            assert!(wait_until(WAIT, || home.status()["upstreams"][0]["state"]
+                == json!("running")));
+            pid = b.upstream_pid(json!("pid-after"));
+            home.seen_upstreams.lock().unwrap().push(pid);
+        }
+    }
+    let mut seen = String::new();
+    assert!(
+        wait_until(WAIT, || {
+            seen = text(&home.mcpshare(&["status"]).stdout);
+            seen.contains("restarting in 1 s") || seen.contains("restarting in 2 s")
+        }),
+        "{seen}"
+    );
+    let mut st = json!(null);
+    let seen_json = wait_until(WAIT, || {
+        st = home.status();
+        st["upstreams"][0]["state"] == json!("restarting")
+            && st["upstreams"][0]["restart_in_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms <= 2000)
+    });
+    // The restart may have come already: then it runs again.
+    assert!(
+        seen_json || st["upstreams"][0]["state"] == json!("running"),
+        "{st}"
+    );
+    let last = b.upstream_pid(json!("pid-last"));
+    home.seen_upstreams.lock().unwrap().push(last);
+}

@@ -547,8 +547,31 @@ fn run_bridge(isolated: bool, global: bool, mut argv: Vec<String>) -> Result<i32
         global,
         isolated,
     };
+    if global {
+        for arg in relative_paths(&spec.command, &spec.args) {
+            crate::log!(
+                "warning: --global shares this server across working directories, but '{arg}' is \
+                 a relative path: a client in another directory would use this one's {}; \
+                 give it as an absolute path",
+                cwd.join(arg.trim_start_matches("./")).display()
+            );
+        }
+    }
     let home = Home::open()?;
     Ok(bridge::run(home, spec))
+}
+
+/// The relative paths among a server's command and arguments (also as the
+/// value of `--opt=PATH`): `.`, `..`, or names starting `./` or `../`.
+fn relative_paths<'a>(command: &'a str, args: &'a [String]) -> Vec<&'a str> {
+    std::iter::once(command)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with('-') => value,
+            _ => a,
+        })
+        .filter(|a| matches!(*a, "." | "..") || a.starts_with("./") || a.starts_with("../"))
+        .collect()
 }
 
 /// How long `status` and `stop` wait for the daemon's control API.
@@ -781,6 +804,18 @@ mod tests {
         );
         assert!(out.contains("fixture-ab"), "{out}");
         assert!(out.contains("fixture --x"), "{out}");
+    }
+
+    #[test]
+    fn relative_paths_are_found_in_arguments_and_option_values() {
+        let args: Vec<String> = ["-y", "--root=./data", "../x", "/abs", "a=./b", "."]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            relative_paths("./srv.py", &args),
+            ["./srv.py", "./data", "../x", "."]
+        );
+        assert!(relative_paths("npx", &["pkg@1".to_string()]).is_empty());
     }
 
     #[test]

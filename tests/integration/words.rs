@@ -434,3 +434,37 @@ fn status_says_restarting_in_n_s_during_backoff() {
     let last = b.upstream_pid(json!("pid-last"));
     home.seen_upstreams.lock().unwrap().push(last);
 }
+
+/// `--global` with a relative path argument warns on the bridge's stderr:
+/// a client in another directory would use the first one's files.
+#[test]
+fn global_with_a_relative_path_warns() {
+    let home = TestHome::new("globalrel");
+    let spawn = |flags: &[&str], arg: &str| {
+        let mut c = home.cmd();
+        c.arg("run")
+            .args(flags)
+            .arg("--")
+            .arg(fixture())
+            .arg(arg)
+            .current_dir(&home.dir);
+        let mut b = Bridge::spawn(c);
+        b.initialize();
+        home.seen_upstreams
+            .lock()
+            .unwrap()
+            .push(b.upstream_pid(json!(1)));
+        b.stderr.lock().unwrap().clone()
+    };
+    let err = spawn(&["--global"], "--data=./notes");
+    assert!(err.contains("warning: "), "{err}");
+    assert!(err.contains("'./notes'"), "{err}");
+    assert!(
+        err.contains(&home.dir.join("notes").display().to_string()),
+        "{err}"
+    );
+    for (flags, arg) in [(&["--global"][..], "/abs/notes"), (&[][..], "./notes")] {
+        let err = spawn(flags, arg);
+        assert!(!err.contains("warning"), "{flags:?} {arg}: {err}");
+    }
+}

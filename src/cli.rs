@@ -605,7 +605,22 @@ fn fetch_status(home: &Home) -> Result<Option<Value>> {
 }
 
 fn status(home: &Home, as_json: bool) -> Result<i32> {
-    let st = fetch_status(home)?;
+    let st = match fetch_status(home) {
+        Ok(st) => st,
+        // A script reads the error on stdout too, as one object.
+        Err(e) if as_json => {
+            let daemon = match &e {
+                Error::DaemonHung { pid, .. } | Error::Incompatible { pid, .. } => {
+                    json!({"pid": pid, "responding": false})
+                }
+                _ => Value::Null,
+            };
+            let v = json!({"daemon": daemon, "upstreams": [], "error": e.to_string(), "hint": e.hint()});
+            println!("{v}");
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if as_json {
         let v = st.unwrap_or_else(|| json!({"daemon": null, "upstreams": []}));
         println!("{v}");

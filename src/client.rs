@@ -416,6 +416,15 @@ pub struct Health {
 
 /// GET /health on the daemon's port, bounded by `timeout`; the error says
 /// what went wrong.
+/// "1 s", "250 ms": a wait as messages state it.
+pub fn human_wait(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
     let resp = agent()
         .get(format!("http://127.0.0.1:{port}/health"))
@@ -423,10 +432,16 @@ pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
         .timeout_global(Some(timeout))
         .build()
         .call()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            ureq::Error::Timeout(_) => format!(
+                "no answer to GET /health on port {port} within {}",
+                human_wait(timeout)
+            ),
+            e => format!("GET /health on port {port}: {e}"),
+        })?;
     let status = resp.status().as_u16();
     if status != 200 {
-        return Err(format!("HTTP {status}"));
+        return Err(format!("GET /health on port {port} answered HTTP {status}"));
     }
     let bytes = resp
         .into_body()

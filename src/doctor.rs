@@ -522,10 +522,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             Err(why) => out.push(check(
                 "daemon_health",
                 Error,
-                format!(
-                    "pid {} holds the lock but does not answer /health ({why}): hung",
-                    m.pid
-                ),
+                format!("pid {} holds the lock but is hung: {why}", m.pid),
                 Some(format!("{exe} stop --force")),
             )),
         }

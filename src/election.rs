@@ -74,6 +74,7 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
             Probe::Unresponsive(m, why) => {
                 let since = *unresponsive_since.get_or_insert(now);
                 if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
+                    let why = format!("{why}, tried for {}", crate::client::human_wait(HUNG_AFTER));
                     return Err(Error::DaemonHung { pid: m.pid, why });
                 }
             }

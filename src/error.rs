@@ -83,7 +83,10 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::DaemonHung { pid, why } => {
-                write!(f, "daemon pid {pid} is not responding ({why})")
+                write!(
+                    f,
+                    "daemon pid {pid} holds the lock but is not responding: {why}"
+                )
             }
             Error::Incompatible {
                 pid,

@@ -468,3 +468,46 @@ fn global_with_a_relative_path_warns() {
         assert!(!err.contains("warning"), "{flags:?} {arg}: {err}");
     }
 }
+
+/// A hung daemon: status says what timed out and after how long, with
+/// --json as a JSON object on stdout, and both forms answer as fast.
+#[test]
+fn status_of_a_hung_daemon_says_what_timed_out() {
+    let home = TestHome::new("hungwords");
+    let (_b, _) = home.client();
+    let daemon = home.daemon_pid().unwrap();
+    signal(daemon, libc::SIGSTOP);
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = home.mcpshare(args);
+        (out, started.elapsed())
+    };
+    let (human, human_took) = timed(&["status"]);
+    let (json_out, json_took) = timed(&["status", "--json"]);
+    signal(daemon, libc::SIGCONT);
+    for out in [&human, &json_out] {
+        assert_eq!(out.status.code(), Some(4));
+        let err = text(&out.stderr);
+        assert!(!err.contains("timeout: global"), "{err}");
+        assert!(
+            err.contains(&format!("daemon pid {daemon}"))
+                && err.contains("no answer to GET /health on port ")
+                && err.contains("within 1 s"),
+            "{err}"
+        );
+        assert!(err.contains("stop --force"), "{err}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&json_out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", text(&json_out.stdout)));
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("within 1 s")),
+        "{v}"
+    );
+    assert_eq!(v["daemon"]["pid"], json!(daemon), "{v}");
+    assert!(
+        human_took < json_took + Duration::from_secs(1),
+        "status took {human_took:?}, status --json {json_took:?}"
+    );
+}

@@ -511,3 +511,28 @@ fn status_of_a_hung_daemon_says_what_timed_out() {
         "status took {human_took:?}, status --json {json_took:?}"
     );
 }
+
+/// While a server is slow to start, the bridge says so on stderr every
+/// few seconds; the message that ends the wait states the start timeout.
+#[test]
+fn a_slow_start_is_reported_on_stderr_with_its_timeout() {
+    let home = TestHome::new("slowwords");
+    let mut b = home.bridge_with(
+        &[],
+        &[
+            ("FIXTURE_STARTUP_DELAY_MS", "60000"),
+            ("MCPSHARE_START_TIMEOUT_SECS", "6"),
+        ],
+    );
+    let message = b.initialize_error();
+    assert!(message.contains("within 6 s"), "{message}");
+    let err = b.stderr.lock().unwrap().clone();
+    assert!(
+        err.contains("waiting for fixture-") && err.contains(" to start: 5 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("within 6 s (MCPSHARE_START_TIMEOUT_SECS)"),
+        "{err}"
+    );
+}

@@ -233,6 +233,12 @@ pub fn processes(home: &Home, as_json: bool, cleanup: bool) -> Result<i32> {
         return Ok(0);
     }
     let exe = this_exe();
+    if all.is_empty() && bad.is_empty() {
+        println!(
+            "no processes on record in {}",
+            home.processes_dir().display()
+        );
+    }
     for s in &all {
         println!("{}", render_line(s, &exe));
     }
@@ -252,6 +258,7 @@ pub const CHECKS: &[&str] = &[
     "stale_clients",
     "orphaned_upstreams",
     "crashed_upstreams",
+    "failing_upstreams",
 ];
 
 /// Every field of a `doctor processes` line; each is in mcpshare(1).
@@ -597,6 +604,25 @@ pub fn checks(home: &Home) -> Vec<Check> {
     // Without a daemon's status there is nothing to say about crashes.
     if let Some(st) = &daemon_status {
         let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();
+        let failing = upstreams.iter().filter(|u| {
+            u["state"] != json!("crashed")
+                && u["state"] != json!("running")
+                && u["last_error"].is_string()
+        });
+        findings(
+            &mut out,
+            "failing_upstreams",
+            "no upstream failed its last start",
+            failing,
+            |u| {
+                let id = u["id"].as_str().unwrap_or("?");
+                let text = format!(
+                    "upstream {id} failed to start: {}",
+                    u["last_error"].as_str().unwrap_or("?")
+                );
+                (Error, text, format!("{exe} logs {id}"))
+            },
+        );
         let crashed = upstreams
             .into_iter()
             .filter(|u| u["state"] == json!("crashed"));

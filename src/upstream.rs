@@ -550,6 +550,11 @@ impl Upstream {
                                 st.last_error = Some(e.clone());
                             }
                         }
+                    } else if let Err(e) = &result
+                        && st.generation == generation
+                    {
+                        // The child's exit was handled first (it set the phase).
+                        st.last_error = Some(e.clone());
                     }
                     drop(st);
                     self.changed.notify_all();
@@ -727,6 +732,13 @@ impl Upstream {
             &jsonrpc::notification("notifications/initialized", None),
         )?;
         crate::log!("upstream {} ready (protocol {version})", self.id);
+        // A `#!/usr/bin/env` script or a wrapper has exec'd into the server
+        // by now: the record names what runs, for doctor's executable check.
+        if let Some(exe) = sys::exe(pid).map(|p| p.display().to_string())
+            && let Some(record) = self.lock().record.as_mut()
+        {
+            record.update(|r| r.executable = exe);
+        }
         Ok(result)
     }
 

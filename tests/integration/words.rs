@@ -536,3 +536,76 @@ fn a_slow_start_is_reported_on_stderr_with_its_timeout() {
         "{err}"
     );
 }
+
+/// Doctor names an upstream that fails to start, with its last error and
+/// where to read more.
+#[test]
+fn doctor_reports_an_upstream_that_fails_to_start() {
+    let home = TestHome::new("doctorfails");
+    let mut b = shell_bridge(&home, "echo 'fatal: no API key' >&2; exit 3");
+    b.initialize_error();
+    let id = first_id(&home);
+    let out = home.mcpshare(&["doctor"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("failing_upstreams:"))
+        .unwrap_or_else(|| panic!("no failing_upstreams check:\n{stdout}"));
+    assert!(line.starts_with("error"), "{stdout}");
+    assert!(
+        line.contains(&id) && line.contains("exited with status 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("logs {id}")), "{stdout}");
+}
+
+/// `doctor processes` says so when nothing is on record.
+#[test]
+fn doctor_processes_says_when_nothing_is_on_record() {
+    let home = TestHome::new("noprocs");
+    let out = home.mcpshare(&["doctor", "processes"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("no processes on record in "),
+        "{stdout:?}"
+    );
+    // --json stays an empty array.
+    let out = home.mcpshare(&["doctor", "processes", "--json"]);
+    assert_eq!(text(&out.stdout).trim(), "[]");
+}
+
+/// A server started through a `#!/usr/bin/env` script runs another
+/// executable than the one first exec'd: its record follows, so doctor
+/// does not call it a mismatch.
+#[test]
+fn an_env_script_upstream_is_not_an_executable_mismatch() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new("envscript");
+    let script = home.dir.join("server");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/usr/bin/env sh\nsleep 0.2\nexec {}\n",
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = home.cmd();
+    c.args(["run", "--"]).arg(&script);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    let pid = b.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let out = home.mcpshare(&["doctor", "processes", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let up = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record"]["pid"] == json!(pid))
+        .unwrap_or_else(|| panic!("no record of {pid}: {all}"));
+    assert_eq!(up["executable_match"], json!(true), "{up}");
+}

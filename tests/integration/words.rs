@@ -77,7 +77,25 @@ fn usage_errors_say_what_to_type() {
     for args in [&["run"][..], &["status", "--bogus"], &["logs"]] {
         let err = text(&home.mcpshare(args).stderr);
         assert!(err.ends_with('\n'), "{args:?}: {err:?}");
-        assert!(err.contains("hint: "), "{args:?}: {err:?}");
+        assert!(err.contains("\nhint: "), "{args:?}: {err:?}");
+    }
+    // Errors that are not usage errors: each line whole, a hint on its own.
+    for args in [
+        &["logs", "nope-0"][..],
+        &["restart", "nope-0"],
+        &["frobnicate"],
+    ] {
+        let err = text(&home.mcpshare(args).stderr);
+        assert!(
+            err.ends_with('\n') && err.starts_with("mcpshare: "),
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            err.lines().all(|l| l.starts_with("mcpshare: ")
+                || l.starts_with("hint: ")
+                || l.starts_with(' ')),
+            "{args:?}: {err:?}"
+        );
     }
 }
 

@@ -212,11 +212,6 @@ fn check_private(dir: &Path) -> Result<()> {
         return Err(Error::UnsafeHome(dir.into(), foreign(md.uid(), uid)));
     }
     if md.mode() & 0o077 != 0 {
-        crate::log!(
-            "tightening {} from mode {:04o} to 0700: it holds the daemon's bearer token",
-            dir.display(),
-            md.mode() & 0o7777
-        );
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
     }

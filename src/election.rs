@@ -58,6 +58,7 @@ pub fn probe(home: &Home) -> Result<Probe> {
 /// starting is waited for until `deadline`; one that holds the lock and
 /// does not answer for HUNG_AFTER is an error naming its pid.
 pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
+    let began = Instant::now();
     let mut unresponsive_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -74,7 +75,8 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
             Probe::Unresponsive(m, why) => {
                 let since = *unresponsive_since.get_or_insert(now);
                 if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
-                    let why = format!("{why}, tried for {}", crate::client::human_wait(HUNG_AFTER));
+                    let asked = began.elapsed().as_secs_f64().round() as u64;
+                    let why = format!("{why}; asked for {asked} s");
                     return Err(Error::DaemonHung { pid: m.pid, why });
                 }
             }

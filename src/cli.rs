@@ -138,10 +138,14 @@ pub fn command_help(name: &str) -> String {
         }
         s.push_str(&format!("Usage: {}\n\n{}\n", c.synopsis, c.about));
         s.push_str("\nOptions:\n");
-        for (flag, what) in c.options {
-            s.push_str(&format!("  {flag:<12} {what}\n"));
+        let options = c
+            .options
+            .iter()
+            .chain([&("-h, --help", "print this usage")]);
+        let width = options.clone().map(|o| o.0.len()).max().unwrap_or(0);
+        for (flag, what) in options {
+            s.push_str(&format!("  {flag:<width$}  {what}\n"));
         }
-        s.push_str(&format!("  {:<12} {}\n", "-h, --help", "print this usage"));
     }
     s.push_str("\nSee mcpshare(1) for the details.\n");
     s
@@ -173,6 +177,7 @@ pub enum Invocation {
     Usage {
         command: &'static str,
         problem: String,
+        hint: &'static str,
     },
     Version,
     Run {
@@ -350,11 +355,13 @@ fn run_cli() -> Result<i32> {
             print!("{}", command_help(name));
             Ok(0)
         }
-        Invocation::Usage { command, problem } => {
+        Invocation::Usage {
+            command,
+            problem,
+            hint,
+        } => {
             eprintln!("mcpshare: {problem}");
-            eprintln!(
-                "hint: for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory\n"
-            );
+            eprintln!("hint: {hint}\n");
             eprint!("{}", command_help(command));
             Ok(2)
         }
@@ -525,6 +532,7 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
         return Ok(Invocation::Usage {
             command: "run",
             problem: "run needs the MCP server's command after '--'".into(),
+            hint: "for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory",
         });
     }
     Ok(Invocation::Run {

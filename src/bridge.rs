@@ -1034,12 +1034,15 @@ impl Bridge {
     }
 
     fn attach_once(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
+        // The client's error, and the bridge's stderr for the client's log:
+        // the hint on a line of its own (the error may end with log lines).
         let other = |e: Error| {
             let mut text = e.to_string();
             if let Some(h) = e.hint() {
-                text.push_str("; ");
+                text.push_str("\nhint: ");
                 text.push_str(&h);
             }
+            crate::log!("{text}");
             ConnectError::Other(format!("mcpshare: {text}"))
         };
         let manifest =

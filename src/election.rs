@@ -234,12 +234,9 @@ enum Boot {
 /// [`DAEMON_ENVIRONMENT`] and the settings of our environment, stdin from
 /// /dev/null, stderr to daemon.log) and wait, bounded, for its readiness line.
 fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
-    // The daemon would refuse a bad setting in its log; say it here, where
-    // the user sees it, and start nothing.
-    if let Err(e) = crate::daemon::Settings::from_env() {
-        crate::log!("not starting the daemon: {e}");
-        return Err(e);
-    }
+    // The daemon would refuse a bad setting in its log; refuse it here,
+    // where the caller shows the user (the bridge logs it), and start nothing.
+    crate::daemon::Settings::from_env()?;
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the mcpshare executable", e))?;
     let log_path = home.daemon_log();

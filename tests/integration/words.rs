@@ -627,3 +627,23 @@ fn an_env_script_upstream_is_not_an_executable_mismatch() {
         .unwrap_or_else(|| panic!("no record of {pid}: {all}"));
     assert_eq!(up["executable_match"], json!(true), "{up}");
 }
+
+/// A daemon that cannot start: the client's error and the bridge's stderr
+/// give the daemon's own error and the hint each on a line of its own.
+#[test]
+fn a_daemon_that_cannot_start_is_reported_with_its_hint_on_its_own_line() {
+    let home = TestHome::new("nodaemon");
+    std::fs::create_dir(home.dir.join("daemon.json")).unwrap();
+    let mut b = home.bridge(&[]);
+    let message = b.initialize_error();
+    assert!(
+        message.contains("daemon.json: is a directory\nhint: run 'mcpshare daemon'"),
+        "{message:?}"
+    );
+    assert!(wait_until(WAIT, || b
+        .stderr
+        .lock()
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("hint: run 'mcpshare daemon'"))));
+}

@@ -300,7 +300,14 @@ impl Client {
                 .build()
                 .call(),
         })
-        .map_err(classify)?;
+        .map_err(|e| match e {
+            // Say what timed out and after how long, not "timeout: global".
+            ureq::Error::Timeout(t) if t != ureq::Timeout::Connect => SendError::Broken(format!(
+                "no answer to {method} {path} within {}",
+                human_wait(timeout)
+            )),
+            e => classify(e),
+        })?;
         let reply = Client::reply(resp);
         let status = reply.status;
         Ok((status, reply.json(crate::jsonrpc::DEFAULT_MAX_MESSAGE)?))
@@ -414,8 +421,6 @@ pub struct Health {
     pub protocol: u32,
 }
 
-/// GET /health on the daemon's port, bounded by `timeout`; the error says
-/// what went wrong.
 /// "1 s", "250 ms": a wait as messages state it.
 pub fn human_wait(d: Duration) -> String {
     if d.as_millis().is_multiple_of(1000) {
@@ -425,6 +430,8 @@ pub fn human_wait(d: Duration) -> String {
     }
 }
 
+/// GET /health on the daemon's port, bounded by `timeout`; the error says
+/// what went wrong.
 pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
     let resp = agent()
         .get(format!("http://127.0.0.1:{port}/health"))

@@ -647,3 +647,62 @@ fn a_daemon_that_cannot_start_is_reported_with_its_hint_on_its_own_line() {
         .lines()
         .any(|l| l.starts_with("hint: run 'mcpshare daemon'"))));
 }
+
+/// A daemon that answers /health but not /api/status: status names the
+/// request that went unanswered and for how long, not "timeout: global".
+#[test]
+fn a_daemon_that_does_not_answer_status_is_named_with_the_wait() {
+    use std::io::{BufRead, BufReader, Write};
+    let home = TestHome::new("statushang");
+    let _lock = home.hold_daemon_lock();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let me = std::process::id();
+    home.write_manifest(&manifest_naming(
+        me,
+        mcpshare::sys::start_time(me).unwrap(),
+        port,
+    ));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ended = done.clone();
+    let server = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let deadline = std::time::Instant::now() + WAIT;
+        while !ended.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            let Ok((conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(WAIT)).unwrap();
+            let mut first = String::new();
+            let _ = BufReader::new(&conn).read_line(&mut first);
+            if first.starts_with("GET /health") {
+                let body = json!({"status": "ok", "pid": me, "version": "0.1.0", "protocol": 1})
+                    .to_string();
+                let _ = write!(
+                    &conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                held.push(conn); // never answered
+            }
+        }
+    });
+    let out = home.mcpshare(&["status"]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "daemon pid {me}: no answer to GET /api/status within 5 s"
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(home.dir.join("daemon.json")).unwrap();
+}

@@ -308,8 +308,8 @@ fn a_home_that_is_a_file_is_not_a_directory() {
     c.env("MCPSHARE_HOME", &file)
         .args(["run", "--"])
         .arg(fixture());
+    // It refuses the home before it reads anything.
     let mut b = Bridge::spawn(c);
-    b.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init_params(json!({}))}));
     let exited = b.wait_exit(WAIT);
     let err = b.stderr.lock().unwrap().clone();
     assert!(exited.is_some_and(|s| !s.success()), "{err}");

@@ -18,6 +18,10 @@ INTEROP_DIR = target/interop
 
 all: static
 
+# Copy $(1) to $(2) through a temp file and a rename: a daemon running the
+# old binary keeps its file (cp over it fails with "Text file busy").
+replace = install -m 0755 $(1) $(dir $(2)).$(notdir $(2)).tmp && mv -f $(dir $(2)).$(notdir $(2)).tmp $(2)
+
 # musl when its target is installed (tried once with rustup), else glibc crt-static.
 static:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
@@ -25,11 +29,11 @@ static:
 	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 		echo "building static musl binary"; \
 		$(CARGO) build $(OFFLINE) --release --target $(MUSL) && \
-		cp target/$(MUSL)/release/mcpshare target/mcpshare; \
+		$(call replace,target/$(MUSL)/release/mcpshare,target/mcpshare); \
 	else \
 		echo "musl target unavailable: building glibc crt-static binary"; \
 		RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build $(OFFLINE) --release --target $(GNU) && \
-		cp target/$(GNU)/release/mcpshare target/mcpshare; \
+		$(call replace,target/$(GNU)/release/mcpshare,target/mcpshare); \
 	fi
 	@ls -l target/mcpshare
 
@@ -75,7 +79,7 @@ interop: static
 
 install: static
 	install -d $(BINDIR) $(MANDIR)
-	install -m 0755 target/mcpshare $(BINDIR)/mcpshare
+	$(call replace,target/mcpshare,$(BINDIR)/mcpshare)
 	install -m 0644 man/*.1 $(MANDIR)/
 
 uninstall:

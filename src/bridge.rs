@@ -117,6 +117,45 @@ fn key(id: &Value) -> String {
     id.to_string()
 }
 
+/// How often the bridge says it still waits for its upstream to start.
+const START_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Log "waiting for ID to start: N s" every [`START_PROGRESS_EVERY`] until
+/// the returned sender sends how the start ended (or is dropped); then log
+/// a failure, or a success after a wait that was reported. A client's log
+/// then shows why its server is slow (an npx or uvx install can take a
+/// while) and why it failed.
+fn report_wait(upstream: &str) -> std::sync::mpsc::Sender<Result<(), String>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let id = upstream.to_string();
+    let started = Instant::now();
+    let _ = std::thread::Builder::new()
+        .name("start-progress".into())
+        .spawn(move || {
+            let mut said = false;
+            let ended = loop {
+                match rx.recv_timeout(START_PROGRESS_EVERY) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        said = true;
+                        crate::log!(
+                            "waiting for {id} to start: {} s",
+                            started.elapsed().as_secs()
+                        );
+                    }
+                    Ok(ended) => break Some(ended),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            };
+            let secs = started.elapsed().as_secs();
+            match ended {
+                Some(Err(why)) => crate::log!("{id} did not start: {why}"),
+                Some(Ok(())) if said => crate::log!("{id} started after {secs} s"),
+                _ => {}
+            }
+        });
+    tx
+}
+
 /// Why a connection attempt failed.
 #[derive(Clone)]
 enum ConnectError {
@@ -1037,12 +1076,15 @@ impl Bridge {
     }
 
     fn attach_once(&self, init: &Value, generation: u64) -> Result<(Conn, Value), ConnectError> {
+        // The client's error, and the bridge's stderr for the client's log:
+        // the hint on a line of its own (the error may end with log lines).
         let other = |e: Error| {
             let mut text = e.to_string();
             if let Some(h) = e.hint() {
-                text.push_str("; ");
+                text.push_str("\nhint: ");
                 text.push_str(&h);
             }
+            crate::log!("{text}");
             ConnectError::Other(format!("mcpshare: {text}"))
         };
         let manifest =
@@ -1056,7 +1098,7 @@ impl Bridge {
             SendError::Broken(e) => ConnectError::Other(format!("mcpshare daemon: {e}")),
         };
         let mut registrations = 0;
-        let (upstream, path, reply) = loop {
+        let (upstream, path, reply, waited) = loop {
             let (status, body) = client
                 .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
                 .map_err(failed)?;
@@ -1071,13 +1113,15 @@ impl Bridge {
             };
             registrations += 1;
             let path = format!("/u/{upstream}/mcp");
+            // The daemon answers once the upstream has started: say why we wait.
+            let waiting = report_wait(upstream);
             let reply = client
                 .mcp_post(&path, &McpHeaders::default(), &bytes)
                 .map_err(failed)?;
             // 404: the upstream was stopped for idleness between its
             // registration and this `initialize`: register it anew.
             if reply.status != 404 || registrations == MAX_REGISTRATIONS {
-                break (upstream.to_string(), path, reply);
+                break (upstream.to_string(), path, reply, waiting);
             }
             crate::log!(
                 "upstream {upstream} went away before its session opened; registering it again"
@@ -1095,9 +1139,12 @@ impl Bridge {
         let answer = reply
             .json(self.max)
             .map_err(|e| ConnectError::Other(format!("mcpshare daemon: {e}")))?;
-        if answer.get("error").is_some() {
+        if let Some(e) = answer.get("error") {
+            let text = e["message"].as_str().unwrap_or("no message").to_string();
+            let _ = waited.send(Err(text));
             return Err(ConnectError::Rpc(answer));
         }
+        let _ = waited.send(Ok(()));
         let Some(session) = session.filter(|_| status == 200) else {
             return Err(ConnectError::Other(format!(
                 "mcpshare daemon: initialize failed: HTTP {status} {answer}"

@@ -115,7 +115,39 @@ pub fn help() -> String {
             s.push_str(&format!("      {flag:<12} {what}\n"));
         }
     }
-    s.push_str("  mcpshare --help | --version\n\nSee mcpshare(1) for files, environment and exit status.\n");
+    s.push_str(
+        "  mcpshare help [COMMAND] | --help | -h | --version | -V\n\n\
+         Every command also takes --help (or -h) for its own usage.\n\
+         See mcpshare(1) for files, environment and exit status.\n",
+    );
+    s
+}
+
+/// The usage of one command (`mcpshare CMD --help`, `mcpshare help CMD`);
+/// `help doctor` also shows `doctor processes`.
+pub fn command_help(name: &str) -> String {
+    let mut s = String::new();
+    for c in COMMANDS.iter().filter(|c| {
+        c.name == name
+            || c.name
+                .strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' '))
+    }) {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!("Usage: {}\n\n{}\n", c.synopsis, c.about));
+        s.push_str("\nOptions:\n");
+        let options = c
+            .options
+            .iter()
+            .chain([&("-h, --help", "print this usage")]);
+        let width = options.clone().map(|o| o.0.len()).max().unwrap_or(0);
+        for (flag, what) in options {
+            s.push_str(&format!("  {flag:<width$}  {what}\n"));
+        }
+    }
+    s.push_str("\nSee mcpshare(1) for the details.\n");
     s
 }
 
@@ -136,7 +168,17 @@ pub fn main() -> i32 {
 /// against the table above by the tests below.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
-    Help,
+    /// The usage of every command, or of one (by its name in `COMMANDS`).
+    Help {
+        command: Option<&'static str>,
+    },
+    /// Usage to print on stderr with exit status 2: a command given
+    /// without what it needs.
+    Usage {
+        command: &'static str,
+        problem: String,
+        hint: &'static str,
+    },
     Version,
     Run {
         isolated: bool,
@@ -177,21 +219,34 @@ where
     let mut parser = lexopt::Parser::from_args(args);
     let command = match parser.next()? {
         None => return Err(Error::Usage("no command given".into())),
-        Some(Long("help") | Short('h')) => return Ok(Invocation::Help),
-        Some(Long("version") | Short('V')) => return Ok(Invocation::Version),
+        Some(Long("help") | Short('h')) => return parse_help(&mut parser),
+        Some(Long("version") | Short('V')) => {
+            no_more(&mut parser)?;
+            return Ok(Invocation::Version);
+        }
         Some(Value(v)) => v.string()?,
         Some(other) => return Err(other.unexpected().into()),
+    };
+    let help = |command| {
+        Ok(Invocation::Help {
+            command: Some(command),
+        })
     };
     match command.as_str() {
         "run" => parse_run(&mut parser),
         "daemon" => {
-            no_more(&mut parser)?;
+            match parser.next()? {
+                None => {}
+                Some(Long("help") | Short('h')) => return help("daemon"),
+                Some(arg) => return Err(arg.unexpected().into()),
+            }
             Ok(Invocation::Daemon)
         }
         "status" => {
             let mut json = false;
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("status"),
                     Long("json") => json = true,
                     other => return Err(other.unexpected().into()),
                 }
@@ -202,6 +257,7 @@ where
             let mut force = false;
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("stop"),
                     Long("force") => force = true,
                     other => return Err(other.unexpected().into()),
                 }
@@ -212,6 +268,8 @@ where
             let (mut json, mut cleanup, mut processes) = (false, false, false);
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') if processes => return help("doctor processes"),
+                    Long("help") | Short('h') => return help("doctor"),
                     Long("json") => json = true,
                     Long("cleanup-stale-records") if processes => cleanup = true,
                     Value(v) if !processes && v == "processes" => processes = true,
@@ -228,6 +286,7 @@ where
             let (mut id, mut n, mut follow) = (None, 100u64, false);
             while let Some(arg) = parser.next()? {
                 match arg {
+                    Long("help") | Short('h') => return help("logs"),
                     Short('n') => {
                         n = parser
                             .value()?
@@ -247,6 +306,7 @@ where
         }
         "restart" => {
             let id = match parser.next()? {
+                Some(Long("help") | Short('h')) => return help("restart"),
                 Some(Value(v)) => Some(v.string()?),
                 Some(other) => return Err(other.unexpected().into()),
                 None => None,
@@ -256,16 +316,54 @@ where
                 id: upstream_id(id)?,
             })
         }
-        "help" => Ok(Invocation::Help),
+        "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+/// `help [COMMAND]` and `--help [COMMAND]`: the command's name as in `COMMANDS`.
+fn parse_help(parser: &mut lexopt::Parser) -> Result<Invocation> {
+    use lexopt::prelude::*;
+    let mut words = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => words.push(v.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    if words.is_empty() {
+        return Ok(Invocation::Help { command: None });
+    }
+    let name = words.join(" ");
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(c) => Ok(Invocation::Help {
+            command: Some(c.name),
+        }),
+        None => Err(Error::Usage(format!("unknown command '{name}'"))),
     }
 }
 
 fn run_cli() -> Result<i32> {
     match parse(std::env::args_os().skip(1))? {
-        Invocation::Help => {
+        Invocation::Help { command: None } => {
             print!("{}", help());
             Ok(0)
+        }
+        Invocation::Help {
+            command: Some(name),
+        } => {
+            print!("{}", command_help(name));
+            Ok(0)
+        }
+        Invocation::Usage {
+            command,
+            problem,
+            hint,
+        } => {
+            eprintln!("mcpshare: {problem}");
+            eprintln!("hint: {hint}\n");
+            eprint!("{}", command_help(command));
+            Ok(2)
         }
         Invocation::Version => {
             println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
@@ -280,21 +378,21 @@ fn run_cli() -> Result<i32> {
             daemon::run(Home::open()?)?;
             Ok(0)
         }
-        Invocation::Status { json } => status(&Home::open()?, json),
+        Invocation::Status { json } => status(&Home::existing()?, json),
         Invocation::Stop { force } => {
-            let home = Home::open()?;
+            let home = Home::existing()?;
             if force {
                 crate::doctor::stop_force(&home)
             } else {
                 stop(&home)
             }
         }
-        Invocation::Doctor { json } => Ok(crate::doctor::summary(&Home::open()?, json)),
+        Invocation::Doctor { json } => crate::doctor::summary(json),
         Invocation::DoctorProcesses { json, cleanup } => {
-            crate::doctor::processes(&Home::open()?, json, cleanup)
+            crate::doctor::processes(&Home::existing()?, json, cleanup)
         }
-        Invocation::Logs { id, n, follow } => logs(&Home::open()?, &id, n, follow),
-        Invocation::Restart { id } => restart(&Home::open()?, &id),
+        Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
+        Invocation::Restart { id } => restart(&Home::existing()?, &id),
     }
 }
 
@@ -355,7 +453,8 @@ fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
-    let mut last = print_lines(&mut out, &body)?;
+    // Follow from the newest line, also when none was printed (`-n 0`).
+    let mut last = print_lines(&mut out, &body)?.max(body["last"].as_u64().unwrap_or(0));
     let Some(client) = client.filter(|_| follow) else {
         return Ok(0);
     };
@@ -410,6 +509,11 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     let mut argv: Vec<String> = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
+            Long("help") | Short('h') => {
+                return Ok(Invocation::Help {
+                    command: Some("run"),
+                });
+            }
             Long("isolated") => isolated = true,
             Long("global") => global = true,
             Value(v) => {
@@ -425,9 +529,11 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
         }
     }
     if argv.is_empty() {
-        return Err(Error::Usage(
-            "run needs a command: mcpshare run -- COMMAND [ARGS...]".into(),
-        ));
+        return Ok(Invocation::Usage {
+            command: "run",
+            problem: "run needs the MCP server's command after '--'".into(),
+            hint: "for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory",
+        });
     }
     Ok(Invocation::Run {
         isolated,
@@ -449,8 +555,31 @@ fn run_bridge(isolated: bool, global: bool, mut argv: Vec<String>) -> Result<i32
         global,
         isolated,
     };
+    if global {
+        for arg in relative_paths(&spec.command, &spec.args) {
+            crate::log!(
+                "warning: --global shares this server across working directories, but '{arg}' is \
+                 a relative path: a client in another directory would use this one's {}; \
+                 give it as an absolute path",
+                cwd.join(arg.trim_start_matches("./")).display()
+            );
+        }
+    }
     let home = Home::open()?;
     Ok(bridge::run(home, spec))
+}
+
+/// The relative paths among a server's command and arguments (also as the
+/// value of `--opt=PATH`): `.`, `..`, or names starting `./` or `../`.
+fn relative_paths<'a>(command: &'a str, args: &'a [String]) -> Vec<&'a str> {
+    std::iter::once(command)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with('-') => value,
+            _ => a,
+        })
+        .filter(|a| matches!(*a, "." | "..") || a.starts_with("./") || a.starts_with("../"))
+        .collect()
 }
 
 /// How long `status` and `stop` wait for the daemon's control API.
@@ -484,7 +613,22 @@ fn fetch_status(home: &Home) -> Result<Option<Value>> {
 }
 
 fn status(home: &Home, as_json: bool) -> Result<i32> {
-    let st = fetch_status(home)?;
+    let st = match fetch_status(home) {
+        Ok(st) => st,
+        // A script reads the error on stdout too, as one object.
+        Err(e) if as_json => {
+            let daemon = match &e {
+                Error::DaemonHung { pid, .. } | Error::Incompatible { pid, .. } => {
+                    json!({"pid": pid, "responding": false})
+                }
+                _ => Value::Null,
+            };
+            let v = json!({"daemon": daemon, "upstreams": [], "error": e.to_string(), "hint": e.hint()});
+            println!("{v}");
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if as_json {
         let v = st.unwrap_or_else(|| json!({"daemon": null, "upstreams": []}));
         println!("{v}");
@@ -494,7 +638,11 @@ fn status(home: &Home, as_json: bool) -> Result<i32> {
         println!("no daemon running for {}", home.dir().display());
         return Ok(0);
     };
-    print!("{}", render_status(&st, log::unix_millis()));
+    let user_home = std::env::var("HOME").ok();
+    print!(
+        "{}",
+        render_status(&st, log::unix_millis(), user_home.as_deref())
+    );
     print!("{}", render_near_misses(&st));
     Ok(0)
 }
@@ -529,7 +677,7 @@ pub fn render_near_misses(st: &Value) -> String {
 }
 
 /// The human table of `mcpshare status`.
-pub fn render_status(st: &Value, now_ms: u64) -> String {
+pub fn render_status(st: &Value, now_ms: u64, user_home: Option<&str>) -> String {
     let d = &st["daemon"];
     let up_ms = now_ms.saturating_sub(d["started_at"].as_u64().unwrap_or(now_ms));
     let mut s = format!(
@@ -546,33 +694,106 @@ pub fn render_status(st: &Value, now_ms: u64) -> String {
         s.push_str("no upstreams\n");
         return s;
     }
-    s.push_str(&format!(
-        "\n{:<36} {:<9} {:>7} {:>8} {:>8}  COMMAND\n",
-        "UPSTREAM", "STATE", "PID", "SESSIONS", "RESTARTS"
-    ));
-    for u in ups {
-        let cmd: Vec<&str> = u["command"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let pid = u["pid"]
-            .as_u64()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into());
-        s.push_str(&format!(
-            "{:<36} {:<9} {:>7} {:>8} {:>8}  {}\n",
-            u["id"].as_str().unwrap_or("?"),
-            u["state"].as_str().unwrap_or("?"),
-            pid,
-            u["sessions"].to_string(),
-            u["restarts"].to_string(),
-            cmd.join(" ")
-        ));
+    let header = [
+        "UPSTREAM", "STATE", "PID", "SESSIONS", "RESTARTS", "CWD", "CLIENTS", "COMMAND",
+    ];
+    let rows: Vec<[String; 8]> = ups
+        .iter()
+        .map(|u| {
+            let cmd: Vec<&str> = u["command"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let state = match (u["state"].as_str(), u["restart_in_ms"].as_u64()) {
+                (Some("restarting"), Some(ms)) => format!("restarting in {} s", ms.div_ceil(1000)),
+                (state, _) => state.unwrap_or("?").to_string(),
+            };
+            let clients: Vec<&str> = u["clients"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            [
+                u["id"].as_str().unwrap_or("?").to_string(),
+                state,
+                u["pid"]
+                    .as_u64()
+                    .map_or_else(|| "-".into(), |p| p.to_string()),
+                u["sessions"].to_string(),
+                u["restarts"].to_string(),
+                short_dir(u["cwd"].as_str().unwrap_or("?"), user_home),
+                count_names(&clients),
+                cmd.join(" "),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // Numbers to the right, text to the left; the command last, unpadded.
+    let line = |cells: [&str; 8]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = width[i].saturating_sub(cell.chars().count());
+            match i {
+                7 => l.push_str(cell),
+                2..=4 => l.push_str(&format!("{}{cell}  ", " ".repeat(pad))),
+                _ => l.push_str(&format!("{cell}{}  ", " ".repeat(pad))),
+            }
+        }
+        l.push('\n');
+        l
+    };
+    s.push('\n');
+    s.push_str(&line(header));
+    for (u, row) in ups.iter().zip(&rows) {
+        s.push_str(&line(std::array::from_fn(|i| row[i].as_str())));
         if let Some(e) = u["last_error"].as_str() {
             s.push_str(&format!("  last error: {e}\n"));
         }
     }
     s
+}
+
+/// A working directory as `status` shows it: the user's home as `~`, and
+/// a long one cut to its last components.
+fn short_dir(dir: &str, user_home: Option<&str>) -> String {
+    const MAX: usize = 32;
+    let dir = match user_home
+        .filter(|h| h.len() > 1)
+        .and_then(|h| dir.strip_prefix(h.trim_end_matches('/')))
+    {
+        Some("") => "~".to_string(),
+        Some(rest) if rest.starts_with('/') => format!("~{rest}"),
+        _ => dir.to_string(),
+    };
+    let n = dir.chars().count();
+    if n <= MAX {
+        return dir;
+    }
+    let tail: String = dir.chars().skip(n - (MAX - 1)).collect();
+    format!("…{tail}")
+}
+
+/// Client names, each once with its count: "claude-code (2), cursor".
+fn count_names(names: &[&str]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let same = names[i..].iter().take_while(|n| **n == names[i]).count();
+        out.push(match same {
+            1 => names[i].to_string(),
+            k => format!("{} ({k})", names[i]),
+        });
+        i += same;
+    }
+    if out.is_empty() {
+        "-".into()
+    } else {
+        out.join(", ")
+    }
 }
 
 fn human_duration(secs: u64) -> String {
@@ -629,13 +850,42 @@ mod tests {
             "upstreams": [{"id": "fixture-ab", "state": "running", "pid": 11, "sessions": 2, "restarts": 0,
                            "command": ["fixture", "--x"]}]
         });
-        let out = render_status(&st, 61_000);
+        let out = render_status(&st, 61_000, Some("/home/me"));
         assert!(
             out.contains("daemon pid 10  port 4000  version 0.1.0  up 1m1s  sessions 2"),
             "{out}"
         );
         assert!(out.contains("fixture-ab"), "{out}");
         assert!(out.contains("fixture --x"), "{out}");
+    }
+
+    #[test]
+    fn relative_paths_are_found_in_arguments_and_option_values() {
+        let args: Vec<String> = ["-y", "--root=./data", "../x", "/abs", "a=./b", "."]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            relative_paths("./srv.py", &args),
+            ["./srv.py", "./data", "../x", "."]
+        );
+        assert!(relative_paths("npx", &["pkg@1".to_string()]).is_empty());
+    }
+
+    #[test]
+    fn working_directories_and_client_names_are_shortened() {
+        assert_eq!(short_dir("/home/me/proj", Some("/home/me")), "~/proj");
+        assert_eq!(short_dir("/home/me", Some("/home/me/")), "~");
+        assert_eq!(short_dir("/home/meat", Some("/home/me")), "/home/meat");
+        assert_eq!(short_dir("/x", Some("/")), "/x");
+        let long = "/srv/a/very/long/path/to/some/project/deep/inside";
+        let short = short_dir(long, None);
+        assert_eq!(short.chars().count(), 32);
+        assert!(
+            short.starts_with('…') && long.ends_with(&short[3..]),
+            "{short}"
+        );
+        assert_eq!(count_names(&["a", "a", "b"]), "a (2), b");
+        assert_eq!(count_names(&[]), "-");
     }
 
     /// The commands of `--help` as printed: each synopsis line (without
@@ -696,7 +946,7 @@ mod tests {
         known.extend(["--force", "--json", "--verbose", "-q"].map(String::from));
         known.sort();
         known.dedup();
-        for (synopsis, listed) in blocks.iter().filter(|b| !b.0.starts_with("--help")) {
+        for (synopsis, listed) in blocks.iter().filter(|b| !b.0.starts_with("help ")) {
             let plain = line_with(synopsis, None);
             assert!(parse(&plain).is_ok(), "{plain:?} does not parse");
             for flag in &known {
@@ -716,7 +966,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(parse(["--help"]).unwrap(), Invocation::Help);
+        assert_eq!(
+            parse(["--help"]).unwrap(),
+            Invocation::Help { command: None }
+        );
         assert_eq!(parse(["--version"]).unwrap(), Invocation::Version);
     }
 

@@ -329,7 +329,14 @@ impl Client {
                 .build()
                 .call(),
         })
-        .map_err(classify)?;
+        .map_err(|e| match e {
+            // Say what timed out and after how long, not "timeout: global".
+            ureq::Error::Timeout(t) if t != ureq::Timeout::Connect => SendError::Broken(format!(
+                "no answer to {method} {path} within {}",
+                human_wait(timeout)
+            )),
+            e => classify(e),
+        })?;
         let reply = Client::reply(resp);
         let status = reply.status;
         Ok((status, reply.json(crate::jsonrpc::DEFAULT_MAX_MESSAGE)?))
@@ -443,6 +450,15 @@ pub struct Health {
     pub protocol: u32,
 }
 
+/// "1 s", "250 ms": a wait as messages state it.
+pub fn human_wait(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 /// GET /health on the daemon's port, bounded by `timeout`; the error says
 /// what went wrong.
 pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
@@ -452,10 +468,16 @@ pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
         .timeout_global(Some(timeout))
         .build()
         .call()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            ureq::Error::Timeout(_) => format!(
+                "no answer to GET /health on port {port} within {}",
+                human_wait(timeout)
+            ),
+            e => format!("GET /health on port {port}: {e}"),
+        })?;
     let status = resp.status().as_u16();
     if status != 200 {
-        return Err(format!("HTTP {status}"));
+        return Err(format!("GET /health on port {port} answered HTTP {status}"));
     }
     let bytes = resp
         .into_body()

@@ -281,6 +281,8 @@ pub struct Daemon {
     manifest: Mutex<Manifest>,
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The `clientInfo.name` each session's client gave, by session id.
+    client_names: Mutex<HashMap<String, String>>,
     spawner: Spawner,
     stop_tx: Mutex<Sender<String>>,
     stopping: AtomicBool,
@@ -392,6 +394,7 @@ pub fn run(home: Home) -> Result<()> {
         manifest: Mutex::new(m.clone()),
         upstreams: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
+        client_names: Mutex::new(HashMap::new()),
         spawner: Spawner::start().map_err(|e| Error::io("cannot start the spawner thread", e))?,
         stop_tx: Mutex::new(stop_tx),
         stopping: AtomicBool::new(false),
@@ -557,7 +560,8 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
             http::json(
                 req,
                 200,
-                &json!({"id": id, "log": up.logbook.path().display().to_string(), "lines": lines}),
+                &json!({"id": id, "log": up.logbook.path().display().to_string(),
+                    "last": up.logbook.last(), "lines": lines}),
                 &[],
             )
         }
@@ -742,8 +746,12 @@ impl Daemon {
         version: String,
         capabilities: Value,
         client: Option<sys::ProcessId>,
+        client_name: Option<String>,
     ) -> Arc<Session> {
         let id = random_token().unwrap_or_else(|_| format!("{:x}", log::unix_millis()));
+        if let Some(name) = client_name {
+            lock(&self.client_names).insert(id.clone(), name);
+        }
         let session = Arc::new(Session::new(
             id.clone(),
             upstream.clone(),
@@ -757,6 +765,7 @@ impl Daemon {
     }
 
     pub fn end_session(&self, id: &str, reason: &str) {
+        lock(&self.client_names).remove(id);
         let Some(session) = lock(&self.sessions).remove(id) else {
             return;
         };
@@ -878,6 +887,28 @@ impl Daemon {
             .collect();
         specs.sort_by(|a, b| a.0.cmp(&b.0));
         let near = crate::identity::near_misses(&specs);
+        // Each upstream's attached clients, by the name in their clientInfo.
+        let mut clients: HashMap<String, Vec<String>> = HashMap::new();
+        {
+            let names = lock(&self.client_names);
+            for s in lock(&self.sessions).values() {
+                let name = names.get(&s.id).map_or("?", String::as_str);
+                clients
+                    .entry(s.upstream.id.clone())
+                    .or_default()
+                    .push(name.to_string());
+            }
+        }
+        let ups: Vec<Value> = ups
+            .into_iter()
+            .map(|u| {
+                let mut names = clients.remove(&u.id).unwrap_or_default();
+                names.sort();
+                let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
+                v["clients"] = json!(names);
+                v
+            })
+            .collect();
         json!({
             "daemon": {
                 "pid": m.pid,

@@ -233,6 +233,12 @@ pub fn processes(home: &Home, as_json: bool, cleanup: bool) -> Result<i32> {
         return Ok(0);
     }
     let exe = this_exe();
+    if all.is_empty() && bad.is_empty() {
+        println!(
+            "no processes on record in {}",
+            home.processes_dir().display()
+        );
+    }
     for s in &all {
         println!("{}", render_line(s, &exe));
     }
@@ -253,6 +259,7 @@ pub const CHECKS: &[&str] = &[
     "orphaned_upstreams",
     "crashed_upstreams",
     "near_misses",
+    "failing_upstreams",
 ];
 
 /// Every field of a `doctor processes` line; each is in mcpshare(1).
@@ -331,17 +338,88 @@ fn findings<T>(
     }
 }
 
-/// Every check of `mcpshare doctor`, in order.
+/// The `home` check, read only; the home when the other checks can look
+/// into it.
+fn home_check() -> Result<(Check, Option<Home>)> {
+    use crate::home::Found;
+    let c = |level, text: String, fix: Option<String>| check("home", level, text, fix);
+    Ok(match Home::inspect()? {
+        Found::Relative { given, absolute } => (
+            c(
+                Level::Error,
+                format!(
+                    "MCPSHARE_HOME={} is a relative path: each client's working directory \
+                     would get a daemon of its own, and mcpshare refuses it",
+                    given.display()
+                ),
+                Some(format!(
+                    "export MCPSHARE_HOME={} (in a client's config, its \"env\" block)",
+                    absolute.display()
+                )),
+            ),
+            None,
+        ),
+        Found::Missing(dir) => (
+            c(
+                Level::Info,
+                format!(
+                    "{} does not exist yet; the first client creates it (mode 0700)",
+                    dir.display()
+                ),
+                None,
+            ),
+            None,
+        ),
+        Found::NotDirectory(dir) => (
+            c(
+                Level::Error,
+                format!("{} is not a directory", dir.display()),
+                Some(format!(
+                    "mv {} {}.bak (or point MCPSHARE_HOME at a directory)",
+                    dir.display(),
+                    dir.display()
+                )),
+            ),
+            None,
+        ),
+        Found::Foreign { dir, uid, ours } => (
+            c(
+                Level::Error,
+                format!(
+                    "{} is owned by uid {uid}, not by this user (uid {ours})",
+                    dir.display()
+                ),
+                Some("export MCPSHARE_HOME=<a directory of your own>".into()),
+            ),
+            None,
+        ),
+        Found::Loose { home, mode } => (
+            c(
+                Level::Error,
+                format!(
+                    "{} has mode {mode:04o}: others may read the daemon's bearer token",
+                    home.dir().display()
+                ),
+                Some(format!("chmod 700 {}", home.dir().display())),
+            ),
+            Some(home),
+        ),
+        Found::Private(home) => (
+            c(
+                Level::Ok,
+                format!("{} is private to this user (0700)", home.dir().display()),
+                None,
+            ),
+            Some(home),
+        ),
+    })
+}
+
+/// Every check of `mcpshare doctor` after `home`, in order.
 pub fn checks(home: &Home) -> Vec<Check> {
     use Level::*;
     let exe = this_exe();
     let mut out = Vec::new();
-    out.push(check(
-        "home",
-        Ok,
-        format!("{} is private to this user (0700)", home.dir().display()),
-        None,
-    ));
     match sys::on_network_fs(home.dir()) {
         Some(true) => out.push(check(
             "filesystem",
@@ -452,10 +530,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             Err(why) => out.push(check(
                 "daemon_health",
                 Error,
-                format!(
-                    "pid {} holds the lock but does not answer /health ({why}): hung",
-                    m.pid
-                ),
+                format!("pid {} holds the lock but is hung: {why}", m.pid),
                 Some(format!("{exe} stop --force")),
             )),
         }
@@ -530,6 +605,25 @@ pub fn checks(home: &Home) -> Vec<Check> {
     // Without a daemon's status there is nothing to say about crashes.
     if let Some(st) = &daemon_status {
         let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();
+        let failing = upstreams.iter().filter(|u| {
+            u["state"] != json!("crashed")
+                && u["state"] != json!("running")
+                && u["last_error"].is_string()
+        });
+        findings(
+            &mut out,
+            "failing_upstreams",
+            "no upstream failed its last start",
+            failing,
+            |u| {
+                let id = u["id"].as_str().unwrap_or("?");
+                let text = format!(
+                    "upstream {id} failed to start: {}",
+                    u["last_error"].as_str().unwrap_or("?")
+                );
+                (Error, text, format!("{exe} logs {id}"))
+            },
+        );
         let crashed = upstreams
             .into_iter()
             .filter(|u| u["state"] == json!("crashed"));
@@ -615,8 +709,10 @@ fn version_check(h: &client::Health) -> Check {
     }
 }
 
-pub fn summary(home: &Home, as_json: bool) -> i32 {
-    let all = checks(home);
+pub fn summary(as_json: bool) -> Result<i32> {
+    let (home, dir) = home_check()?;
+    let mut all = vec![home];
+    all.extend(dir.as_ref().map(checks).unwrap_or_default());
     let worst = all.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
     if as_json {
         println!(
@@ -637,7 +733,7 @@ pub fn summary(home: &Home, as_json: bool) -> i32 {
             }
         }
     }
-    i32::from(worst == Level::Error)
+    Ok(i32::from(worst == Level::Error))
 }
 
 /// Semantic-version precedence (semver 2.0.0 section 11): numeric parts

@@ -58,6 +58,7 @@ pub fn probe(home: &Home) -> Result<Probe> {
 /// starting is waited for until `deadline`; one that holds the lock and
 /// does not answer for HUNG_AFTER is an error naming its pid.
 pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
+    let began = Instant::now();
     let mut unresponsive_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -74,6 +75,8 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
             Probe::Unresponsive(m, why) => {
                 let since = *unresponsive_since.get_or_insert(now);
                 if now.duration_since(since) >= HUNG_AFTER || now >= deadline {
+                    let asked = began.elapsed().as_secs_f64().round() as u64;
+                    let why = format!("{why}; asked for {asked} s");
                     return Err(Error::DaemonHung { pid: m.pid, why });
                 }
             }
@@ -231,12 +234,9 @@ enum Boot {
 /// [`DAEMON_ENVIRONMENT`] and the settings of our environment, stdin from
 /// /dev/null, stderr to daemon.log) and wait, bounded, for its readiness line.
 fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
-    // The daemon would refuse a bad setting in its log; say it here, where
-    // the user sees it, and start nothing.
-    if let Err(e) = crate::daemon::Settings::from_env() {
-        crate::log!("not starting the daemon: {e}");
-        return Err(e);
-    }
+    // The daemon would refuse a bad setting in its log; refuse it here,
+    // where the caller shows the user (the bridge logs it), and start nothing.
+    crate::daemon::Settings::from_env()?;
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the mcpshare executable", e))?;
     let log_path = home.daemon_log();

@@ -252,6 +252,10 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
         version.to_string(),
         capabilities,
         client_process(&req),
+        params
+            .pointer("/clientInfo/name")
+            .and_then(Value::as_str)
+            .map(String::from),
     );
     let sid = session.id.clone();
     http::json(

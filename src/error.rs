@@ -63,6 +63,7 @@ impl Error {
             ),
             Error::AlreadyRunning => Some("see it with 'mcpshare status'".to_string()),
             Error::Usage(_) => Some("see 'mcpshare --help'".to_string()),
+            Error::UnsafeHome(..) => Some("'mcpshare doctor' prints the fix".to_string()),
             _ => None,
         }
     }
@@ -82,7 +83,10 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::DaemonHung { pid, why } => {
-                write!(f, "daemon pid {pid} is not responding ({why})")
+                write!(
+                    f,
+                    "daemon pid {pid} holds the lock but is not responding: {why}"
+                )
             }
             Error::Incompatible {
                 pid,

@@ -1,6 +1,7 @@
 //! The home directory: where it is, that it is private to this user, and
 //! the name of every file mcpshare keeps there. Nothing outside this module
-//! builds a path inside the home by hand.
+//! builds a path inside the home by hand. Only `run` and `daemon` create or
+//! tighten it; the commands that read (status, logs, doctor) never change it.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -10,19 +11,100 @@ pub struct Home {
     dir: PathBuf,
 }
 
+/// What is found where the home should be (see [`Home::inspect`]).
+#[derive(Debug)]
+pub enum Found {
+    /// `MCPSHARE_HOME` is a relative path; the absolute one it means here.
+    Relative {
+        given: PathBuf,
+        absolute: PathBuf,
+    },
+    /// Nothing there yet: the first client creates it.
+    Missing(PathBuf),
+    NotDirectory(PathBuf),
+    Foreign {
+        dir: PathBuf,
+        uid: u32,
+        ours: u32,
+    },
+    /// Readable by others (it holds the bearer token): `mode` is its mode.
+    Loose {
+        home: Home,
+        mode: u32,
+    },
+    Private(Home),
+}
+
 impl Home {
     /// `$MCPSHARE_HOME`, else `$XDG_STATE_HOME/mcpshare`, else
-    /// `$HOME/.local/state/mcpshare`. Created 0700 if missing.
+    /// `$HOME/.local/state/mcpshare`. Created 0700 if missing, tightened
+    /// to 0700 if others may read it: for `run` and `daemon` only.
     pub fn open() -> Result<Home> {
-        let dir = match std::env::var_os("MCPSHARE_HOME").filter(|v| !v.is_empty()) {
-            Some(d) => PathBuf::from(d),
-            None => default_dir()?,
+        Home::at(&locate()?)
+    }
+
+    /// The home as it is, for commands that only read: nothing is created
+    /// or changed. A missing home is returned as it would be (no daemon
+    /// runs there).
+    pub fn existing() -> Result<Home> {
+        match Home::inspect()? {
+            Found::Relative { given, absolute } => Err(relative(&given, &absolute)),
+            Found::Missing(dir) => Ok(Home { dir }),
+            Found::NotDirectory(dir) => Err(Error::UnsafeHome(dir, "not a directory".into())),
+            Found::Foreign { dir, uid, ours } => Err(Error::UnsafeHome(dir, foreign(uid, ours))),
+            Found::Loose { home, .. } | Found::Private(home) => Ok(home),
+        }
+    }
+
+    /// Look at the home without touching it.
+    pub fn inspect() -> Result<Found> {
+        let given = given_dir()?;
+        if given.is_relative() {
+            let absolute = std::env::current_dir()
+                .map_err(|e| Error::io("cannot read the working directory", e))?
+                .join(&given);
+            return Ok(Found::Relative { given, absolute });
+        }
+        let md = match std::fs::metadata(&given) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing(given)),
+            Err(e) => return Err(Error::Path(given, e)),
         };
-        Home::at(&dir)
+        if !md.is_dir() {
+            return Ok(Found::NotDirectory(given));
+        }
+        let dir = given.canonicalize().map_err(|e| Error::Path(given, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if let Some(ours) = crate::sys::uid()
+                && md.uid() != ours
+            {
+                return Ok(Found::Foreign {
+                    dir,
+                    uid: md.uid(),
+                    ours,
+                });
+            }
+            if md.mode() & 0o077 != 0 {
+                return Ok(Found::Loose {
+                    home: Home { dir },
+                    mode: md.mode() & 0o7777,
+                });
+            }
+        }
+        Ok(Found::Private(Home { dir }))
     }
 
     /// Use (and create) `dir` as the home, checking owner and mode.
     pub fn at(dir: &Path) -> Result<Home> {
+        if dir.is_relative() {
+            let absolute = std::env::current_dir().unwrap_or_default().join(dir);
+            return Err(relative(dir, &absolute));
+        }
+        if std::fs::metadata(dir).is_ok_and(|md| !md.is_dir()) {
+            return Err(Error::UnsafeHome(dir.into(), "not a directory".into()));
+        }
         create_private_dir(dir)?;
         let dir = dir
             .canonicalize()
@@ -60,6 +142,39 @@ impl Home {
     }
 }
 
+/// The home the environment names, as given.
+fn given_dir() -> Result<PathBuf> {
+    match std::env::var_os("MCPSHARE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => Ok(PathBuf::from(d)),
+        None => default_dir(),
+    }
+}
+
+/// The environment's home, refused when relative.
+pub fn locate() -> Result<PathBuf> {
+    let dir = given_dir()?;
+    if dir.is_relative() {
+        let absolute = std::env::current_dir().unwrap_or_default().join(&dir);
+        return Err(relative(&dir, &absolute));
+    }
+    Ok(dir)
+}
+
+fn relative(given: &Path, absolute: &Path) -> Error {
+    Error::UnsafeHome(
+        given.into(),
+        format!(
+            "MCPSHARE_HOME is a relative path: each client's working directory would get a \
+             daemon of its own; set MCPSHARE_HOME={} (an absolute path)",
+            absolute.display()
+        ),
+    )
+}
+
+fn foreign(uid: u32, ours: u32) -> String {
+    format!("owned by uid {uid}, not by this user (uid {ours})")
+}
+
 fn default_dir() -> Result<PathBuf> {
     if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(state).join("mcpshare"));
@@ -94,10 +209,7 @@ fn check_private(dir: &Path) -> Result<()> {
     if let Some(uid) = crate::sys::uid()
         && md.uid() != uid
     {
-        return Err(Error::UnsafeHome(
-            dir.into(),
-            format!("owned by uid {}, not by this user (uid {uid})", md.uid()),
-        ));
+        return Err(Error::UnsafeHome(dir.into(), foreign(md.uid(), uid)));
     }
     if md.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))

@@ -1,6 +1,7 @@
-//! An upstream's standard error: every line goes to its log file (rotated
-//! to `<id>.log.1` past a size cap) and to a ring buffer of the last lines,
-//! numbered so `mcpshare logs -f` can ask for what came after; and the
+//! An upstream's standard error: every line, stamped with the time it came,
+//! goes to its log file (rotated to `<id>.log.1` past a size cap) and to a
+//! ring buffer of the last lines, numbered so `mcpshare logs -f` can ask
+//! for what came after; each start is marked by a line of its own; and the
 //! forgetting of log files of upstreams long gone. Stderr is never treated
 //! as an error signal.
 
@@ -29,8 +30,11 @@ pub struct Logbook {
 }
 
 struct Ring {
-    lines: VecDeque<(u64, String)>,
+    /// Number, unix milliseconds, text.
+    lines: VecDeque<(u64, u64, String)>,
     next: u64,
+    /// The log file, opened at the first line.
+    file: Option<File>,
 }
 
 impl Logbook {
@@ -41,6 +45,7 @@ impl Logbook {
             ring: Mutex::new(Ring {
                 lines: VecDeque::new(),
                 next: 1,
+                file: None,
             }),
             added: Condvar::new(),
         }
@@ -60,7 +65,6 @@ impl Logbook {
 
     /// Copy `stderr` into the file and the ring until it closes.
     pub fn capture(&self, stderr: impl Read) {
-        let mut file = self.open().ok();
         let mut reader = BufReader::new(stderr);
         let mut buf = Vec::new();
         loop {
@@ -82,39 +86,63 @@ impl Logbook {
             let line = String::from_utf8_lossy(&buf)
                 .trim_end_matches(['\n', '\r'])
                 .to_string();
-            if let Some(f) = file.as_mut() {
-                let _ = f.write_all(&buf);
-                if f.metadata()
-                    .map(|m| m.len() > self.max_file_bytes)
-                    .unwrap_or(false)
-                {
-                    let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
-                    file = self.open().ok();
-                }
-            }
             self.push(line);
         }
     }
 
-    pub fn push(&self, line: String) {
+    /// Add a line, stamped now, to the ring and the file; its number.
+    pub fn push(&self, line: String) -> u64 {
+        let at = crate::log::unix_millis();
         let mut ring = lock(&self.ring);
         let n = ring.next;
         ring.next += 1;
-        ring.lines.push_back((n, line));
+        if ring.file.is_none() {
+            ring.file = self.open().ok();
+        }
+        if let Some(f) = ring.file.as_mut() {
+            let _ = writeln!(f, "{}", stamp(at, &line));
+            if f.metadata()
+                .map(|m| m.len() > self.max_file_bytes)
+                .unwrap_or(false)
+            {
+                let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
+                ring.file = self.open().ok();
+            }
+        }
+        ring.lines.push_back((n, at, line));
         if ring.lines.len() > RING_LINES {
             ring.lines.pop_front();
         }
         drop(ring);
         self.added.notify_all();
+        n
+    }
+
+    /// The number of the newest line (0 before the first).
+    pub fn last(&self) -> u64 {
+        lock(&self.ring).next - 1
+    }
+
+    /// The texts of the last `k` lines numbered after `after`, unstamped:
+    /// what an upstream said since it was started, for an error message.
+    pub fn said_after(&self, after: u64, k: usize) -> Vec<String> {
+        let ring = lock(&self.ring);
+        let new: Vec<&(u64, u64, String)> =
+            ring.lines.iter().filter(|(i, _, _)| *i > after).collect();
+        new[new.len().saturating_sub(k)..]
+            .iter()
+            .map(|l| l.2.clone())
+            .collect()
     }
 
     /// The last `n` lines, or with `after`, the lines numbered after it
-    /// (waiting up to `wait` for some to arrive).
+    /// (waiting up to `wait` for some to arrive); each stamped.
     pub fn lines(&self, n: usize, after: Option<u64>, wait: Duration) -> Vec<(u64, String)> {
         let ring = lock(&self.ring);
+        let stamped = |l: &(u64, u64, String)| (l.0, stamp(l.1, &l.2));
         let Some(after) = after else {
             let skip = ring.lines.len().saturating_sub(n);
-            return ring.lines.iter().skip(skip).cloned().collect();
+            return ring.lines.iter().skip(skip).map(stamped).collect();
         };
         let (ring, _) = self
             .added
@@ -122,10 +150,15 @@ impl Logbook {
             .unwrap_or_else(|p| p.into_inner());
         ring.lines
             .iter()
-            .filter(|(i, _)| *i > after)
-            .cloned()
+            .filter(|(i, _, _)| *i > after)
+            .map(stamped)
             .collect()
     }
+}
+
+/// A log line as `logs` shows it and the file keeps it: UTC time, text.
+fn stamp(at_ms: u64, text: &str) -> String {
+    format!("{} {text}", crate::log::format_utc(at_ms))
 }
 
 /// The upstream id a file in the logs directory belongs to:
@@ -212,13 +245,15 @@ mod tests {
     #[test]
     fn ring_keeps_the_last_lines_and_follows() {
         let dir = std::env::temp_dir().join(format!("mcpshare-logbook-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let book = Logbook::new(dir.join("x.log"));
         let input: String = (0..1500).map(|i| format!("line {i}\n")).collect();
         book.capture(input.as_bytes());
         let last = book.lines(3, None, Duration::ZERO);
+        assert!(last.iter().all(|l| l.1.as_bytes()[23] == b'Z'));
         assert_eq!(
-            last.iter().map(|l| l.1.as_str()).collect::<Vec<_>>(),
+            last.iter().map(|l| &l.1[25..]).collect::<Vec<_>>(),
             ["line 1497", "line 1498", "line 1499"]
         );
         assert_eq!(book.lines(5000, None, Duration::ZERO).len(), RING_LINES);
@@ -226,17 +261,17 @@ mod tests {
             book.lines(10, Some(1500), Duration::from_millis(10))
                 .is_empty()
         );
-        book.push("new".into());
-        assert_eq!(
-            book.lines(10, Some(1500), Duration::ZERO),
-            vec![(1501, "new".to_string())]
-        );
+        assert_eq!(book.push("new".into()), 1501);
+        assert_eq!(book.last(), 1501);
+        let new = book.lines(10, Some(1500), Duration::ZERO);
+        assert_eq!((new.len(), new[0].0, &new[0].1[25..]), (1, 1501, "new"));
+        assert_eq!(book.said_after(1498, 2), ["line 1499", "new"]);
         assert_eq!(
             std::fs::read_to_string(dir.join("x.log"))
                 .unwrap()
                 .lines()
                 .count(),
-            1500
+            1501
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

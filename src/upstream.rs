@@ -31,6 +31,11 @@ const STDIN_CLOSE_GRACE: Duration = Duration::from_secs(1);
 const TERM_GRACE: Duration = Duration::from_secs(10);
 /// How long a child that closed its stdout gets to exit on its own.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
+/// How long a failed start waits to learn how the child ended (its exit
+/// status, the end of its stderr) for the error message.
+const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
+/// Stderr lines quoted in the message of a child that exited during its start.
+const EXIT_REPORT_LINES: usize = 5;
 const REAP_POLL: Duration = Duration::from_millis(10);
 /// Messages waiting for the child's stdin. The writer thread alone blocks
 /// on the pipe; everyone else queues here and never waits: a full queue
@@ -263,6 +268,10 @@ struct State {
     /// The newest generation whose end was dealt with (exit, stop or a
     /// failed start): a second report of the same end does nothing.
     ended: u64,
+    /// How the newest reaped child ended, by its generation.
+    exit: Option<(u64, std::process::ExitStatus)>,
+    /// When a crashed child is started again (its backoff), while idle.
+    restart_at: Option<Instant>,
 }
 /// Starts child processes from one long-lived thread, because Linux sends
 /// the parent-death signal when the *thread* that forked the child exits.
@@ -313,6 +322,8 @@ pub struct Status {
     pub queued: usize,
     pub last_error: Option<String>,
     pub log: String,
+    /// In backoff after a crash (state `restarting`): the restart is due in this long.
+    pub restart_in_ms: Option<u64>,
 }
 
 pub struct Upstream {
@@ -370,6 +381,8 @@ impl Upstream {
                 idle_since: Instant::now(),
                 record: None,
                 ended: 0,
+                exit: None,
+                restart_at: None,
             }),
             changed: Condvar::new(),
             stdin: Mutex::new(None),
@@ -416,13 +429,20 @@ impl Upstream {
         let st = self.lock();
         let mut command = vec![self.spec.command.clone()];
         command.extend(self.spec.args.iter().cloned());
+        let restart_in = st
+            .restart_at
+            .filter(|_| st.phase == Phase::Idle)
+            .map(|at| at.saturating_duration_since(Instant::now()));
         Status {
             id: self.id.clone(),
             pid: st.pid,
             command,
             cwd: self.spec.cwd.clone(),
             sessions,
-            state: st.phase.name(),
+            state: match restart_in {
+                Some(_) => "restarting",
+                None => st.phase.name(),
+            },
             restarts: st.restarts,
             inflight: inflight(&st),
             isolated: self.spec.isolated,
@@ -430,6 +450,7 @@ impl Upstream {
             queued: st.waiting.len(),
             last_error: st.last_error.clone(),
             log: self.logbook.path().display().to_string(),
+            restart_in_ms: restart_in.map(|d| d.as_millis() as u64),
         }
     }
 
@@ -568,6 +589,7 @@ impl Upstream {
                         .0;
                 }
                 Phase::Idle => {
+                    st.restart_at = None;
                     st.phase = Phase::Starting;
                     st.generation += 1;
                     let generation = st.generation;
@@ -586,6 +608,11 @@ impl Upstream {
                                 st.last_error = Some(e.clone());
                             }
                         }
+                    } else if let Err(e) = &result
+                        && st.generation == generation
+                    {
+                        // The child's exit was handled first (it set the phase).
+                        st.last_error = Some(e.clone());
                     }
                     drop(st);
                     self.changed.notify_all();
@@ -672,8 +699,13 @@ impl Upstream {
             "upstream {} started: pid {pid}, generation {generation}",
             self.id
         );
+        let mark = self
+            .logbook
+            .push(format!("started pid {pid}, start {generation}"));
 
         let book = self.logbook.clone();
+        // Closed once stderr has been read to its end.
+        let (captured, stderr_ended) = channel::<()>();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name)
@@ -683,7 +715,10 @@ impl Upstream {
         };
         spawn(
             format!("stderr-{}", self.id),
-            Box::new(move || book.capture(stderr)),
+            Box::new(move || {
+                book.capture(stderr);
+                drop(captured);
+            }),
         )?;
         let (queue, lines) = sync_channel::<Vec<u8>>(STDIN_QUEUE);
         spawn(
@@ -718,19 +753,28 @@ impl Upstream {
             },
             "clientInfo": {"name": "mcpshare", "version": env!("CARGO_PKG_VERSION")}
         });
-        let (rx, _) = self.send_internal("initialize", init, generation)?;
+        // A child that ended before it answered is reported by how it ended.
+        let exited = |otherwise: String| {
+            self.exit_report(generation, mark, &stderr_ended, deadline)
+                .unwrap_or(otherwise)
+        };
+        let (rx, _) = self
+            .send_internal("initialize", init, generation)
+            .map_err(exited)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let reply = rx.recv_timeout(left).map_err(|e| match e {
             std::sync::mpsc::RecvTimeoutError::Timeout => self.start_timeout_message(),
-            std::sync::mpsc::RecvTimeoutError::Disconnected => {
-                format!(
-                    "upstream {} exited during its handshake; see 'mcpshare logs {}'",
-                    self.id, self.id
-                )
-            }
+            std::sync::mpsc::RecvTimeoutError::Disconnected => exited(format!(
+                "upstream {} exited during its handshake; see 'mcpshare logs {}'",
+                self.id, self.id
+            )),
         })?;
-        if let Some(err) = reply.raw_at(&["error"]) {
-            return Err(format!("upstream {} refused initialize: {err}", self.id));
+        if let Some(err) = reply.value_at(&["error"]) {
+            let text = err["message"].as_str().unwrap_or("no message");
+            return Err(exited(format!(
+                "upstream {} refused initialize: {text} (code {}); see 'mcpshare logs {}'",
+                self.id, err["code"], self.id
+            )));
         }
         // Not passed through: the daemon answers each client's
         // `initialize` from it, amended (see endpoint.rs).
@@ -750,7 +794,56 @@ impl Upstream {
             &jsonrpc::notification("notifications/initialized", None),
         )?;
         crate::log!("upstream {} ready (protocol {version})", self.id);
+        // A `#!/usr/bin/env` script or a wrapper has exec'd into the server
+        // by now: the record names what runs, for doctor's executable check.
+        if let Some(exe) = sys::exe(pid).map(|p| p.display().to_string())
+            && let Some(record) = self.lock().record.as_mut()
+        {
+            record.update(|r| r.executable = exe);
+        }
         Ok(result)
+    }
+
+    /// "upstream ID exited with status 3 before answering initialize; its
+    /// last stderr lines: ...": once child `generation` is reaped and its
+    /// stderr read (both bounded), or None if it has not ended.
+    fn exit_report(
+        &self,
+        generation: u64,
+        mark: u64,
+        stderr_ended: &Receiver<()>,
+        deadline: Instant,
+    ) -> Option<String> {
+        let until = deadline.min(Instant::now() + EXIT_REPORT_WAIT);
+        let status = {
+            let st = self.lock();
+            let left = until.saturating_duration_since(Instant::now());
+            let (st, _) = self
+                .changed
+                .wait_timeout_while(
+                    st,
+                    left,
+                    |st| !matches!(st.exit, Some((g, _)) if g == generation),
+                )
+                .unwrap_or_else(|p| p.into_inner());
+            st.exit.filter(|(g, _)| *g == generation)?.1
+        };
+        let _ = stderr_ended.recv_timeout(until.saturating_duration_since(Instant::now()));
+        let said = self.logbook.said_after(mark, EXIT_REPORT_LINES);
+        let how = match (status.code(), sys_signal(&status)) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            (None, None) => "exited".to_string(),
+        };
+        let said = if said.is_empty() {
+            "it wrote nothing on stderr".to_string()
+        } else {
+            format!("its last stderr lines: {}", said.join(" | "))
+        };
+        Some(format!(
+            "upstream {} {how} before answering initialize; {said}; see 'mcpshare logs {}'",
+            self.id, self.id
+        ))
     }
 
     /// The child came back after a crash or a restart: re-apply what the
@@ -1317,11 +1410,11 @@ impl Upstream {
                     st.last_error = Some(self.crashed_message(&st));
                 } else {
                     let doublings = (st.crashes.len() as u32).saturating_sub(1).min(5);
-                    backoff = Some(
-                        BACKOFF_FIRST
-                            .saturating_mul(1 << doublings)
-                            .min(BACKOFF_MAX),
-                    );
+                    let delay = BACKOFF_FIRST
+                        .saturating_mul(1 << doublings)
+                        .min(BACKOFF_MAX);
+                    st.restart_at = Some(now + delay);
+                    backoff = Some(delay);
                 }
             }
             st.pid = None;
@@ -1340,6 +1433,10 @@ impl Upstream {
         }
         self.changed.notify_all();
         let status = child.map(|c| reap(c, EXIT_GRACE));
+        if let Some(status) = status {
+            self.lock().exit = Some((generation, status));
+            self.changed.notify_all();
+        }
         drop(record);
         let how = status
             .map(|s| s.to_string())
@@ -1380,6 +1477,7 @@ impl Upstream {
                     return;
                 }
                 if me.session_count() == 0 {
+                    me.lock().restart_at = None;
                     return;
                 }
                 crate::log!("upstream {}: restarting after {delay:?}", me.id);
@@ -1742,6 +1840,7 @@ impl Upstream {
         drop(record);
         let mut st = self.lock();
         st.phase = Phase::Idle;
+        st.restart_at = None;
         st.pid = None;
         st.init = None;
         drop(st);
@@ -1844,6 +1943,16 @@ fn write_loop(mut stdin: ChildStdin, lines: Receiver<Vec<u8>>) {
             return;
         }
     }
+}
+
+#[cfg(unix)]
+fn sys_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn sys_signal(_status: &std::process::ExitStatus) -> Option<i32> {
+    None
 }
 
 #[cfg(unix)]

@@ -20,3 +20,4 @@ mod routing;
 mod security;
 mod supervision;
 mod upstream;
+mod words;

@@ -162,7 +162,10 @@ fn logs_show_the_upstreams_stderr_and_follow_a_restart() {
         .to_string();
     assert!(wait_until(WAIT, || {
         let out = home.mcpshare(&["logs", &id, "-n", "2"]);
-        String::from_utf8_lossy(&out.stdout) == "fixture stderr line 3\nfixture stderr line 4\n"
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Each line is stamped with its time: "2026-11-29T22:48:13.551Z text".
+        let said: Vec<&str> = text.lines().filter_map(|l| l.get(25..)).collect();
+        said == ["fixture stderr line 3", "fixture stderr line 4"]
     }));
 
     let mut follow = home.cmd();

@@ -290,9 +290,16 @@ fn fix_for(differ: &[String]) -> String {
     fixes.join("; ")
 }
 
+#[cfg(unix)]
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Without execute bits, any file found on the path counts.
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
 }
 
 /// FNV-1a, 64 bit, with each field length-prefixed so ("ab","c") != ("a","bc").

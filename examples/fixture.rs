@@ -15,7 +15,8 @@
 //! would sort keys and round numbers.
 //! Environment knobs: FIXTURE_STARTUP_DELAY_MS delays the first read;
 //! FIXTURE_ROOTS_AT_START=1 asks `roots/list` once initialized (the tool
-//! start_roots shows the answer);
+//! start_roots shows the answer); FIXTURE_LIST_CHANGED_AT_START=N sends
+//! N `tools/list_changed` once initialized;
 //! FIXTURE_NOISE=1 prints a non-JSON line on stdout first; FIXTURE_STDERR=N
 //! writes N lines to stderr at start.
 
@@ -377,6 +378,21 @@ fn handle(server: &Arc<Server>, msg: Value) {
                 };
                 *server.start_roots.lock().unwrap() = Some(r);
             });
+        }
+        (Some("notifications/initialized"), None)
+            if std::env::var("FIXTURE_LIST_CHANGED_AT_START").is_ok() =>
+        {
+            // As server-everything does: it registers the tools its
+            // client's capabilities allow once initialized, and announces
+            // each one.
+            let n: u64 = std::env::var("FIXTURE_LIST_CHANGED_AT_START")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            for _ in 0..n {
+                server
+                    .send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+            }
         }
         (Some(_), None) => {}
         (Some(method), Some(id)) => {

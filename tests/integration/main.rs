@@ -12,6 +12,7 @@ mod daemon;
 mod doctor;
 mod election;
 mod identity;
+mod list_changed;
 mod processes;
 mod promise;
 mod reattach;

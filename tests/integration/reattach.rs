@@ -100,3 +100,26 @@ fn reattach_reopens_the_stream_and_resource_updates_reach_the_client() {
     );
     assert_eq!(a.upstream_pid(json!("pid")), up, "not one shared upstream");
 }
+
+/// After a re-attach the bridge tells its client once that each list may
+/// have changed (the new daemon's upstream announces nothing itself).
+#[test]
+fn reattach_is_announced_once() {
+    let home = TestHome::new("reattach-once");
+    let (mut a, _) = home.client();
+    kill_daemon(&home, &mut a);
+    let up = a.upstream_pid(json!("pid"));
+    home.seen_upstreams.lock().unwrap().push(up);
+    for list in ["tools", "prompts", "resources"] {
+        let method = format!("notifications/{list}/list_changed");
+        assert!(
+            a.wait_for(WAIT, |m| m["method"] == json!(method)).is_some(),
+            "no {list}/list_changed after re-attach"
+        );
+        assert_eq!(
+            a.count_method(&method, std::time::Duration::from_millis(300)),
+            0,
+            "{list}/list_changed more than once"
+        );
+    }
+}

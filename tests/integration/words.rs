@@ -311,9 +311,14 @@ fn a_home_that_is_a_file_is_not_a_directory() {
     // It refuses the home before it reads anything.
     let mut b = Bridge::spawn(c);
     let exited = b.wait_exit(WAIT);
+    // Its stderr is read by another thread: wait for the line.
+    assert!(wait_until(WAIT, || b
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("not a directory")));
     let err = b.stderr.lock().unwrap().clone();
     assert!(exited.is_some_and(|s| !s.success()), "{err}");
-    assert!(err.contains("not a directory"), "{err}");
     assert!(!err.to_lowercase().contains("file exists"), "{err}");
 }
 
@@ -472,6 +477,12 @@ fn global_with_a_relative_path_warns() {
             .lock()
             .unwrap()
             .push(b.upstream_pid(json!(1)));
+        // A warning is written before the bridge answers anything, but its
+        // stderr is read by another thread: give that thread a moment when
+        // a warning is due.
+        if flags.contains(&"--global") && arg.starts_with("--data=./") {
+            let _ = wait_until(WAIT, || b.stderr.lock().unwrap().contains("warning: "));
+        }
         b.stderr.lock().unwrap().clone()
     };
     let err = spawn(&["--global"], "--data=./notes");
@@ -544,14 +555,15 @@ fn a_slow_start_is_reported_on_stderr_with_its_timeout() {
     );
     let message = b.initialize_error();
     assert!(message.contains("within 6 s"), "{message}");
-    let err = b.stderr.lock().unwrap().clone();
+    // The bridge's stderr is read by another thread: wait for its lines.
+    let stderr = b.stderr.clone();
+    let said = |what: &str| stderr.lock().unwrap().contains(what);
     assert!(
-        err.contains("waiting for fixture-") && err.contains(" to start: 5 s"),
-        "{err}"
-    );
-    assert!(
-        err.contains("within 6 s (MCPSHARE_START_TIMEOUT_SECS)"),
-        "{err}"
+        wait_until(WAIT, || said("waiting for fixture-")
+            && said(" to start: 5 s")
+            && said("within 6 s (MCPSHARE_START_TIMEOUT_SECS)")),
+        "{}",
+        stderr.lock().unwrap()
     );
 }
 

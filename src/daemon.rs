@@ -423,6 +423,10 @@ pub fn run(home: Home) -> Result<()> {
                 max_conns: connection_budget(sys::raise_fd_limit()),
                 head_timeout: settings.head_timeout,
                 body_timeout: settings.body_timeout,
+                guard: Some({
+                    let (port, token) = (daemon.port, daemon.token.clone());
+                    Arc::new(move |req: &http::Request| refuse(req, port, &token))
+                }),
             },
             Arc::new(move |req| route(&d, req)),
         )
@@ -488,29 +492,45 @@ pub fn run(home: Home) -> Result<()> {
     Ok(())
 }
 
-fn route(d: &Arc<Daemon>, req: http::Request) {
-    if !http::host_ok(&req, d.port) {
-        return http::text(
-            req,
+/// Host, Origin and the bearer token, checked on every request by its
+/// head alone, before its body is read (see `http::Config::guard`); only
+/// `/health` needs no token.
+fn refuse(req: &http::Request, port: u16, token: &str) -> Option<http::Refusal> {
+    let text = |status: u16, body: &str| http::Refusal {
+        status,
+        content_type: "text/plain",
+        body: body.as_bytes().to_vec(),
+        headers: Vec::new(),
+    };
+    if !http::host_ok(req, port) {
+        return Some(text(
             403,
             "forbidden: Host must be 127.0.0.1, localhost or [::1] with the daemon's port\n",
-        );
+        ));
     }
-    if !http::origin_ok(&req) {
-        return http::text(req, 403, "forbidden: foreign Origin\n");
+    if !http::origin_ok(req) {
+        return Some(text(403, "forbidden: foreign Origin\n"));
     }
+    let path = req.url().split('?').next().unwrap_or("");
+    if path == "/health" || http::authorized(req, token) {
+        return None;
+    }
+    Some(http::Refusal {
+        status: 401,
+        content_type: "application/json",
+        body: json!({"error": "missing or wrong bearer token"})
+            .to_string()
+            .into_bytes(),
+        headers: vec![("WWW-Authenticate", "Bearer realm=\"mcpshare\"".to_string())],
+    })
+}
+
+/// Every request that reached here passed [`refuse`].
+fn route(d: &Arc<Daemon>, req: http::Request) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
         let body = json!({"status": "ok", "pid": std::process::id(), "version": version(), "protocol": manifest::PROTOCOL});
         return http::json(req, 200, &body, &[]);
-    }
-    if !http::authorized(&req, &d.token) {
-        return http::json(
-            req,
-            401,
-            &json!({"error": "missing or wrong bearer token"}),
-            &[("WWW-Authenticate", "Bearer realm=\"mcpshare\"")],
-        );
     }
     if let Some(id) = path
         .strip_prefix("/u/")

@@ -66,7 +66,7 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
 /// What the server accepts, and how long it waits for a client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Largest request body, in bytes.
     pub max_body: usize,
@@ -77,6 +77,20 @@ pub struct Config {
     pub head_timeout: Duration,
     /// How long a request body may take, from the end of its head.
     pub body_timeout: Duration,
+    /// Checks a request by its head, before its body is read: a refusal
+    /// is sent and the connection closed.
+    pub guard: Option<Guard>,
+}
+
+/// See [`Config::guard`].
+pub type Guard = Arc<dyn Fn(&Request) -> Option<Refusal> + Send + Sync>;
+
+/// An answer that refuses a request before its body is read.
+pub struct Refusal {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// How long a request head may take by default (MCPSHARE_HEAD_TIMEOUT_MS).
@@ -96,6 +110,7 @@ pub fn serve(
         max_conns,
         head_timeout: DEFAULT_HEAD_TIMEOUT,
         body_timeout: DEFAULT_BODY_TIMEOUT,
+        guard: None,
     };
     serve_with(listener, config, handler)
 }
@@ -132,6 +147,7 @@ pub fn serve_with(listener: TcpListener, config: Config, handler: Handler) -> io
                 let handler = handler.clone();
                 let id = CONN.fetch_add(1, Ordering::Relaxed);
                 let limit = open.clone();
+                let config = config.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("http-conn-{id}"))
                     .spawn(move || {
@@ -310,24 +326,47 @@ fn connection(
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        if find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        let framing = match framing(&head) {
+            Ok(f) => f,
+            Err(why) => {
+                let _ = raw_response(&stream, 400, &[], "text/plain", why.as_bytes(), false);
+                return;
+            }
+        };
+        let expects_continue =
+            find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let mut req = Request {
+            method: head.method,
+            target: head.target,
+            headers: head.headers,
+            body: Vec::new(),
+            out: stream.clone(),
+            keep_alive: head.keep_alive,
+            answered: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        // Host, Origin and the token are checked before any body is read
+        // (or asked for with 100 Continue): a refused client sends nothing
+        // more that the daemon reads.
+        if let Some(refuse) = &config.guard
+            && let Some(r) = refuse(&req)
+        {
+            let extra: Vec<(&str, &str)> =
+                r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let _ = raw_response(&stream, r.status, &extra, r.content_type, &r.body, false);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        if expects_continue {
             let _ = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         reader.get_mut().deadline = Some(Instant::now() + config.body_timeout);
-        let chunked =
-            find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let body = if chunked {
-            read_chunked(&mut reader, max_body)
-        } else {
-            match find("Content-Length").map(|v| v.trim().parse::<usize>()) {
-                None => Ok(Vec::new()),
-                Some(Ok(n)) if n <= max_body => {
-                    let mut b = vec![0; n];
-                    reader.read_exact(&mut b).map(|()| b)
-                }
-                Some(Ok(_)) => Err(io::Error::new(io::ErrorKind::InvalidData, "too large")),
-                Some(Err(_)) => Err(io::Error::other("bad Content-Length")),
+        let body = match framing {
+            Framing::Chunked => read_chunked(&mut reader, max_body),
+            Framing::Length(n) if n <= max_body => {
+                let mut b = vec![0; n];
+                reader.read_exact(&mut b).map(|()| b)
             }
+            Framing::Length(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "too large")),
         };
         // The handler reads nothing more; the next request's clock starts
         // with its first byte.
@@ -342,19 +381,18 @@ fn connection(
                 return;
             }
             Err(e) if reader.get_ref().cut.is_some() => return too_slow(&stream, "body", &e),
-            Err(_) => return,
+            // Closed by the client: nobody to answer.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+            Err(e) => {
+                let why = format!("malformed body: {e}");
+                let _ = raw_response(&stream, 400, &[], "text/plain", why.as_bytes(), false);
+                return;
+            }
         };
-        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let keep_alive = head.keep_alive;
-        handler(Request {
-            method: head.method,
-            target: head.target,
-            headers: head.headers,
-            body,
-            out: stream.clone(),
-            keep_alive,
-            answered: answered.clone(),
-        });
+        req.body = body;
+        let answered = req.answered.clone();
+        let keep_alive = req.keep_alive;
+        handler(req);
         // A request left unanswered, or a stream cut short, ends the connection.
         if !keep_alive || !answered.load(Ordering::Acquire) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -445,6 +483,11 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
         let Some((k, v)) = line.split_once(':') else {
             return Err(io::Error::other("malformed header"));
         };
+        // No whitespace before the colon (nor a folded line): two parsers
+        // could read such a header two ways.
+        if k.is_empty() || k.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(io::Error::other("malformed header name"));
+        }
         if headers.len() >= MAX_HEADERS {
             return Err(io::Error::other("too many headers"));
         }
@@ -467,6 +510,40 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
     }))
 }
 
+/// How a request's body is delimited.
+#[derive(Debug)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// The body's framing, refusing what two parsers could read two ways:
+/// both Transfer-Encoding and Content-Length, a Transfer-Encoding other
+/// than exactly `chunked`, a Content-Length that is not plain digits, or
+/// two of them.
+fn framing(head: &Head) -> Result<Framing, &'static str> {
+    let all = |name: &str| -> Vec<&str> {
+        head.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let (te, cl) = (all("Transfer-Encoding"), all("Content-Length"));
+    match (te.as_slice(), cl.as_slice()) {
+        ([], []) => Ok(Framing::Length(0)),
+        ([_, ..], [_, ..]) => Err("both Transfer-Encoding and Content-Length"),
+        ([t], []) if t.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+        (_, []) => Err("Transfer-Encoding must be exactly chunked"),
+        ([], [n]) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
+            .parse()
+            .map(Framing::Length)
+            .map_err(|_| "Content-Length too large"),
+        ([], [_]) => Err("Content-Length must be digits"),
+        ([], _) => Err("more than one Content-Length"),
+    }
+}
+
 /// The size a chunk-size line announces (hexadecimal, extensions ignored).
 pub fn chunk_size(line: &str) -> Option<u64> {
     u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).ok()
@@ -484,7 +561,7 @@ fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
             while read_line(reader, &mut budget)?.is_some_and(|l| !l.is_empty()) {}
             return Ok(body);
         }
-        if body.len() + size > max {
+        if body.len().checked_add(size).is_none_or(|n| n > max) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
         }
         let start = body.len();
@@ -492,6 +569,9 @@ fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
         reader.read_exact(&mut body[start..])?;
         let mut crlf = [0u8; 2];
         reader.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(io::Error::other("chunk data not followed by CRLF"));
+        }
     }
 }
 
@@ -742,10 +822,12 @@ pub fn authorized(req: &Request, token: &str) -> bool {
     let Some(value) = header(req, "Authorization") else {
         return false;
     };
-    let Some(given) = value.strip_prefix("Bearer ") else {
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    let Some((scheme, given)) = value.split_once(' ') else {
         return false;
     };
-    constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    scheme.eq_ignore_ascii_case("Bearer")
+        && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
 /// Accept must list both JSON and SSE for POST, SSE for GET.
@@ -798,6 +880,64 @@ mod tests {
         );
         let e = read_chunked(&mut BufReader::new(raw.as_bytes()), 5).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    fn chunked(raw: &[u8]) -> io::Result<Vec<u8>> {
+        read_chunked(&mut BufReader::new(raw), 1 << 20)
+    }
+
+    #[test]
+    fn malformed_chunks_are_refused_without_a_panic() {
+        // A size that overflows once added to what came before.
+        assert!(chunked(b"1\r\na\r\nFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n").is_err());
+        assert!(chunked(b"1\r\na\r\nFFFFFFFFFFFFFFFFFF\r\n").is_err());
+        // Data not followed by CRLF.
+        assert!(chunked(b"1\r\nabc\r\n0\r\n\r\n").is_err());
+        assert!(chunked(b"").is_err());
+        assert!(chunked(b"-1\r\n").is_err());
+        assert_eq!(chunked(b"1\r\na\r\n0\r\n\r\n").unwrap(), b"a");
+    }
+
+    fn framing_of(raw: &str) -> Result<Framing, &'static str> {
+        framing(&parse(raw).unwrap().unwrap())
+    }
+
+    #[test]
+    fn ambiguous_body_framing_is_refused() {
+        let head = "POST /x HTTP/1.1\r\nHost: h\r\n";
+        let f = |h: &str| framing_of(&format!("{head}{h}\r\n"));
+        assert!(matches!(f("Content-Length: 5\r\n"), Ok(Framing::Length(5))));
+        assert!(matches!(f(""), Ok(Framing::Length(0))));
+        assert!(matches!(
+            f("Transfer-Encoding: chunked\r\n"),
+            Ok(Framing::Chunked)
+        ));
+        assert!(matches!(
+            f("Transfer-Encoding: Chunked\r\n"),
+            Ok(Framing::Chunked)
+        ));
+        for bad in [
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: chunked, identity\r\n",
+            "Content-Length: +5\r\n",
+            "Content-Length: -5\r\n",
+            "Content-Length: 5a\r\n",
+            "Content-Length: \r\n",
+            "Content-Length: 99999999999999999999999\r\n",
+            "Content-Length: 5\r\nContent-Length: 6\r\n",
+        ] {
+            assert!(f(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn whitespace_before_a_header_colon_is_refused() {
+        assert!(parse("GET / HTTP/1.1\r\nHost : h\r\n\r\n").is_err());
+        assert!(parse("GET / HTTP/1.1\r\nHost\t: h\r\n\r\n").is_err());
+        assert!(parse("GET / HTTP/1.1\r\n: h\r\n\r\n").is_err());
+        assert!(parse("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n").is_err());
+        assert!(parse("GET / HTTP/1.1\r\nHost:h\r\n\r\n").is_ok());
     }
 
     #[test]

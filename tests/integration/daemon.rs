@@ -145,11 +145,17 @@ fn half_sent_requests_are_closed_at_their_deadline_while_others_are_served() {
         20,
         &format!("GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"),
     );
+    // With the token: a request without one is refused before its body.
+    let token = home.manifest().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut bodies = stalled_connections(
         port,
         2,
         &format!(
-            "POST /api/upstreams HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100\r\n\r\n{{\"comm"
+            "POST /api/upstreams HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 100\r\n\r\n{{\"comm"
         ),
     );
     // One more sends its head a byte at a time, which must not push its

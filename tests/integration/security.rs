@@ -234,3 +234,113 @@ fn home_and_secrets_are_private() {
     assert_eq!(mode(&home.dir.join("daemon.json")), 0o600);
     assert_eq!(mode(&home.dir.join("daemon.log")), 0o600);
 }
+
+/// Send raw bytes to the daemon and read what it answers until it closes
+/// or a read times out.
+fn raw_exchange(port: u64, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && !out.starts_with(b"HTTP/1.1 100") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn malformed_or_ambiguous_requests_are_refused_and_the_daemon_carries_on() {
+    let home = TestHome::new("wire");
+    let (_a, _) = home.client();
+    let h = Http::new(&home);
+    let auth = h.bearer();
+    let head = |extra: &str| {
+        format!(
+            "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n{extra}\r\n",
+            h.port
+        )
+    };
+    for (what, raw) in [
+        (
+            "a chunk size that overflows",
+            head("Transfer-Encoding: chunked\r\n") + "1\r\na\r\nFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
+        ),
+        (
+            "chunk data without its CRLF",
+            head("Transfer-Encoding: chunked\r\n") + "1\r\nabc\r\n0\r\n\r\n",
+        ),
+        (
+            "both Transfer-Encoding and Content-Length",
+            head("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n") + "0\r\n\r\n",
+        ),
+        (
+            "a Transfer-Encoding that is not exactly chunked",
+            head("Transfer-Encoding: gzip, chunked\r\n") + "0\r\n\r\n",
+        ),
+        (
+            "a signed Content-Length",
+            head("Content-Length: +2\r\n") + "{}",
+        ),
+        (
+            "whitespace before a colon",
+            head("Content-Length : 2\r\n") + "{}",
+        ),
+    ] {
+        let answer = raw_exchange(h.port, raw.as_bytes());
+        // 400, or 413 for the size that overflows past any limit.
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 413"),
+            "{what}: {answer:?}"
+        );
+    }
+    // Still serving, and the scheme is matched case-insensitively.
+    let ok = raw_exchange(
+        h.port,
+        format!(
+            "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: bearer {}\r\n\r\n",
+            h.port, h.token
+        )
+        .as_bytes(),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok:?}");
+}
+
+#[test]
+fn a_request_is_refused_before_its_body_is_read() {
+    let home = TestHome::new("wireguard");
+    let (_a, _) = home.client();
+    let h = Http::new(&home);
+    // A wrong token and a body it never sends: the answer comes at once,
+    // without 100 Continue, and without waiting for the body.
+    let t = std::time::Instant::now();
+    let answer = raw_exchange(
+        h.port,
+        format!(
+            "POST /api/upstreams HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer wrong\r\n\
+             Expect: 100-continue\r\nContent-Length: 100000\r\n\r\n",
+            h.port
+        )
+        .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+    // A foreign Host likewise.
+    let answer = raw_exchange(
+        h.port,
+        b"POST /api/upstreams HTTP/1.1\r\nHost: evil.example\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+}

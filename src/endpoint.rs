@@ -179,7 +179,7 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
                     }
                     session
                         .upstream
-                        .set_roots(&session.id, roots.cloned().unwrap_or_default());
+                        .set_roots(&session, roots.cloned().unwrap_or_default());
                 }
                 None => crate::log!(
                     "session {}: dropping a response to an unknown request",

@@ -263,7 +263,7 @@ impl Read for Patient<'_> {
     }
 }
 
-struct Head {
+pub(crate) struct Head {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
@@ -451,7 +451,7 @@ fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> io::Result<Option
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
-fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
+pub(crate) fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
     let mut budget = MAX_HEAD;
     let request_line = loop {
         match read_line(reader, &mut budget)? {
@@ -512,7 +512,7 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
 
 /// How a request's body is delimited.
 #[derive(Debug)]
-enum Framing {
+pub(crate) enum Framing {
     Length(usize),
     Chunked,
 }
@@ -521,7 +521,7 @@ enum Framing {
 /// both Transfer-Encoding and Content-Length, a Transfer-Encoding other
 /// than exactly `chunked`, a Content-Length that is not plain digits, or
 /// two of them.
-fn framing(head: &Head) -> Result<Framing, &'static str> {
+pub(crate) fn framing(head: &Head) -> Result<Framing, &'static str> {
     let all = |name: &str| -> Vec<&str> {
         head.headers
             .iter()
@@ -546,10 +546,15 @@ fn framing(head: &Head) -> Result<Framing, &'static str> {
 
 /// The size a chunk-size line announces (hexadecimal, extensions ignored).
 pub fn chunk_size(line: &str) -> Option<u64> {
-    u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).ok()
+    let digits = line.split(';').next().unwrap_or("").trim();
+    // Hexadecimal digits only: from_str_radix would take a leading '+'.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
-fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut budget = MAX_HEAD;
     loop {
@@ -895,6 +900,7 @@ mod tests {
         assert!(chunked(b"1\r\nabc\r\n0\r\n\r\n").is_err());
         assert!(chunked(b"").is_err());
         assert!(chunked(b"-1\r\n").is_err());
+        assert!(chunked(b"+1\r\na\r\n0\r\n\r\n").is_err());
         assert_eq!(chunked(b"1\r\na\r\n0\r\n\r\n").unwrap(), b"a");
     }
 

@@ -12,6 +12,8 @@ pub mod doctor;
 pub mod election;
 pub mod endpoint;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod home;
 pub mod http;

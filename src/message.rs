@@ -29,6 +29,9 @@ pub struct Message {
     has_answer: bool,
     /// An id serde cannot hold (1e400): no valid id.
     id_bad: bool,
+    /// A member that routing reads or rewrites appears twice: parsers that
+    /// keep the first and those that keep the last would route it apart.
+    twice: bool,
 }
 
 /// A line of input: one message, or a batch of them.
@@ -99,6 +102,7 @@ impl Message {
             method_bad: false,
             has_answer: false,
             id_bad: false,
+            twice: false,
         };
         msg.read_head();
         msg
@@ -133,6 +137,7 @@ impl Message {
                 self.has_answer = true;
             }
         }
+        self.twice = routed_twice(b, open);
         self.classify();
     }
 
@@ -140,7 +145,7 @@ impl Message {
         let id_ok = |id: &Value| id.is_string() || id.is_number();
         let has_answer = self.has_answer;
         self.kind = match (&self.method, &self.id) {
-            _ if !self.version_ok || self.method_bad || self.id_bad => Kind::Invalid,
+            _ if !self.version_ok || self.method_bad || self.id_bad || self.twice => Kind::Invalid,
             (Some(_), None) => Kind::Notification,
             (Some(_), Some(id)) if id_ok(id) => Kind::Request,
             (None, Some(id)) if (id_ok(id) || id.is_null()) && has_answer => Kind::Response,
@@ -245,9 +250,70 @@ impl Message {
     }
 }
 
+/// Does a member that routing reads or rewrites appear twice in the object
+/// at `open`: a top-level routing member, or `params.requestId`,
+/// `params._meta` or its `progressToken`? The daemon reads the first of a
+/// name; a server's JSON parser may keep the last, and a client could then
+/// pick the id (or token) the server sees.
+fn routed_twice(b: &[u8], open: usize) -> bool {
+    let twice = |open: usize, names: &[&str]| -> (bool, Option<usize>, Option<usize>) {
+        let mut seen = vec![0u8; names.len()];
+        let (mut params, mut meta) = (None, None);
+        for (key, value) in scan::members(b, open) {
+            for (i, name) in names.iter().enumerate() {
+                if scan::key_is(b, key.clone(), name) {
+                    seen[i] += 1;
+                    match *name {
+                        "params" => params = Some(value.start),
+                        "_meta" => meta = Some(value.start),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (seen.iter().any(|n| *n > 1), params, meta)
+    };
+    let is_object = |at: usize| b.get(at) == Some(&b'{');
+    let (dup, params, _) = twice(
+        open,
+        &["jsonrpc", "id", "method", "params", "result", "error"],
+    );
+    if dup {
+        return true;
+    }
+    let Some(params) = params.filter(|p| is_object(*p)) else {
+        return false;
+    };
+    let (dup, _, meta) = twice(params, &["requestId", "_meta"]);
+    if dup {
+        return true;
+    }
+    meta.filter(|m| is_object(*m))
+        .is_some_and(|m| twice(m, &["progressToken"]).0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_routing_member_twice_makes_a_message_invalid() {
+        let kind = |t: &str| Message::parse(t.as_bytes().to_vec()).unwrap().kind();
+        for t in [
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{},"id":99}"#,
+            r#"{"jsonrpc":"2.0","id":7,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"result":{}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"requestId":2}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":1,"progressToken":2}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{},"_meta":{"progressToken":2}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{},"params":{}}"#,
+        ] {
+            assert_eq!(kind(t), Kind::Invalid, "{t}");
+        }
+        // Elsewhere a repeated key is the server's business.
+        let t = r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"arguments":{"a":1,"a":2}}}"#;
+        assert_eq!(kind(t), Kind::Request);
+    }
     use serde_json::json;
 
     fn msg(text: &str) -> Message {

@@ -203,6 +203,9 @@ impl Session {
     /// through [`Session::take_server_request`] as [`Asker::Roots`].
     pub fn ask_roots(&self) {
         self.asked_roots.store(true, Ordering::Release);
+        // One question outstanding at most: a client that keeps saying its
+        // roots changed and never answers cannot grow the map.
+        lock(&self.server_requests).retain(|_, a| *a != Asker::Roots);
         let id = self.ask_id(Asker::Roots);
         self.push(Message::from_value(
             &json!({"jsonrpc": "2.0", "id": id, "method": "roots/list"}),

@@ -248,8 +248,10 @@ struct State {
     /// from then on calls of different sessions do not overlap, so each
     /// such request has exactly one session it can belong to.
     asks_clients: bool,
-    /// Sessions waiting for their turn, in order (while `asks_clients`).
-    waiting: VecDeque<String>,
+    /// Tickets of the calls waiting for their session's turn, in order
+    /// (while `asks_clients`).
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
     /// URL-mode elicitations in progress, by id, and the session asked:
     /// their `notifications/elicitation/complete` goes there alone.
     elicitations: VecDeque<(String, Weak<Session>)>,
@@ -373,6 +375,7 @@ impl Upstream {
                 last_error: None,
                 asks_clients,
                 waiting: VecDeque::new(),
+                next_ticket: 0,
                 elicitations: VecDeque::new(),
                 cache: HashMap::new(),
                 cache_epoch: 0,
@@ -594,8 +597,13 @@ impl Upstream {
                     st.generation += 1;
                     let generation = st.generation;
                     drop(st);
-                    let result = self.start(generation, deadline);
+                    let mut result = self.start(generation, deadline);
                     let mut st = self.lock();
+                    if result.is_ok() && st.phase != Phase::Starting {
+                        // Stopped (or its exit handled) while it started:
+                        // this child is not the running one; it goes.
+                        result = Err(format!("upstream {} was stopped while it started", self.id));
+                    }
                     if st.generation == generation && st.phase == Phase::Starting {
                         match &result {
                             Ok(init) => {
@@ -1161,37 +1169,47 @@ impl Upstream {
     fn wait_turn(&self, session: &Session) -> Result<MutexGuard<'_, State>, String> {
         let deadline = Instant::now() + self.tuning.request_timeout;
         let mut st = self.lock();
-        let mut queued = false;
-        let leave = |st: &mut State| {
-            st.waiting.retain(|w| *w != session.id);
-            self.changed.notify_all();
+        // This waiter's place in line, once it has one (a session may have
+        // several requests waiting at once, each with its own ticket).
+        let mut ticket = None;
+        let leave = |st: &mut State, ticket: Option<u64>| {
+            if let Some(t) = ticket {
+                st.waiting.retain(|w| *w != t);
+                self.changed.notify_all();
+            }
         };
         loop {
             if st.phase != Phase::Running {
-                if queued {
-                    leave(&mut st);
-                }
+                leave(&mut st, ticket);
                 return Err(format!("upstream {} is {}", self.id, st.phase.name()));
             }
-            let others_busy = st.asks_clients
-                && st
-                    .pending
-                    .values()
-                    .any(|p| p.session.as_ref().is_some_and(|s| s.id != session.id));
-            let my_turn = !st.asks_clients || st.waiting.front().is_none_or(|w| *w == session.id);
-            if !others_busy && my_turn {
-                if queued {
-                    leave(&mut st);
-                }
+            let callers = |mine: bool| {
+                st.pending.values().any(|p| {
+                    p.session
+                        .as_ref()
+                        .is_some_and(|s| (s.id == session.id) == mine)
+                })
+            };
+            // A session that holds the turn (it has calls in flight) keeps
+            // it: its requests run concurrently, as they would directly,
+            // and a call made while answering the child's request to it
+            // must not wait behind another session.
+            let go = !st.asks_clients
+                || callers(true)
+                || (!callers(false) && st.waiting.front().is_none_or(|w| Some(*w) == ticket));
+            if go {
+                leave(&mut st, ticket);
                 return Ok(st);
             }
-            if !queued {
-                st.waiting.push_back(session.id.clone());
-                queued = true;
+            if ticket.is_none() {
+                st.next_ticket += 1;
+                let t = st.next_ticket;
+                st.waiting.push_back(t);
+                ticket = Some(t);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                leave(&mut st);
+                leave(&mut st, ticket);
                 return Err(format!(
                     "waited {} s for other clients' calls on upstream {} to finish: it asks its \
                      clients, so calls of different clients run one at a time \
@@ -1417,11 +1435,7 @@ impl Upstream {
                     backoff = Some(delay);
                 }
             }
-            st.pid = None;
-            st.init = None;
-            st.cache.clear();
-            st.cache_epoch += 1;
-            st.applied_level = None;
+            forget_child(&mut st);
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
             (pending, st.child.take(), crashed, backoff, st.record.take())
         };
@@ -1722,11 +1736,16 @@ impl Upstream {
 
     /// A client said what its roots are (on attaching or after its
     /// `roots/list_changed`): they join the union, replacing only its own.
-    pub fn set_roots(&self, session_id: &str, roots: Vec<Value>) {
+    pub fn set_roots(&self, session: &Session, roots: Vec<Value>) {
         let mut book = lock(&self.roots);
-        match book.by_session.iter_mut().find(|(s, _)| s == session_id) {
+        // Closed meanwhile: its roots left with it (close marks it closed
+        // before it takes this lock to forget them).
+        if session.is_closed() {
+            return;
+        }
+        match book.by_session.iter_mut().find(|(s, _)| *s == session.id) {
             Some((_, r)) => *r = roots,
-            None => book.by_session.push((session_id.to_string(), roots)),
+            None => book.by_session.push((session.id.clone(), roots)),
         }
         self.roots_known.notify_all();
         self.tell_roots_changed(book);
@@ -1817,16 +1836,20 @@ impl Upstream {
     /// Stop the child: answer every call in flight with an error naming
     /// `reason`, close stdin, then SIGTERM its process group, then SIGKILL.
     pub fn stop(&self, reason: &str) {
-        let (child, record, pending) = {
+        let (child, record, pending, generation) = {
             let mut st = self.lock();
             st.phase = Phase::Stopping;
             st.ended = st.generation;
-            // Nobody else may signal the group from now on: it is reaped below.
-            st.pid = None;
+            // Nobody else may signal the group from now on (it is reaped
+            // below), and nothing of this child's is kept for the next.
+            forget_child(&mut st);
             let pending: Vec<Pending> = st.pending.drain().map(|(_, p)| p).collect();
-            (st.child.take(), st.record.take(), pending)
+            (st.child.take(), st.record.take(), pending, st.generation)
         };
         self.changed.notify_all();
+        for s in self.live_sessions() {
+            s.forget_server_requests(generation);
+        }
         fail_all(
             pending,
             &format!("upstream {} stopped before answering: {reason}", self.id),
@@ -1841,8 +1864,6 @@ impl Upstream {
         let mut st = self.lock();
         st.phase = Phase::Idle;
         st.restart_at = None;
-        st.pid = None;
-        st.init = None;
         drop(st);
         self.changed.notify_all();
     }
@@ -1874,6 +1895,16 @@ impl Upstream {
         }
         drop(child.1);
     }
+}
+
+/// The child is gone (or going): what the daemon knew of it no longer holds
+/// for the next one (its handshake, cached lists, the level it was sent).
+fn forget_child(st: &mut State) {
+    st.pid = None;
+    st.init = None;
+    st.cache.clear();
+    st.cache_epoch += 1;
+    st.applied_level = None;
 }
 
 fn inflight(st: &State) -> usize {

@@ -178,3 +178,32 @@ fn every_routable_capability_is_declared_and_a_missing_one_is_named() {
             .contains("accept")
     );
 }
+
+/// On an upstream that asks its clients, a session with calls in flight
+/// keeps its turn: its next call runs at once, not behind a session that
+/// waits for it (which would wait on each other until the timeout).
+#[test]
+fn a_session_holding_the_turn_is_not_queued_behind_another() {
+    let home = TestHome::new("asking-turn");
+    let (mut a, _) = home.client_with(json!({"sampling": {}}));
+    let (mut b, _) = home.client();
+    let r = calls_answering_as(&mut a, "ann", "sampling", 1);
+    assert!(r[0].as_ref().unwrap().contains("answered-by-ann"));
+    home.sleep_in_flight(&mut a, json!("slow"), 3000);
+    b.send(&json!({"jsonrpc": "2.0", "id": "b", "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "b"}}}));
+    assert!(wait_until(WAIT, || home.status()["upstreams"][0]["queued"] == json!(1)));
+    let t = Instant::now();
+    assert_eq!(
+        a.call_text(json!("again"), "echo", json!({"text": "a"})),
+        "a"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        t.elapsed()
+    );
+    // B goes once A's calls are done.
+    assert!(text_of(&b.response(&json!("b"), WAIT)).is_some());
+    assert!(a.response(&json!("slow"), WAIT).get("result").is_some());
+}

@@ -385,3 +385,31 @@ fn an_answer_over_the_message_limit_is_an_error_at_once() {
     // The upstream and the session carry on.
     assert_eq!(a.call_text(json!(3), "echo", json!({"text": "ok"})), "ok");
 }
+
+/// A restart forgets what the daemon knew of the old child: the new one
+/// gets the sessions' log level again, and lists are asked of it anew.
+#[test]
+fn a_restart_sends_the_new_child_the_level_again() {
+    let home = TestHome::new("restartlevel");
+    let (mut a, first) = home.client();
+    let r = a.request(json!(1), "logging/setLevel", json!({"level": "error"}));
+    assert!(r.get("result").is_some(), "{r}");
+    assert!(
+        a.call_text(json!(2), "level", json!({}))
+            .starts_with("error")
+    );
+    let id = home.status()["upstreams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(home.mcpshare(&["restart", &id]).status.success());
+    let second = a.upstream_pid(json!(3));
+    home.seen_upstreams.lock().unwrap().push(second);
+    assert_ne!(second, first);
+    assert!(
+        wait_until(WAIT, || a
+            .call_text(json!("lv"), "level", json!({}))
+            .starts_with("error")),
+        "the restarted child never got the session's level"
+    );
+}

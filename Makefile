@@ -10,7 +10,7 @@ GNU = x86_64-unknown-linux-gnu
 # With vendored crates (make vendor), every cargo call stays offline.
 OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
 
-.PHONY: all static test lint man-lint vendor demo bench interop install uninstall clean
+.PHONY: all static test lint man-lint vendor demo bench interop fuzz install uninstall clean
 
 # The binary `make bench` measures; the default is the static build.
 BENCH_BIN ?= target/mcpshare
@@ -76,6 +76,17 @@ interop: static
 	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	cd $(INTEROP_DIR) && node interop.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node apps.mjs ../mcpshare
+
+# Fuzz the parsers of untrusted input (fuzz/, cargo-fuzz on the nightly
+# toolchain; neither is needed by make test). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = http_request chunked_body jsonrpc_lines state_files
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	rustup toolchain install nightly --profile minimal >/dev/null
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 install: static
 	install -d $(BINDIR) $(MANDIR)

@@ -656,16 +656,7 @@ pub fn render_near_misses(st: &Value) -> String {
     }
     let mut s = String::from("\nnot shared, although the command and arguments are the same:\n");
     for n in near {
-        let names = |k: &str| -> Vec<String> {
-            n[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let names = |k: &str| crate::jsonrpc::strings(&n[k]);
         s.push_str(&format!(
             "  {} differ in {}\n    fix: {}\n",
             names("upstreams").join(" and "),

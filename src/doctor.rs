@@ -647,16 +647,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             "no two upstreams run the same command without sharing",
             near.into_iter(),
             |n| {
-                let list = |k: &str| -> Vec<String> {
-                    n[k].as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
+                let list = |k: &str| crate::jsonrpc::strings(&n[k]);
                 let text = format!(
                     "upstreams {} run the same command and arguments but do not share \
                      (they differ in {}): two processes of one server, which may both write its state",

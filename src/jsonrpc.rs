@@ -479,6 +479,19 @@ fn memchr(b: &[u8]) -> Option<usize> {
 }
 
 /// The default limit on one JSON-RPC line or HTTP body (16 MiB); see
+/// The strings of a JSON array (others, and a value that is no array,
+/// give nothing).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// MCPSHARE_MAX_MESSAGE_BYTES in mcpshare(1).
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 

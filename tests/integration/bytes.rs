@@ -4,9 +4,7 @@
 use crate::common::*;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::channel;
+use std::process::Command;
 use std::time::Duration;
 
 /// How long an answer may take; the fixture answers these at once.
@@ -49,71 +47,38 @@ fn requests() -> Vec<(Value, String)> {
     ]
 }
 
-/// The `result` texts of the fixture run directly, without mcpshare.
-fn direct_results() -> Vec<String> {
-    let mut child = Command::new(fixture())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the fixture");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": init_params(json!({}))});
-    writeln!(stdin, "{init}").unwrap();
-    writeln!(
-        stdin,
-        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
-    )
-    .unwrap();
+/// The `result` text of each of [`requests`], sent to `b` in turn.
+fn results_of(b: &mut Bridge, through: &str) -> Vec<String> {
     let mut results = Vec::new();
     for (id, text) in requests() {
-        writeln!(stdin, "{text}").unwrap();
-        stdin.flush().unwrap();
+        b.send_raw(text.as_bytes());
         let found = loop {
-            let Ok(line) = rx.recv_timeout(ANSWER_WAIT) else {
+            let Some(line) = b.recv_line(ANSWER_WAIT) else {
                 break None;
             };
             if let Some(r) = raw_result(&line, &id) {
                 break Some(r);
             }
         };
-        results.push(found.unwrap_or_else(|| panic!("the fixture did not answer {text}")));
+        results.push(found.unwrap_or_else(|| panic!("no answer {through} to {text}")));
     }
-    drop(stdin);
-    let _ = child.kill();
-    let _ = child.wait();
     results
 }
 
 #[test]
 fn results_and_tool_lists_pass_through_byte_for_byte() {
-    let direct = direct_results();
-    assert!(direct[0].contains(r#"{"zeta":{"type":"string"},"alpha""#));
-    assert!(direct[1].contains("1e400"));
+    // The fixture run directly, without mcpshare (the harness drives any
+    // stdio server).
+    let mut direct = Bridge::spawn(Command::new(fixture()));
+    direct.initialize();
+    let want = results_of(&mut direct, "from the fixture directly");
+    assert!(want[0].contains(r#"{"zeta":{"type":"string"},"alpha""#));
+    assert!(want[1].contains("1e400"));
     let home = TestHome::new("bytes");
     let mut b = home.bridge(&[]);
     b.initialize();
-    for ((id, text), want) in requests().into_iter().zip(direct) {
-        b.send_raw(text.as_bytes());
-        let got = loop {
-            let line = b
-                .recv_line(ANSWER_WAIT)
-                .unwrap_or_else(|| panic!("no answer through mcpshare to {text}"));
-            if let Some(r) = raw_result(&line, &id) {
-                break r;
-            }
-        };
+    let got = results_of(&mut b, "through mcpshare");
+    for ((_, text), (got, want)) in requests().into_iter().zip(got.into_iter().zip(want)) {
         assert_eq!(got, want, "the result of {text} changed on its way");
     }
 }

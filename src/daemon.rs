@@ -408,6 +408,7 @@ pub fn run(home: Home) -> Result<()> {
             processes_dir: home.processes_dir(),
             request_timeout: settings.request_timeout,
             asking_dir: home.dir().join("asking"),
+            log_max_bytes: settings.log_max_bytes,
         },
         upstream_idle: settings.upstream_idle,
         session_idle: settings.session_idle,
@@ -663,9 +664,9 @@ impl Daemon {
         let _ = tx.send(reason.to_string());
     }
 
-    /// Off the start-up path, so clients need not wait: clear what a
-    /// predecessor left (temp files, the process groups and records of a
-    /// daemon killed with -9), then until `stop` closes, rotate
+    /// Off the start-up path, so clients need not wait: clear the temp
+    /// files a predecessor left (its process groups and records are swept
+    /// before serving, in `run`), then until `stop` closes, rotate
     /// `daemon.log` by size and forget the logs of upstreams long gone.
     fn keep_house(&self, stop: &std::sync::mpsc::Receiver<()>) {
         for dir in [self.home.dir().to_path_buf(), self.home.processes_dir()] {
@@ -674,7 +675,7 @@ impl Daemon {
             }
         }
         self.forget_old_logs();
-        let max_bytes = log::max_log_bytes();
+        let max_bytes = self.tuning.log_max_bytes;
         let mut forgot = Instant::now();
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             stop.recv_timeout(LOG_CHECK_EVERY)

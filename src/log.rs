@@ -15,14 +15,6 @@ pub const MIN_LOG_MAX_BYTES: u64 = 1024;
 /// Rotated daemon logs kept: `daemon.log.1` (the newest) to `daemon.log.3`.
 pub const DAEMON_LOGS_KEPT: usize = 3;
 
-/// The rotation size for `daemon.log` and upstream logs (MCPSHARE_LOG_MAX_BYTES).
-pub fn max_log_bytes() -> u64 {
-    std::env::var("MCPSHARE_LOG_MAX_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(DEFAULT_LOG_MAX_BYTES, |n| n.max(MIN_LOG_MAX_BYTES))
-}
-
 /// `path` with `.n` appended: `daemon.log.2`.
 fn numbered(path: &Path, n: usize) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();

@@ -38,10 +38,11 @@ struct Ring {
 }
 
 impl Logbook {
-    pub fn new(path: PathBuf) -> Logbook {
+    /// `max_file_bytes`: the daemon's MCPSHARE_LOG_MAX_BYTES setting.
+    pub fn new(path: PathBuf, max_file_bytes: u64) -> Logbook {
         Logbook {
             path,
-            max_file_bytes: crate::log::max_log_bytes(),
+            max_file_bytes,
             ring: Mutex::new(Ring {
                 lines: VecDeque::new(),
                 next: 1,
@@ -247,7 +248,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mcpshare-logbook-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let book = Logbook::new(dir.join("x.log"));
+        let book = Logbook::new(dir.join("x.log"), crate::log::DEFAULT_LOG_MAX_BYTES);
         let input: String = (0..1500).map(|i| format!("line {i}\n")).collect();
         book.capture(input.as_bytes());
         let last = book.lines(3, None, Duration::ZERO);

@@ -351,6 +351,7 @@ mod tests {
             processes_dir: std::env::temp_dir(),
             request_timeout: std::time::Duration::from_secs(1),
             asking_dir: "/nonexistent".into(),
+            log_max_bytes: crate::log::DEFAULT_LOG_MAX_BYTES,
         };
         let spawner = crate::upstream::Spawner::start().unwrap();
         let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);

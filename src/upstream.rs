@@ -103,6 +103,8 @@ pub struct Tuning {
     /// One empty file per upstream id known to ask its clients, so a new
     /// daemon knows it too.
     pub asking_dir: PathBuf,
+    /// Its log file rotates past this size (MCPSHARE_LOG_MAX_BYTES).
+    pub log_max_bytes: u64,
 }
 
 /// What a session's request became.
@@ -359,7 +361,7 @@ impl Upstream {
         Upstream {
             id,
             spec,
-            logbook: Arc::new(Logbook::new(log_path)),
+            logbook: Arc::new(Logbook::new(log_path, tuning.log_max_bytes)),
             spawner,
             tuning,
             state: Mutex::new(State {

@@ -1692,9 +1692,9 @@ impl Upstream {
         }
         // Over stdio nothing ties this request to the call that caused it:
         // it goes to the one session with calls in flight, or to nobody.
-        let (session, stream) = match (self.sole_caller(), self.callers()) {
-            (Some((s, to)), _) if capability.is_some_and(|c| s.has_capability(c)) => (s, Some(to)),
-            (Some(_), _) => {
+        let (session, stream) = match self.sole_caller() {
+            Some((s, to)) if capability.is_some_and(|c| s.has_capability(c)) => (s, Some(to)),
+            Some(_) => {
                 let e = format!(
                     "the calling client did not declare the {} capability",
                     capability.unwrap_or(&method)
@@ -1703,7 +1703,8 @@ impl Upstream {
                 let _ = self.write(generation, &reply);
                 return;
             }
-            (None, n) => {
+            None => {
+                let n = self.callers();
                 let e = if n == 0 {
                     format!(
                         "mcpshare: no client call is in flight on this shared server to tie {method} to; not guessing which client to ask"

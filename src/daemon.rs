@@ -281,8 +281,6 @@ pub struct Daemon {
     manifest: Mutex<Manifest>,
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    /// The `clientInfo.name` each session's client gave, by session id.
-    client_names: Mutex<HashMap<String, String>>,
     spawner: Spawner,
     stop_tx: Mutex<Sender<String>>,
     stopping: AtomicBool,
@@ -394,7 +392,6 @@ pub fn run(home: Home) -> Result<()> {
         manifest: Mutex::new(m.clone()),
         upstreams: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
-        client_names: Mutex::new(HashMap::new()),
         spawner: Spawner::start().map_err(|e| Error::io("cannot start the spawner thread", e))?,
         stop_tx: Mutex::new(stop_tx),
         stopping: AtomicBool::new(false),
@@ -770,15 +767,13 @@ impl Daemon {
         client_name: Option<String>,
     ) -> Arc<Session> {
         let id = random_token().unwrap_or_else(|_| format!("{:x}", log::unix_millis()));
-        if let Some(name) = client_name {
-            lock(&self.client_names).insert(id.clone(), name);
-        }
         let session = Arc::new(Session::new(
             id.clone(),
             upstream.clone(),
             version,
             capabilities,
             client,
+            client_name,
         ));
         upstream.attach(&session);
         lock(&self.sessions).insert(id, session.clone());
@@ -786,7 +781,6 @@ impl Daemon {
     }
 
     pub fn end_session(&self, id: &str, reason: &str) {
-        lock(&self.client_names).remove(id);
         let Some(session) = lock(&self.sessions).remove(id) else {
             return;
         };
@@ -910,15 +904,11 @@ impl Daemon {
         let near = crate::identity::near_misses(&specs);
         // Each upstream's attached clients, by the name in their clientInfo.
         let mut clients: HashMap<String, Vec<String>> = HashMap::new();
-        {
-            let names = lock(&self.client_names);
-            for s in lock(&self.sessions).values() {
-                let name = names.get(&s.id).map_or("?", String::as_str);
-                clients
-                    .entry(s.upstream.id.clone())
-                    .or_default()
-                    .push(name.to_string());
-            }
+        for s in lock(&self.sessions).values() {
+            clients
+                .entry(s.upstream.id.clone())
+                .or_default()
+                .push(s.client_name.clone().unwrap_or_else(|| "?".into()));
         }
         let ups: Vec<Value> = ups
             .into_iter()

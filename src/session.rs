@@ -63,6 +63,8 @@ pub struct Session {
     /// The bridge process that opened this session, if one did: the
     /// session ends as soon as that process is gone.
     pub client: Option<crate::sys::ProcessId>,
+    /// The `clientInfo.name` its client gave in `initialize`.
+    pub client_name: Option<String>,
 }
 
 /// Log levels from least to most severe (RFC 5424, as MCP names them).
@@ -88,6 +90,7 @@ impl Session {
         version: String,
         capabilities: Value,
         client: Option<crate::sys::ProcessId>,
+        client_name: Option<String>,
     ) -> Session {
         Session {
             id,
@@ -108,6 +111,7 @@ impl Session {
             level: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
             client,
+            client_name,
         }
     }
 
@@ -360,6 +364,7 @@ mod tests {
             Arc::new(up),
             "2025-06-18".into(),
             json!({}),
+            None,
             None,
         )
     }

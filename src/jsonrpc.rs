@@ -62,10 +62,6 @@ pub fn classify(msg: &Value) -> Kind {
     }
 }
 
-pub fn method(msg: &Value) -> Option<&str> {
-    msg.get("method").and_then(Value::as_str)
-}
-
 pub fn id(msg: &Value) -> Value {
     msg.get("id").cloned().unwrap_or(Value::Null)
 }

@@ -166,6 +166,16 @@ impl TestHome {
         self.client_with(json!({}))
     }
 
+    /// [`TestHome::client`], with extra environment for `mcpshare run`
+    /// (and so for the daemon it starts and the upstream).
+    pub fn client_env(&self, env: &[(&str, &str)]) -> (Bridge, u32) {
+        let mut b = self.bridge_with(&[], env);
+        b.initialize();
+        let up = b.upstream_pid(json!("upstream-pid"));
+        self.seen_upstreams.lock().unwrap().push(up);
+        (b, up)
+    }
+
     /// [`TestHome::client`], declaring these client capabilities.
     pub fn client_with(&self, capabilities: Value) -> (Bridge, u32) {
         let mut b = self.bridge(&[]);

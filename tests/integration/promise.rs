@@ -136,10 +136,7 @@ fn an_exit_is_seen_while_a_grandchild_holds_stdout() {
 #[test]
 fn a_deaf_upstream_is_restarted_and_freezes_nothing() {
     let home = TestHome::new("deaf");
-    let mut a = home.bridge_with(&[], &[("MCPSHARE_PING_EVERY_MS", "300")]);
-    a.initialize();
-    let deaf = a.upstream_pid(json!("p1"));
-    home.seen_upstreams.lock().unwrap().push(deaf);
+    let (mut a, deaf) = home.client_env(&[("MCPSHARE_PING_EVERY_MS", "300")]);
     let (mut b, _) = home.client();
     assert_eq!(a.call_text(json!(2), "deaf", json!({})), "deaf");
     // Far more than a pipe holds: the daemon's write to its stdin blocks.
@@ -338,10 +335,7 @@ fn a_dead_bridge_ends_its_session_in_any_phase() {
 #[test]
 fn a_handover_finishes_short_calls_and_answers_the_rest() {
     let home = TestHome::new("handovercalls");
-    let mut old = home.bridge_with(&[], &[("MCPSHARE_TEST_REPORTED_VERSION", "0.0.1")]);
-    old.initialize();
-    let old_upstream = old.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(old_upstream);
+    let (mut old, old_upstream) = home.client_env(&[("MCPSHARE_TEST_REPORTED_VERSION", "0.0.1")]);
     home.sleep_in_flight(&mut old, json!("long"), 60_000);
     old.send(
         &json!({"jsonrpc": "2.0", "id": "short", "method": "tools/call",

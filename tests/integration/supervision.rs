@@ -94,10 +94,7 @@ fn a_crash_loop_ends_in_crashed_until_restart() {
 #[test]
 fn a_hung_upstream_is_killed_and_restarted() {
     let home = TestHome::new("uphang");
-    let mut a = home.bridge_with(&[], &[("MCPSHARE_PING_EVERY_MS", "200")]);
-    a.initialize();
-    let first = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(first);
+    let (mut a, first) = home.client_env(&[("MCPSHARE_PING_EVERY_MS", "200")]);
     a.call_text(json!(2), "hang", json!({}));
     assert!(
         wait_until(WAIT, || !pid_alive(first)),
@@ -152,10 +149,7 @@ fn idle_upstreams_and_an_idle_daemon_stop_by_themselves() {
 #[test]
 fn logs_show_the_upstreams_stderr_and_follow_a_restart() {
     let home = TestHome::new("logs");
-    let mut a = home.bridge_with(&[], &[("FIXTURE_STDERR", "5")]);
-    a.initialize();
-    let first = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(first);
+    let (mut a, first) = home.client_env(&[("FIXTURE_STDERR", "5")]);
     let id = home.status()["upstreams"][0]["id"]
         .as_str()
         .unwrap()

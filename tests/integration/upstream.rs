@@ -211,10 +211,7 @@ fn identity_shares_across_terminals_but_not_across_secrets_or_isolation() {
 #[test]
 fn a_call_past_the_request_timeout_gets_an_error_and_is_cancelled() {
     let home = TestHome::new("reqtimeout");
-    let mut a = home.bridge_with(&[], &[("MCPSHARE_REQUEST_TIMEOUT_SECS", "1")]);
-    a.initialize();
-    let pid = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(pid);
+    let (mut a, pid) = home.client_env(&[("MCPSHARE_REQUEST_TIMEOUT_SECS", "1")]);
     let t = Instant::now();
     a.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "sleep", "arguments": {"ms": 10000}}}));

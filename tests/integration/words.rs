@@ -167,10 +167,7 @@ fn stamped(line: &str) -> bool {
 #[test]
 fn logs_stamp_each_line_and_mark_each_start() {
     let home = TestHome::new("logstamps");
-    let mut a = home.bridge_with(&[], &[("FIXTURE_STDERR", "2")]);
-    a.initialize();
-    let pid = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(pid);
+    let (_a, pid) = home.client_env(&[("FIXTURE_STDERR", "2")]);
     let id = first_id(&home);
     let mut out = String::new();
     assert!(
@@ -196,10 +193,7 @@ fn logs_stamp_each_line_and_mark_each_start() {
 #[test]
 fn logs_follow_from_zero_prints_only_new_lines() {
     let home = TestHome::new("logsnew");
-    let mut a = home.bridge_with(&[], &[("FIXTURE_STDERR", "3")]);
-    a.initialize();
-    let first = a.upstream_pid(json!(1));
-    home.seen_upstreams.lock().unwrap().push(first);
+    let (mut a, first) = home.client_env(&[("FIXTURE_STDERR", "3")]);
     let id = first_id(&home);
     assert!(wait_until(WAIT, || text(
         &home.mcpshare(&["logs", &id]).stdout

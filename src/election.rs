@@ -3,12 +3,12 @@
 //! lock, *probe again* (someone may have won meanwhile), then spawn. Every
 //! wait is bounded. Nothing here signals a process.
 
-use crate::client::{self, Health};
 use crate::error::{Error, Result};
-use crate::home::{self, Home};
-use crate::lock;
-use crate::manifest::{self, Manifest};
-use crate::sys;
+use crate::net::client::{self, Health};
+use crate::platform;
+use crate::state::home::{self, Home};
+use crate::state::lock;
+use crate::state::manifest::{self, Manifest};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -42,7 +42,7 @@ pub fn probe(home: &Home) -> Result<Probe> {
     let Some(m) = Manifest::read(&home.manifest()) else {
         return Ok(Probe::Starting);
     };
-    if !sys::same_process(&m.process()) {
+    if !platform::same_process(&m.process()) {
         // A stale manifest of a dead daemon; the lock holder has not written its own yet.
         return Ok(Probe::Starting);
     }
@@ -70,6 +70,7 @@ pub fn find_daemon(home: &Home, deadline: Instant) -> Result<Option<Manifest>> {
                     pid: m.pid,
                     version: h.version,
                     protocol: h.protocol,
+                    ours: manifest::PROTOCOL,
                 });
             }
             Probe::Unresponsive(m, why) => {
@@ -98,9 +99,9 @@ pub fn ensure_daemon(home: &Home, deadline: Instant) -> Result<Manifest> {
     let mut asked_handoff = false;
     loop {
         if let Some(m) = find_daemon(home, deadline)? {
-            let ours = crate::daemon::version();
+            let ours = crate::state::version::version();
             // Same protocol (find_daemon checked it) and strictly older: take over once.
-            if asked_handoff || !crate::doctor::is_newer(&ours, &m.version) {
+            if asked_handoff || !crate::state::version::is_newer(&ours, &m.version) {
                 return Ok(m);
             }
             asked_handoff = true;
@@ -146,7 +147,7 @@ fn request_handoff(home: &Home, m: &Manifest, ours: &str, deadline: Instant) -> 
         m.version
     );
     let body = serde_json::json!({"version": ours});
-    let answer = crate::client::Client::new(m).call(
+    let answer = crate::net::client::Client::new(m).call(
         "POST",
         "/api/handoff",
         Some(&body),
@@ -192,7 +193,7 @@ fn unavailable(home: &Home, reason: String) -> Error {
 
 /// The variables a client passes on to the daemon it starts, besides
 /// MCPSHARE_HOME (set to the home it resolved) and the daemon's documented
-/// settings ([`crate::daemon::SETTINGS`]); nothing else of the client's
+/// settings ([`crate::state::settings::SETTINGS`]); nothing else of the client's
 /// environment, its secrets above all, reaches the daemon. Each upstream
 /// gets the environment of its own client instead (see IDENTITY in
 /// mcpshare(1)).
@@ -214,7 +215,7 @@ pub const DAEMON_ENVIRONMENT: &[&str] = &[
 
 /// The environment of a daemon started for `home`.
 fn daemon_environment(home: &Home) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
-    let settings = crate::daemon::SETTINGS.iter().map(|s| s.var);
+    let settings = crate::state::settings::SETTINGS.iter().map(|s| s.var);
     let mut env: Vec<_> = DAEMON_ENVIRONMENT
         .iter()
         .copied()
@@ -236,7 +237,7 @@ enum Boot {
 fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
     // The daemon would refuse a bad setting in its log; refuse it here,
     // where the caller shows the user (the bridge logs it), and start nothing.
-    crate::daemon::Settings::from_env()?;
+    crate::state::settings::Settings::from_env()?;
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the mcpshare executable", e))?;
     let log_path = home.daemon_log();
@@ -255,7 +256,7 @@ fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
-    sys::detach(&mut cmd);
+    platform::detach(&mut cmd);
     crate::log!("starting the mcpshare daemon for {}", home.dir().display());
     let mut child = cmd.spawn().map_err(|e| Error::Path(exe.clone(), e))?;
     let pid = child.id();
@@ -295,7 +296,7 @@ fn spawn_daemon(home: &Home, deadline: Instant) -> Result<()> {
         Err(RecvTimeoutError::Timeout) => {
             // Our own child, not yet reaped (the reaper thread waits on it),
             // and a session leader, so its group is exactly what we started.
-            let _ = sys::signal_group(pid, sys::Signal::Kill);
+            let _ = platform::signal_group(pid, platform::Signal::Kill);
             Err(unavailable(
                 home,
                 format!("the daemon (pid {pid}) did not become ready in time and was killed"),

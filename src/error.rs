@@ -22,6 +22,8 @@ pub enum Error {
         pid: u32,
         version: String,
         protocol: u32,
+        /// The control protocol this mcpshare speaks.
+        ours: u32,
     },
     /// Another daemon already holds the lock (for `mcpshare daemon`).
     AlreadyRunning,
@@ -92,11 +94,11 @@ impl fmt::Display for Error {
                 pid,
                 version,
                 protocol,
+                ours,
             } => write!(
                 f,
                 "daemon pid {pid} (mcpshare {version}) speaks control protocol {protocol}, \
-                 this mcpshare speaks {}",
-                crate::manifest::PROTOCOL
+                 this mcpshare speaks {ours}"
             ),
             Error::AlreadyRunning => write!(f, "another daemon holds the lock for this home"),
             Error::Daemon(msg) => write!(f, "{msg}"),

@@ -3,8 +3,8 @@
 //! not control, and checks what must hold whatever the bytes. Not an API;
 //! nothing else calls these.
 
-use crate::jsonrpc::{self, LineReader};
-use crate::message::Message;
+use crate::mcp::jsonrpc::{self, LineReader};
+use crate::mcp::message::Message;
 use serde_json::json;
 use std::io::BufReader;
 
@@ -13,23 +13,23 @@ use std::io::BufReader;
 pub fn http_request(data: &[u8]) {
     const MAX: usize = 64 * 1024;
     let mut r = BufReader::new(data);
-    let Ok(Some(head)) = crate::http::read_head(&mut r) else {
+    let Ok(Some(head)) = crate::net::http::read_head(&mut r) else {
         return;
     };
-    match crate::http::framing(&head) {
-        Ok(crate::http::Framing::Chunked) => {
-            if let Ok(body) = crate::http::read_chunked(&mut r, MAX) {
+    match crate::net::http::framing(&head) {
+        Ok(crate::net::http::Framing::Chunked) => {
+            if let Ok(body) = crate::net::http::read_chunked(&mut r, MAX) {
                 assert!(body.len() <= MAX);
             }
         }
-        Ok(crate::http::Framing::Length(_)) | Err(_) => {}
+        Ok(crate::net::http::Framing::Length(_)) | Err(_) => {}
     }
 }
 
 /// A chunked body alone.
 pub fn chunked_body(data: &[u8]) {
     const MAX: usize = 64 * 1024;
-    if let Ok(body) = crate::http::read_chunked(&mut BufReader::new(data), MAX) {
+    if let Ok(body) = crate::net::http::read_chunked(&mut BufReader::new(data), MAX) {
         assert!(body.len() <= MAX);
     }
 }
@@ -81,8 +81,8 @@ pub fn jsonrpc_lines(data: &[u8]) {
 /// The manifest and a registry record, as read from files another process
 /// may have written.
 pub fn state_files(data: &[u8]) {
-    if let Ok(m) = crate::manifest::Manifest::parse(data) {
+    if let Ok(m) = crate::state::manifest::Manifest::parse(data) {
         assert!(m.validate().is_ok());
     }
-    let _ = crate::registry::parse(data);
+    let _ = crate::state::registry::parse(data);
 }

@@ -1,30 +1,34 @@
 //! mcpshare: one durable per-user daemon owns the MCP servers, and every
 //! MCP client's stdio is bridged to it. See mcpshare(1).
+//!
+//! Layers, bottom up (a folder never imports one above it): `platform`,
+//! `state`, `net` and `mcp`, `supervisor`, `mux`, `daemon` and `bridge`
+//! (with `election` between them), `doctor`, `cli`.
 #![deny(unsafe_code)]
 
+pub mod error;
 pub mod log;
+pub mod pool;
+
+pub mod platform;
+
+pub mod state;
+
+pub mod mcp;
+pub mod net;
+
+pub mod supervisor;
+
+pub mod mux;
+
+pub mod daemon;
 
 pub mod bridge;
-pub mod cli;
-pub mod client;
-pub mod daemon;
-pub mod doctor;
 pub mod election;
-pub mod endpoint;
-pub mod error;
+
+pub mod doctor;
+
+pub mod cli;
+
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod h1;
-pub mod home;
-pub mod http;
-pub mod identity;
-pub mod jsonrpc;
-pub mod lock;
-pub mod logbook;
-pub mod manifest;
-pub mod message;
-pub mod pool;
-pub mod registry;
-pub mod session;
-pub mod sys;
-pub mod upstream;

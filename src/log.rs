@@ -43,7 +43,7 @@ pub fn shift_rotated(path: &Path, keep: usize) -> std::io::Result<()> {
 /// point standard error and output at a fresh `path`. True if it rotated.
 pub fn rotate_own_log(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<bool> {
     let big = std::fs::metadata(path).is_ok_and(|m| m.len() > max_bytes);
-    if !big || !crate::sys::stderr_is(path) {
+    if !big || !crate::platform::stderr_is(path) {
         return Ok(false);
     }
     shift_rotated(path, keep)?;
@@ -51,7 +51,7 @@ pub fn rotate_own_log(path: &Path, max_bytes: u64, keep: usize) -> std::io::Resu
     o.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    crate::sys::redirect_stdout_stderr(&o.open(path)?)?;
+    crate::platform::redirect_stdout_stderr(&o.open(path)?)?;
     Ok(true)
 }
 

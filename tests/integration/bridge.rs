@@ -239,7 +239,7 @@ impl FakeDaemon {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let start = mcpshare::sys::start_time(me).unwrap();
+        let start = mcpshare::platform::start_time(me).unwrap();
         let mut m = manifest_naming(me, start, port);
         m["version"] = json!("9.0.0");
         home.write_manifest(&m);
@@ -318,7 +318,7 @@ fn fake_connection(conn: std::net::TcpStream, handler: &FakeHandler) {
         };
         let answer = if req.path == "/health" {
             let health = json!({"status": "ok", "pid": std::process::id(), "version": "9.0.0",
-                "protocol": mcpshare::manifest::PROTOCOL});
+                "protocol": mcpshare::state::manifest::PROTOCOL});
             fake_json(200, &health, None)
         } else {
             handler(&req)
@@ -700,7 +700,7 @@ fn a_daemon_that_goes_just_after_the_election_is_elected_anew() {
     let me = std::process::id();
     let mut m = manifest_naming(
         me,
-        mcpshare::sys::start_time(me).unwrap(),
+        mcpshare::platform::start_time(me).unwrap(),
         listener.local_addr().unwrap().port(),
     );
     m["version"] = json!("9.0.0");
@@ -714,7 +714,7 @@ fn a_daemon_that_goes_just_after_the_election_is_elected_anew() {
             line.clear();
         }
         let body = json!({"status": "ok", "pid": me, "version": "9.0.0",
-            "protocol": mcpshare::manifest::PROTOCOL})
+            "protocol": mcpshare::state::manifest::PROTOCOL})
         .to_string();
         let _ = write!(
             conn,

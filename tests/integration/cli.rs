@@ -79,7 +79,7 @@ fn every_command_option_and_variable_is_in_the_man_page() {
             "man's ENVIRONMENT lacks variable {var}"
         );
     }
-    for s in mcpshare::daemon::SETTINGS {
+    for s in mcpshare::state::settings::SETTINGS {
         assert!(
             mcpshare::cli::ENVIRONMENT.contains(&s.var),
             "cli::ENVIRONMENT lacks daemon setting {}",

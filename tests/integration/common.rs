@@ -224,7 +224,7 @@ impl Drop for TestHome {
         if let Some(m) = self.manifest() {
             let pid = m["pid"].as_u64().unwrap_or(0) as u32;
             let start = m["start_time"].as_u64().unwrap_or(0);
-            let ours = mcpshare::sys::start_time(pid) == Some(start);
+            let ours = mcpshare::platform::start_time(pid) == Some(start);
             // A test may forge a manifest naming itself; never signal ourselves.
             if pid > 1 && pid != std::process::id() && ours && pid_alive(pid) {
                 signal(pid, libc::SIGTERM);

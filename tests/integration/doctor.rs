@@ -143,7 +143,7 @@ fn a_reused_pid_reads_as_dead() {
     let home = TestHome::new("reused");
     std::fs::create_dir_all(home.dir.join("processes")).unwrap();
     let me = std::process::id();
-    let start: u64 = mcpshare::sys::start_time(std::process::id()).unwrap();
+    let start: u64 = mcpshare::platform::start_time(std::process::id()).unwrap();
     let forged = json!({"pid": me, "start_time": start + 1, "role": "bridge", "transport": "stdio", "parent_pid_at_start": 1});
     std::fs::write(
         home.dir.join(format!("processes/{me}.json")),
@@ -355,7 +355,7 @@ fn doctor_json_shape_exit_status_and_crashed_and_orphaned_upstreams() {
         .spawn()
         .unwrap();
     let gone_pid = dead_pid();
-    let start: u64 = mcpshare::sys::start_time(sleeper.id()).unwrap();
+    let start: u64 = mcpshare::platform::start_time(sleeper.id()).unwrap();
     let rec = json!({"pid": sleeper.id(), "start_time": start, "role": "upstream", "transport": "stdio",
         "parent_pid_at_start": gone_pid, "process_group_id": sleeper.id(), "upstream": "forged-0"});
     std::fs::write(

@@ -314,7 +314,7 @@ impl FakeDaemon {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let start: u64 = mcpshare::sys::start_time(me).unwrap();
+        let start: u64 = mcpshare::platform::start_time(me).unwrap();
         let mut m = manifest_naming(me, start, port);
         m["version"] = json!("9.0.0");
         home.write_manifest(&m);

@@ -141,7 +141,8 @@ fn group_members(pgid: u32) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .filter(|pid| {
-            mcpshare::sys::parent_and_group(*pid).is_some_and(|(_, g)| g == pgid) && pid_alive(*pid)
+            mcpshare::platform::parent_and_group(*pid).is_some_and(|(_, g)| g == pgid)
+                && pid_alive(*pid)
         })
         .collect();
     pids.sort_unstable();

@@ -667,7 +667,7 @@ fn a_daemon_that_does_not_answer_status_is_named_with_the_wait() {
     let me = std::process::id();
     home.write_manifest(&manifest_naming(
         me,
-        mcpshare::sys::start_time(me).unwrap(),
+        mcpshare::platform::start_time(me).unwrap(),
         port,
     ));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,16 +7,16 @@
 //! Every client request gets exactly one answer, on exit too; reading
 //! stdin, `ping` and exiting never wait behind an election or an attach.
 
-use crate::client::{BodyError, Client, McpHeaders, Reply, SendError};
 use crate::election;
 use crate::error::Error;
-use crate::h1::{Again, Head, Sent};
-use crate::home::Home;
-use crate::identity::Spec;
-use crate::jsonrpc::{self, Kind, Line, LineReader};
-use crate::message::{Message, Parsed};
+use crate::mcp::jsonrpc::{self, Kind, Line, LineReader};
+use crate::mcp::message::{Message, Parsed};
+use crate::mux::identity::Spec;
+use crate::net::client::{BodyError, Client, McpHeaders, Reply, SendError};
+use crate::net::h1::{Again, Head, Sent};
 use crate::pool::{Pool, Reservation, lock};
-use crate::registry::{Record, Registration};
+use crate::state::home::Home;
+use crate::state::registry::{Record, Registration};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -328,7 +328,8 @@ pub const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(unix)]
 fn watchdog_every() -> Duration {
-    crate::daemon::env_millis("MCPSHARE_WATCHDOG_MS", WATCHDOG_EVERY).max(Duration::from_millis(10))
+    crate::state::settings::env_millis("MCPSHARE_WATCHDOG_MS", WATCHDOG_EVERY)
+        .max(Duration::from_millis(10))
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {
@@ -355,15 +356,15 @@ pub fn run(home: Home, spec: Spec) -> i32 {
         pool: Pool::new(
             "bridge",
             MAX_OPEN_REQUESTS.min(
-                crate::daemon::connection_budget(crate::sys::raise_fd_limit())
-                    .saturating_sub(crate::client::IDLE_CONNECTIONS + 2),
+                crate::net::connection_budget(crate::platform::raise_fd_limit())
+                    .saturating_sub(crate::net::client::IDLE_CONNECTIONS + 2),
             ),
         ),
         registration: Mutex::new(registration),
     });
     let b = bridge.clone();
     let signalled = move |sig| b.exit(&format!("mcpshare run was stopped by signal {sig}"));
-    if let Err(e) = crate::sys::on_termination(signalled) {
+    if let Err(e) = crate::platform::on_termination(signalled) {
         crate::log!("cannot install signal handling: {e}");
     }
     watch_parent(&bridge);
@@ -1068,7 +1069,7 @@ impl Bridge {
             Err(ConnectError::Gone(why)) if !self.stopping.load(Ordering::Acquire) => {
                 crate::log!("{why}; electing a daemon again once that one is gone");
                 let until = Instant::now() + election::HANDOFF_WAIT;
-                let _ = crate::lock::wait_free(&self.home.daemon_lock(), until);
+                let _ = crate::state::lock::wait_free(&self.home.daemon_lock(), until);
                 self.attach_once(init, generation)
             }
             attached => attached,
@@ -1132,7 +1133,7 @@ impl Bridge {
             // The daemon is stopping or handing over: wait for it to go, then attach anew.
             let lock_path = self.home.daemon_lock();
             let until = Instant::now() + election::HANDOFF_WAIT;
-            if crate::lock::wait_free(&lock_path, until).unwrap_or(false) {
+            if crate::state::lock::wait_free(&lock_path, until).unwrap_or(false) {
                 return self.attach(init, generation);
             }
         }

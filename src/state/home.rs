@@ -77,7 +77,7 @@ impl Home {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            if let Some(ours) = crate::sys::uid()
+            if let Some(ours) = crate::platform::uid()
                 && md.uid() != ours
             {
                 return Ok(Found::Foreign {
@@ -206,7 +206,7 @@ fn check_private(dir: &Path) -> Result<()> {
     if !md.is_dir() {
         return Err(Error::UnsafeHome(dir.into(), "not a directory".into()));
     }
-    if let Some(uid) = crate::sys::uid()
+    if let Some(uid) = crate::platform::uid()
         && md.uid() != uid
     {
         return Err(Error::UnsafeHome(dir.into(), foreign(md.uid(), uid)));
@@ -279,7 +279,7 @@ pub fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= STALE_TEMP_AGE);
-        let stale = pid != me && (old || !crate::sys::pid_alive(pid));
+        let stale = pid != me && (old || !crate::platform::pid_alive(pid));
         if stale && std::fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }

@@ -66,12 +66,12 @@ impl Record {
 
     /// A record of `pid` as the OS describes it now.
     pub fn for_pid(pid: u32, role: &str, transport: &str) -> Record {
-        let (parent, group) =
-            crate::sys::parent_and_group(pid).map_or((None, None), |(p, g)| (Some(p), Some(g)));
+        let (parent, group) = crate::platform::parent_and_group(pid)
+            .map_or((None, None), |(p, g)| (Some(p), Some(g)));
         Record {
             pid,
-            start_time: crate::sys::start_time(pid).unwrap_or(0),
-            executable: crate::sys::exe(pid)
+            start_time: crate::platform::start_time(pid).unwrap_or(0),
+            executable: crate::platform::exe(pid)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             cwd: std::fs::read_link(format!("/proc/{pid}/cwd"))
@@ -80,8 +80,8 @@ impl Record {
             started_unix_millis: crate::log::unix_millis(),
             parent_pid_at_start: parent,
             process_group_id: group,
-            session_id: crate::sys::session(pid),
-            parent_start_time: parent.and_then(crate::sys::start_time),
+            session_id: crate::platform::session(pid),
+            parent_start_time: parent.and_then(crate::platform::start_time),
             role: role.into(),
             transport: transport.into(),
             ..Record::default()
@@ -91,8 +91,8 @@ impl Record {
 
 impl Record {
     /// This process as the record describes it: pid and start time.
-    pub fn process(&self) -> crate::sys::ProcessId {
-        crate::sys::ProcessId {
+    pub fn process(&self) -> crate::platform::ProcessId {
+        crate::platform::ProcessId {
             pid: self.pid,
             start_time: self.start_time,
         }
@@ -100,7 +100,7 @@ impl Record {
 
     /// Is the recorded process still running (same pid, same start time)?
     pub fn alive(&self) -> bool {
-        crate::sys::same_process(&self.process())
+        crate::platform::same_process(&self.process())
     }
 
     /// For an upstream: has the daemon that started it gone (its pid dead,
@@ -109,7 +109,7 @@ impl Record {
     pub fn daemon_gone(&self) -> bool {
         self.role == "upstream"
             && self.parent_pid_at_start.is_some_and(|pid| {
-                !crate::sys::same_process(&crate::sys::ProcessId {
+                !crate::platform::same_process(&crate::platform::ProcessId {
                     pid,
                     start_time: self.parent_start_time.unwrap_or(0),
                 })
@@ -133,14 +133,14 @@ impl Record {
         if self.alive() && !self.same_executable() {
             return Vec::new();
         }
-        crate::sys::all_pids()
+        crate::platform::all_pids()
             .into_iter()
             .filter(|&pid| {
-                crate::sys::parent_and_group(pid).is_some_and(|(_, g)| g == group)
-                    && crate::sys::session(pid) == Some(session)
+                crate::platform::parent_and_group(pid).is_some_and(|(_, g)| g == group)
+                    && crate::platform::session(pid) == Some(session)
                     // The upstream itself started exactly then; every
                     // other member was forked from it, so no earlier.
-                    && crate::sys::start_time(pid).is_some_and(|t| {
+                    && crate::platform::start_time(pid).is_some_and(|t| {
                         self.start_time == 0
                             || if pid == self.pid {
                                 t == self.start_time
@@ -148,7 +148,7 @@ impl Record {
                                 t >= self.start_time
                             }
                     })
-                    && crate::sys::pid_alive(pid)
+                    && crate::platform::pid_alive(pid)
             })
             .collect()
     }
@@ -156,7 +156,8 @@ impl Record {
     /// Does the recorded pid run the recorded executable (or is none recorded)?
     fn same_executable(&self) -> bool {
         self.executable.is_empty()
-            || crate::sys::exe(self.pid).is_some_and(|e| e.display().to_string() == self.executable)
+            || crate::platform::exe(self.pid)
+                .is_some_and(|e| e.display().to_string() == self.executable)
     }
 
     /// The members of this upstream's group still running while the daemon
@@ -190,7 +191,7 @@ impl Registration {
 
     fn save(&self) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(&self.record).map_err(std::io::Error::other)?;
-        crate::home::write_atomic(&self.path, &bytes)
+        crate::state::home::write_atomic(&self.path, &bytes)
     }
 
     /// Change the record and write it again.
@@ -274,7 +275,7 @@ fn stop_survivors(r: &Record, members: &[u32]) {
             std::thread::sleep(SURVIVOR_POLL);
         }
     };
-    if let Err(e) = crate::sys::signal_group(group, crate::sys::Signal::Term) {
+    if let Err(e) = crate::platform::signal_group(group, crate::platform::Signal::Term) {
         crate::log!("cannot signal process group {group}: {e}");
     }
     if gone(SURVIVOR_TERM_GRACE) {
@@ -286,7 +287,7 @@ fn stop_survivors(r: &Record, members: &[u32]) {
             "process group {group} ignored SIGTERM for {} s: sending SIGKILL",
             SURVIVOR_TERM_GRACE.as_secs()
         );
-        let _ = crate::sys::signal_group(group, crate::sys::Signal::Kill);
+        let _ = crate::platform::signal_group(group, crate::platform::Signal::Kill);
     }
     if gone(SURVIVOR_KILL_WAIT) {
         crate::log!("process group {group} stopped");

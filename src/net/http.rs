@@ -750,7 +750,7 @@ impl Sse {
         (&*self.req.out).write_all(framed.as_bytes())
     }
 
-    /// One message event; `data` must be one line (see [`crate::message`]).
+    /// One message event; `data` must be one line (see [`crate::mcp::message`]).
     pub fn event(&mut self, data: &str) -> io::Result<()> {
         self.chunk(&format!("event: message\ndata: {data}\n\n"))
     }

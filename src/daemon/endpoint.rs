@@ -4,12 +4,12 @@
 //! stream for unsolicited messages, DELETE to end a session.
 
 use crate::daemon::Daemon;
-use crate::http::{self, Request, Sse};
-use crate::jsonrpc::{self, Kind};
-use crate::message::Message;
+use crate::mcp::jsonrpc::{self, Kind};
+use crate::mcp::message::Message;
+use crate::mux::session::{Asker, Session};
+use crate::mux::upstream::{Answerer, Reply};
+use crate::net::http::{self, Request, Sse};
 use crate::pool::lock;
-use crate::session::{Asker, Session};
-use crate::upstream::{Answerer, Reply};
 use serde_json::{Value, json};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -267,13 +267,13 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
 }
 
 /// The process a bridge names as the session's client, if it is alive.
-fn client_process(req: &Request) -> Option<crate::sys::ProcessId> {
-    let pid = http::header(req, crate::client::CLIENT_PID_HEADER)?
+fn client_process(req: &Request) -> Option<crate::platform::ProcessId> {
+    let pid = http::header(req, crate::net::client::CLIENT_PID_HEADER)?
         .parse::<u32>()
         .ok()
         .filter(|p| *p > 1)?;
-    let start_time = crate::sys::start_time(pid)?;
-    Some(crate::sys::ProcessId { pid, start_time })
+    let start_time = crate::platform::start_time(pid)?;
+    Some(crate::platform::ProcessId { pid, start_time })
 }
 
 /// The HTTP request of a call in flight, until its answer is written: by
@@ -439,7 +439,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     let Ok((req, session)) = session_of(d, req, upstream_id) else {
         return;
     };
-    let (tx, rx) = crate::pool::queue(crate::session::STREAM_QUEUE);
+    let (tx, rx) = crate::pool::queue(crate::mux::session::STREAM_QUEUE);
     if !session.open_stream(tx) {
         return rpc_error(
             req,

@@ -5,7 +5,7 @@
 //! answer to another. It speaks only what the daemon answers with: a body
 //! of known length, or chunks (SSE).
 
-use crate::client::{Reply, SendError};
+use crate::net::client::{Reply, SendError};
 use crate::pool::lock;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,7 +58,7 @@ impl Conns {
             let s = self.idle().pop()?;
             // Nothing to read is the one healthy state of an idle connection:
             // an end of stream, an error or a stray byte (a 408) retires it.
-            if crate::sys::nothing_to_read(&s) {
+            if crate::platform::nothing_to_read(&s) {
                 return Some(s);
             }
         }
@@ -116,7 +116,7 @@ impl Sent {
     /// Wait up to `timeout` for the first byte of the reply, unless
     /// standard input has something first: true when the reply came first.
     pub fn answers_before_stdin(&self, timeout: Duration) -> bool {
-        crate::sys::readable_before_stdin(&self.stream, timeout)
+        crate::platform::readable_before_stdin(&self.stream, timeout)
     }
 
     /// Read the reply's head. A 408 means the daemon closed this connection
@@ -313,7 +313,7 @@ impl Read for Body {
             Framing::Chunked { left } => {
                 if *left == 0 {
                     let line = Body::chunk_line(r)?;
-                    let size = crate::http::chunk_size(&line)
+                    let size = crate::net::http::chunk_size(&line)
                         .ok_or_else(|| io::Error::other(format!("bad chunk size {line:?}")))?;
                     if size == 0 {
                         while !Body::chunk_line(r)?.is_empty() {}
@@ -356,8 +356,8 @@ mod tests {
     fn an_idle_connection_yields_to_a_waiting_one() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let handler = Arc::new(|req| crate::http::json(req, 200, &json!({"ok": true}), &[]));
-        crate::http::serve(listener, 1024, 1, handler).unwrap();
+        let handler = Arc::new(|req| crate::net::http::json(req, 200, &json!({"ok": true}), &[]));
+        crate::net::http::serve(listener, 1024, 1, handler).unwrap();
         let t = Duration::from_secs(10);
         let a = Conns::new(addr, t, t, 8);
         assert_eq!(post(&a).unwrap(), (200, br#"{"ok":true}"#.to_vec()));
@@ -430,8 +430,8 @@ mod tests {
     fn an_empty_reply_frees_its_connection_for_the_next_request() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let handler = Arc::new(|req| crate::http::empty(req, 202, &[]));
-        crate::http::serve(listener, 1024, 4, handler).unwrap();
+        let handler = Arc::new(|req| crate::net::http::empty(req, 202, &[]));
+        crate::net::http::serve(listener, 1024, 4, handler).unwrap();
         let t = Duration::from_secs(10);
         let conns = Conns::new(addr, t, t, 8);
         let req = format!("POST /x HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\r\n{{}}");

@@ -5,7 +5,7 @@
 //! so params, results and errors pass through byte for byte: key order,
 //! numbers beyond 64 bits, `1e400` and all.
 
-use crate::jsonrpc::{Kind, scan};
+use crate::mcp::jsonrpc::{Kind, scan};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::ops::Range;
@@ -109,7 +109,7 @@ impl Message {
     }
 
     /// Find the top-level members routing needs, and classify (the rules
-    /// of [`crate::jsonrpc::classify`]).
+    /// of [`crate::mcp::jsonrpc::classify`]).
     fn read_head(&mut self) {
         let b = self.text.as_bytes();
         let open = scan::skip_ws(b, 0);
@@ -351,7 +351,7 @@ mod tests {
             assert_eq!(m.kind(), kind, "{text}");
             let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
             if !text.contains("1e400") {
-                assert_eq!(crate::jsonrpc::classify(&v), kind, "{text}");
+                assert_eq!(crate::mcp::jsonrpc::classify(&v), kind, "{text}");
             }
         }
         // Refused with id null: it has no id a client could match.

@@ -2,10 +2,10 @@
 //! CLI: loopback only, bearer token on every call but health, bounded
 //! timeouts, and an SSE reader that yields one event's data at a time.
 
-use crate::h1::{Conns, Sent};
-use crate::jsonrpc::{Line, LineReader};
-use crate::manifest::Manifest;
-use crate::message::Message;
+use crate::mcp::jsonrpc::{Line, LineReader};
+use crate::mcp::message::Message;
+use crate::net::h1::{Conns, Sent};
+use crate::state::manifest::Manifest;
 use serde_json::Value;
 use std::io::{self, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -259,8 +259,9 @@ impl Client {
     pub fn new(m: &Manifest) -> Client {
         // Only receive-phase timeouts bound a POST: its answer may take as
         // long as the daemon's request (or start) timeout allows.
-        let limit =
-            crate::daemon::request_timeout().max(crate::daemon::start_timeout()) + POST_SLACK;
+        let limit = crate::state::settings::request_timeout()
+            .max(crate::state::settings::start_timeout())
+            + POST_SLACK;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, m.port));
         Client {
             agent: agent(),
@@ -339,7 +340,10 @@ impl Client {
         })?;
         let reply = Client::reply(resp);
         let status = reply.status;
-        Ok((status, reply.json(crate::jsonrpc::DEFAULT_MAX_MESSAGE)?))
+        Ok((
+            status,
+            reply.json(crate::mcp::jsonrpc::DEFAULT_MAX_MESSAGE)?,
+        ))
     }
 
     /// POST one message to the MCP endpoint and read the reply's head.

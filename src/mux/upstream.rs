@@ -7,14 +7,14 @@
 //! session's level, resource updates to subscribers. It never forwards a
 //! client's id to the child and never shares an id map between sessions.
 
-use crate::identity::Spec;
-use crate::jsonrpc::{self, Kind};
-use crate::logbook::Logbook;
-use crate::message::Message;
+use crate::mcp::jsonrpc::{self, Kind};
+use crate::mcp::message::Message;
+use crate::mux::identity::Spec;
+use crate::mux::session::{self, Session};
+use crate::platform;
 use crate::pool::{QueueRx, QueueTx, lock, queue};
-use crate::registry::{Record, Registration};
-use crate::session::{self, Session};
-use crate::sys;
+use crate::state::registry::{Record, Registration};
+use crate::supervisor::logbook::Logbook;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Write};
@@ -674,7 +674,7 @@ impl Upstream {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        sys::die_with_parent(&mut cmd);
+        platform::die_with_parent(&mut cmd);
         let mut child = self.spawner.spawn(cmd).map_err(|e| {
             format!(
                 "cannot start upstream command '{}' in {}: {e}",
@@ -741,7 +741,7 @@ impl Upstream {
         spawn(
             format!("wait-{}", self.id),
             Box::new(move || {
-                if sys::child_exited(pid, true).is_ok() {
+                if platform::child_exited(pid, true).is_ok() {
                     me.on_exit(generation);
                 }
             }),
@@ -806,7 +806,7 @@ impl Upstream {
         crate::log!("upstream {} ready (protocol {version})", self.id);
         // A `#!/usr/bin/env` script or a wrapper has exec'd into the server
         // by now: the record names what runs, for doctor's executable check.
-        if let Some(exe) = sys::exe(pid).map(|p| p.display().to_string())
+        if let Some(exe) = platform::exe(pid).map(|p| p.display().to_string())
             && let Some(record) = self.lock().record.as_mut()
         {
             record.update(|r| r.executable = exe);
@@ -965,7 +965,7 @@ impl Upstream {
                     && st.phase == Phase::Running
                     && let Some(pid) = st.pid
                 {
-                    let _ = sys::signal_group(pid, sys::Signal::Kill);
+                    let _ = platform::signal_group(pid, platform::Signal::Kill);
                 }
                 return;
             }
@@ -1932,12 +1932,12 @@ fn newest_call(st: &State, session_id: &str) -> Option<Route> {
 fn reap(mut child: Child, grace: Duration) -> std::process::ExitStatus {
     let pgid = child.id();
     if !exited_by(pgid, Instant::now() + grace) {
-        let _ = sys::signal_group(pgid, sys::Signal::Term);
+        let _ = platform::signal_group(pgid, platform::Signal::Term);
         if !exited_by(pgid, Instant::now() + TERM_GRACE) {
             let _ = child.kill();
         }
     }
-    let _ = sys::signal_group(pgid, sys::Signal::Kill);
+    let _ = platform::signal_group(pgid, platform::Signal::Kill);
     child.wait().unwrap_or_else(|_| exit_unknown())
 }
 
@@ -1945,7 +1945,7 @@ fn reap(mut child: Child, grace: Duration) -> std::process::ExitStatus {
 /// waited for) counts as exited: there is nothing left to wait for.
 fn exited_by(pid: u32, deadline: Instant) -> bool {
     loop {
-        match sys::child_exited(pid, false) {
+        match platform::child_exited(pid, false) {
             Ok(true) | Err(_) => return true,
             Ok(false) if Instant::now() < deadline => std::thread::sleep(REAP_POLL),
             Ok(false) => return false,

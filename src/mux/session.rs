@@ -3,10 +3,10 @@
 //! the child's requests forwarded to it, and the queue feeding its GET
 //! stream. Nothing here is shared with another session.
 
-use crate::message::Message;
+use crate::mcp::message::Message;
+use crate::mux::upstream::Upstream;
 use crate::pool::QueueTx;
 use crate::pool::lock;
-use crate::upstream::Upstream;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +62,7 @@ pub struct Session {
     subscriptions: Mutex<HashSet<String>>,
     /// The bridge process that opened this session, if one did: the
     /// session ends as soon as that process is gone.
-    pub client: Option<crate::sys::ProcessId>,
+    pub client: Option<crate::platform::ProcessId>,
     /// The `clientInfo.name` its client gave in `initialize`.
     pub client_name: Option<String>,
 }
@@ -89,7 +89,7 @@ impl Session {
         upstream: Arc<Upstream>,
         version: String,
         capabilities: Value,
-        client: Option<crate::sys::ProcessId>,
+        client: Option<crate::platform::ProcessId>,
         client_name: Option<String>,
     ) -> Session {
         Session {
@@ -341,7 +341,7 @@ mod tests {
     }
 
     fn session() -> Session {
-        let spec = crate::identity::Spec {
+        let spec = crate::mux::identity::Spec {
             command: "true".into(),
             args: vec![],
             cwd: "/".into(),
@@ -349,7 +349,7 @@ mod tests {
             global: false,
             isolated: false,
         };
-        let tuning = crate::upstream::Tuning {
+        let tuning = crate::mux::upstream::Tuning {
             start_timeout: std::time::Duration::from_secs(1),
             ping_every: std::time::Duration::ZERO,
             processes_dir: std::env::temp_dir(),
@@ -357,7 +357,7 @@ mod tests {
             asking_dir: "/nonexistent".into(),
             log_max_bytes: crate::log::DEFAULT_LOG_MAX_BYTES,
         };
-        let spawner = crate::upstream::Spawner::start().unwrap();
+        let spawner = crate::mux::upstream::Spawner::start().unwrap();
         let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);
         Session::new(
             "s".into(),

@@ -2,12 +2,13 @@
 //! `--help` and the man-page consistency test. `main` maps errors to the
 //! exit statuses documented in mcpshare(1).
 
-use crate::client::Client;
 use crate::election;
 use crate::error::{Error, Result};
-use crate::home::Home;
-use crate::identity::Spec;
-use crate::{bridge, daemon, lock, log};
+use crate::mux::identity::Spec;
+use crate::net::client::Client;
+use crate::state::home::Home;
+use crate::state::lock;
+use crate::{bridge, daemon, log};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -413,7 +414,7 @@ fn upstream_id(id: Option<String>) -> Result<String> {
 }
 
 /// The live daemon, or None when none runs; a hung or foreign one is an error.
-fn live_daemon(home: &Home) -> Result<Option<crate::manifest::Manifest>> {
+fn live_daemon(home: &Home) -> Result<Option<crate::state::manifest::Manifest>> {
     election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
 }
 
@@ -447,7 +448,7 @@ fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
                 "upstream {id} is not running; -f needs it running"
             )));
         }
-        for line in crate::logbook::file_tail(&path, n as usize) {
+        for line in crate::supervisor::logbook::file_tail(&path, n as usize) {
             println!("{line}");
         }
         return Ok(0);
@@ -482,7 +483,7 @@ fn print_lines(out: &mut impl std::io::Write, body: &Value) -> Result<u64> {
 fn restart(home: &Home, id: &str) -> Result<i32> {
     let m = live_daemon(home)?
         .ok_or_else(|| Error::Daemon(format!("no daemon running for {}", home.dir().display())))?;
-    let timeout = daemon::start_timeout() + STOP_TIMEOUT;
+    let timeout = crate::state::settings::start_timeout() + STOP_TIMEOUT;
     let (code, body) = control(&m, "POST", &format!("/api/restart/{id}"), timeout)?;
     match code {
         200 => {
@@ -587,7 +588,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bodyless call to the daemon's control API; a failure names its pid.
 fn control(
-    m: &crate::manifest::Manifest,
+    m: &crate::state::manifest::Manifest,
     method: &str,
     path: &str,
     timeout: Duration,
@@ -656,7 +657,7 @@ pub fn render_near_misses(st: &Value) -> String {
     }
     let mut s = String::from("\nnot shared, although the command and arguments are the same:\n");
     for n in near {
-        let names = |k: &str| crate::jsonrpc::strings(&n[k]);
+        let names = |k: &str| crate::mcp::jsonrpc::strings(&n[k]);
         s.push_str(&format!(
             "  {} differ in {}\n    fix: {}\n",
             names("upstreams").join(" and "),
@@ -804,11 +805,13 @@ fn stop(home: &Home) -> Result<i32> {
             return Ok(0);
         }
         // A daemon of another protocol still takes a stop request.
-        Err(Error::Incompatible { pid, .. }) => crate::manifest::Manifest::read(&home.manifest())
-            .filter(|m| m.pid == pid)
-            .ok_or_else(|| {
-                Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again"))
-            })?,
+        Err(Error::Incompatible { pid, .. }) => {
+            crate::state::manifest::Manifest::read(&home.manifest())
+                .filter(|m| m.pid == pid)
+                .ok_or_else(|| {
+                    Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again"))
+                })?
+        }
         Err(e) => return Err(e),
     };
     let (code, _) = control(&m, "POST", "/api/stop", CONTROL_TIMEOUT)?;

@@ -3,12 +3,12 @@
 //! records with what the OS says of each pid now. It reads records and
 //! probes; it never signals a process and never scans process names.
 
-use crate::client;
 use crate::error::{Error, Result};
-use crate::home::Home;
-use crate::manifest::Manifest;
-use crate::registry::{self, Record};
-use crate::sys;
+use crate::net::client;
+use crate::platform;
+use crate::state::home::Home;
+use crate::state::manifest::Manifest;
+use crate::state::registry::{self, Record};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -59,21 +59,25 @@ pub fn is_stale_client(
 }
 
 pub fn inspect(path: &Path, r: Record) -> Seen {
-    let live = sys::pid_alive(r.pid);
-    let now_start = if live { sys::start_time(r.pid) } else { None };
+    let live = platform::pid_alive(r.pid);
+    let now_start = if live {
+        platform::start_time(r.pid)
+    } else {
+        None
+    };
     let start_time_match = match (r.start_time, now_start) {
         (0, _) | (_, None) => None,
         (want, Some(now)) => Some(want == now),
     };
     let alive = live && start_time_match != Some(false);
-    let executable_match = match (alive, r.executable.is_empty(), sys::exe(r.pid)) {
+    let executable_match = match (alive, r.executable.is_empty(), platform::exe(r.pid)) {
         (true, false, Some(exe)) => Some(exe.display().to_string() == r.executable),
         _ => None,
     };
-    let (current_parent_pid, current_process_group_id) = sys::parent_and_group(r.pid)
+    let (current_parent_pid, current_process_group_id) = platform::parent_and_group(r.pid)
         .filter(|_| alive)
         .map_or((None, None), |(p, g)| (Some(p), Some(g)));
-    let parent_alive = r.parent_pid_at_start.map(sys::pid_alive);
+    let parent_alive = r.parent_pid_at_start.map(platform::pid_alive);
     let stale_client = is_stale_client(&r.role, alive, r.parent_pid_at_start, current_parent_pid);
     let survivors = r.survivors();
     let orphan = r.daemon_gone() && (alive || !survivors.is_empty());
@@ -106,7 +110,7 @@ fn children_of(pid: u32) -> Vec<u32> {
     let mut kids: Vec<u32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|c| sys::parent_and_group(*c).is_some_and(|(p, _)| p == pid))
+        .filter(|c| platform::parent_and_group(*c).is_some_and(|(p, _)| p == pid))
         .collect();
     kids.sort_unstable();
     kids
@@ -341,7 +345,7 @@ fn findings<T>(
 /// The `home` check, read only; the home when the other checks can look
 /// into it.
 fn home_check() -> Result<(Check, Option<Home>)> {
-    use crate::home::Found;
+    use crate::state::home::Found;
     let c = |level, text: String, fix: Option<String>| check("home", level, text, fix);
     Ok(match Home::inspect()? {
         Found::Relative { given, absolute } => (
@@ -420,7 +424,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
     use Level::*;
     let exe = this_exe();
     let mut out = Vec::new();
-    match sys::on_network_fs(home.dir()) {
+    match platform::on_network_fs(home.dir()) {
         Some(true) => out.push(check(
             "filesystem",
             Warning,
@@ -444,14 +448,14 @@ pub fn checks(home: &Home) -> Vec<Check> {
         )),
     }
 
-    let lock_held = crate::lock::is_held(&home.daemon_lock()).unwrap_or(false);
+    let lock_held = crate::state::lock::is_held(&home.daemon_lock()).unwrap_or(false);
     let manifest_bytes = std::fs::read(home.manifest()).ok();
     let manifest = manifest_bytes
         .as_deref()
         .and_then(|b| Manifest::parse(b).ok());
     let holder = manifest
         .as_ref()
-        .filter(|m| sys::same_process(&m.process()))
+        .filter(|m| platform::same_process(&m.process()))
         .map(|m| m.pid);
     out.push(match (lock_held, holder) {
         (false, _) => check("daemon_lock", Ok, "free: no daemon runs", None),
@@ -496,7 +500,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
         match client::health(m.port, client::HEALTH_TIMEOUT) {
             std::result::Result::Ok(h) => {
                 let age_s = crate::log::unix_millis().saturating_sub(m.heartbeat_at) / 1000;
-                let stale_beat = age_s > 3 * crate::daemon::HEARTBEAT_EVERY.as_secs();
+                let stale_beat = age_s > 3 * crate::state::manifest::HEARTBEAT_EVERY.as_secs();
                 out.push(if stale_beat {
                     check(
                         "daemon_health",
@@ -516,7 +520,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
                     )
                 });
                 out.push(version_check(&h));
-                daemon_status = crate::client::Client::new(m)
+                daemon_status = crate::net::client::Client::new(m)
                     .call(
                         "GET",
                         "/api/status",
@@ -647,7 +651,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             "no two upstreams run the same command without sharing",
             near.into_iter(),
             |n| {
-                let list = |k: &str| crate::jsonrpc::strings(&n[k]);
+                let list = |k: &str| crate::mcp::jsonrpc::strings(&n[k]);
                 let text = format!(
                     "upstreams {} run the same command and arguments but do not share \
                      (they differ in {}): two processes of one server, which may both write its state",
@@ -662,20 +666,20 @@ pub fn checks(home: &Home) -> Vec<Check> {
 }
 
 fn version_check(h: &client::Health) -> Check {
-    let ours = crate::daemon::version();
-    if h.protocol != crate::manifest::PROTOCOL {
+    let ours = crate::state::version::version();
+    if h.protocol != crate::state::manifest::PROTOCOL {
         return check(
             "version",
             Level::Error,
             format!(
                 "daemon speaks control protocol {}, this mcpshare {}: clients of this binary cannot attach",
                 h.protocol,
-                crate::manifest::PROTOCOL
+                crate::state::manifest::PROTOCOL
             ),
             Some(format!("{} stop", this_exe())),
         );
     }
-    match semver_cmp(&h.version, &ours) {
+    match crate::state::version::semver_cmp(&h.version, &ours) {
         Some(std::cmp::Ordering::Equal) => check(
             "version",
             Level::Ok,
@@ -727,56 +731,14 @@ pub fn summary(as_json: bool) -> Result<i32> {
     Ok(i32::from(worst == Level::Error))
 }
 
-/// Semantic-version precedence (semver 2.0.0 section 11): numeric parts
-/// compare as numbers, a pre-release sorts before its release, build
-/// metadata is ignored. None when either side does not parse.
-pub fn semver_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
-    use std::cmp::Ordering;
-    fn parse(v: &str) -> Option<([u64; 3], Option<Vec<String>>)> {
-        let v = v.split('+').next()?;
-        let (core, pre) = match v.split_once('-') {
-            Some((c, p)) => (
-                c,
-                Some(p.split('.').map(str::to_string).collect::<Vec<_>>()),
-            ),
-            None => (v, None),
-        };
-        let mut nums = core.split('.').map(|n| n.parse::<u64>().ok());
-        let parsed = [nums.next()??, nums.next()??, nums.next()??];
-        if nums.next().is_some() || pre.as_ref().is_some_and(|p| p.iter().any(String::is_empty)) {
-            return None;
-        }
-        Some((parsed, pre))
-    }
-    let (na, pa) = parse(a)?;
-    let (nb, pb) = parse(b)?;
-    Some(na.cmp(&nb).then_with(|| match (pa, pb) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(x), Some(y)) => {
-            for (i, j) in x.iter().zip(&y) {
-                let o = match (i.parse::<u64>(), j.parse::<u64>()) {
-                    (std::result::Result::Ok(m), std::result::Result::Ok(n)) => m.cmp(&n),
-                    (std::result::Result::Ok(_), Err(_)) => Ordering::Less,
-                    (Err(_), std::result::Result::Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => i.cmp(j),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            x.len().cmp(&y.len())
-        }
-    }))
-}
-
 /// `mcpshare stop --force`: signal the daemon's recorded pid, but only
 /// after confirming it is the process that published the manifest (start
 /// time and executable), then wait for its lock to be free.
 pub fn stop_force(home: &Home) -> Result<i32> {
     use std::time::{Duration, Instant};
-    if !crate::lock::is_held(&home.daemon_lock()).map_err(|e| Error::Path(home.daemon_lock(), e))? {
+    if !crate::state::lock::is_held(&home.daemon_lock())
+        .map_err(|e| Error::Path(home.daemon_lock(), e))?
+    {
         println!("no daemon running for {}", home.dir().display());
         return Ok(0);
     }
@@ -786,13 +748,13 @@ pub fn stop_force(home: &Home) -> Result<i32> {
                 .into(),
         )
     })?;
-    if !sys::same_process(&m.process()) {
+    if !platform::same_process(&m.process()) {
         return Err(Error::Daemon(format!(
             "pid {} in the manifest is gone or was reused (start time differs); nothing is signalled",
             m.pid
         )));
     }
-    let exe = sys::exe(m.pid).map(|p| p.display().to_string());
+    let exe = platform::exe(m.pid).map(|p| p.display().to_string());
     if exe.as_deref() != Some(m.exe.as_str()) {
         return Err(Error::Daemon(format!(
             "pid {} runs {} but the manifest names {}; nothing is signalled",
@@ -802,16 +764,16 @@ pub fn stop_force(home: &Home) -> Result<i32> {
         )));
     }
     let lock_path = home.daemon_lock();
-    sys::signal(m.pid, sys::Signal::Term)
+    platform::signal(m.pid, platform::Signal::Term)
         .map_err(|e| Error::io(format!("cannot signal pid {}", m.pid), e))?;
-    let freed = crate::lock::wait_free(&lock_path, Instant::now() + FORCE_GRACE)
+    let freed = crate::state::lock::wait_free(&lock_path, Instant::now() + FORCE_GRACE)
         .map_err(|e| Error::Path(lock_path.clone(), e))?;
     if !freed {
         // Same process still (checked again): a stopped or wedged daemon ignores SIGTERM.
-        if sys::same_process(&m.process()) {
-            let _ = sys::signal(m.pid, sys::Signal::Kill);
+        if platform::same_process(&m.process()) {
+            let _ = platform::signal(m.pid, platform::Signal::Kill);
         }
-        if !crate::lock::wait_free(&lock_path, Instant::now() + Duration::from_secs(10))
+        if !crate::state::lock::wait_free(&lock_path, Instant::now() + Duration::from_secs(10))
             .map_err(|e| Error::Path(lock_path.clone(), e))?
         {
             return Err(Error::Daemon(format!(
@@ -840,37 +802,9 @@ pub fn stop_force(home: &Home) -> Result<i32> {
 /// How long `stop --force` waits after SIGTERM before SIGKILL.
 pub const FORCE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Is `ours` strictly newer than the daemon's `theirs`? Unparsable: no.
-pub fn is_newer(ours: &str, theirs: &str) -> bool {
-    semver_cmp(ours, theirs) == Some(std::cmp::Ordering::Greater)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cmp::Ordering::*;
-
-    #[test]
-    fn semver_precedence() {
-        assert_eq!(semver_cmp("1.0.0", "1.0.0"), Some(Equal));
-        assert_eq!(semver_cmp("1.10.0", "1.9.0"), Some(Greater));
-        assert_eq!(semver_cmp("1.0.0-alpha", "1.0.0"), Some(Less));
-        assert_eq!(semver_cmp("1.0.0-alpha.2", "1.0.0-alpha.10"), Some(Less));
-        assert_eq!(semver_cmp("1.0.0-alpha", "1.0.0-alpha.1"), Some(Less));
-        assert_eq!(
-            semver_cmp("1.0.0-alpha.beta", "1.0.0-alpha.1"),
-            Some(Greater)
-        );
-        assert_eq!(semver_cmp("1.0.0-rc.1", "1.0.0-beta.11"), Some(Greater));
-        assert_eq!(semver_cmp("1.0.0+build.5", "1.0.0"), Some(Equal));
-        assert_eq!(semver_cmp("1.0", "1.0.0"), None);
-        assert!(is_newer("0.2.0", "0.1.9"));
-        assert!(
-            !is_newer("0.1.0", "0.1.0"),
-            "an equal version never replaces"
-        );
-        assert!(!is_newer("garbage", "0.1.0"));
-    }
 
     #[test]
     fn stale_client_rule() {

@@ -12,6 +12,9 @@ pub const SCHEMA: u32 = 1;
 /// Clients attach only to a daemon of the same protocol.
 pub const PROTOCOL: u32 = 1;
 
+/// How often a daemon rewrites its manifest's heartbeat.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema: u32,
@@ -71,12 +74,12 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        crate::home::write_atomic(path, &bytes)
+        crate::state::home::write_atomic(path, &bytes)
     }
 
     /// The process this manifest names, for identity checks before signalling.
-    pub fn process(&self) -> crate::sys::ProcessId {
-        crate::sys::ProcessId {
+    pub fn process(&self) -> crate::platform::ProcessId {
+        crate::platform::ProcessId {
             pid: self.pid,
             start_time: self.start_time,
         }

@@ -205,7 +205,7 @@ pub fn forget_old_logs(
 /// The last `n` lines of an upstream's log file, for when the daemon no
 /// longer knows the upstream.
 pub fn file_tail(path: &Path, n: usize) -> Vec<String> {
-    crate::home::tail(path, n)
+    crate::state::home::tail(path, n)
         .lines()
         .map(str::to_string)
         .collect()

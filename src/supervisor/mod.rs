@@ -1,0 +1,3 @@
+//! An MCP server's child process: its logbook of stderr and exits.
+
+pub mod logbook;

@@ -555,6 +555,7 @@ fn run_bridge(isolated: bool, global: bool, mut argv: Vec<String>) -> Result<i32
             .collect(),
         global,
         isolated,
+        server: None,
     };
     if global {
         for arg in relative_paths(&spec.command, &spec.args) {

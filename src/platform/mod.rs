@@ -3,6 +3,9 @@
 //! It never decides whom to signal: callers confirm a pid's identity first.
 #![allow(unsafe_code)]
 
+mod limits;
+pub use limits::{limit_data, user_scopes};
+
 use std::io;
 use std::path::PathBuf;
 /// The signals mcpshare sends.

@@ -155,6 +155,9 @@ impl Upstream {
             )
         })?;
         let pid = child.id();
+        if let Err(e) = platform::contain_child(&child) {
+            crate::log!("upstream {}: cannot contain pid {pid}: {e}", self.id);
+        }
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

@@ -446,7 +446,7 @@ fn run_cli() -> Result<i32> {
         Invocation::Stop { force } => {
             let home = Home::existing()?;
             if force {
-                crate::doctor::stop_force(&home)
+                stop::stop_force(&home)
             } else {
                 stop::stop(&home)
             }

@@ -1,7 +1,7 @@
 //! What each message from the client leads to: answered here (`ping`,
 //! `initialize` errors), handed to a worker as a request, forwarded quietly
-//! (notifications, responses), or unbatched. It never blocks the thread
-//! reading stdin on an attach or an answer, beyond `answer_inline`'s wait.
+//! (notifications, responses), or unbatched. It never waits for an attach
+//! on the thread reading stdin: a request that needs one goes to a worker.
 
 use super::Bridge;
 use super::post::{Early, PostError};

@@ -1,7 +1,7 @@
 //! The bridge's stdio: reads the client's lines from stdin and writes
 //! one JSON-RPC message per line to stdout, one writer at a time. It never
 //! writes anything but protocol messages to stdout (logs go to stderr), and
-//! never waits on the daemon while reading.
+//! a closed stdout ends the bridge.
 
 use super::Bridge;
 use crate::mcp::jsonrpc::{self, Line, LineReader};

@@ -1,7 +1,8 @@
 //! The command line: one table of commands and options feeds parsing,
 //! `--help` and the man-page consistency test. `main` maps errors to the
 //! exit statuses documented in mcpshare(1), and `run_cli` hands each
-//! command to its own file. Nothing here acts on the daemon or a process.
+//! command to its own file, with the daemon look-up and control call they
+//! share. Nothing here signals a process or changes a file.
 
 mod daemon;
 mod doctor;

@@ -11,6 +11,7 @@ mod restart;
 mod run;
 mod status;
 mod stop;
+mod tools;
 
 use crate::election;
 use crate::error::{Error, Result};
@@ -29,8 +30,8 @@ pub struct CommandDoc {
 pub const COMMANDS: &[CommandDoc] = &[
     CommandDoc {
         name: "run",
-        synopsis: "mcpshare run [--isolated] [--global] -- COMMAND [ARGS...]",
-        about: "Speak MCP on stdio, sharing one upstream COMMAND with every client of the same identity",
+        synopsis: "mcpshare run [--isolated] [--global] -- COMMAND [ARGS...] | mcpshare run [--isolated] NAME",
+        about: "Speak MCP on stdio, sharing one upstream COMMAND (or configured server NAME) with every client of the same identity",
         options: &[
             ("--isolated", "give this client an upstream of its own"),
             ("--global", "share across working directories"),
@@ -77,6 +78,24 @@ pub const COMMANDS: &[CommandDoc] = &[
         synopsis: "mcpshare doctor [--json]",
         about: "Check the home, the daemon and every recorded process; print the fix for each problem",
         options: &[("--json", "print the checks as a JSON array")],
+    },
+    CommandDoc {
+        name: "reload",
+        synopsis: "mcpshare reload",
+        about: "Make the daemon read its config again: restart only servers whose launch fields changed",
+        options: &[],
+    },
+    CommandDoc {
+        name: "tools",
+        synopsis: "mcpshare tools NAME [--json]",
+        about: "List the tools of configured server NAME (started through the daemon if needed)",
+        options: &[("--json", "print the tools as a JSON array")],
+    },
+    CommandDoc {
+        name: "call",
+        synopsis: "mcpshare call NAME TOOL [JSON | KEY=VALUE...] [--json]",
+        about: "Call TOOL of configured server NAME and print its result; exit 1 if the tool reports an error",
+        options: &[("--json", "print the whole result as JSON")],
     },
     CommandDoc {
         name: "doctor processes",
@@ -191,6 +210,21 @@ pub enum Invocation {
         global: bool,
         argv: Vec<String>,
     },
+    RunServer {
+        isolated: bool,
+        name: String,
+    },
+    Reload,
+    Tools {
+        name: String,
+        json: bool,
+    },
+    Call {
+        name: String,
+        tool: String,
+        args: Vec<String>,
+        json: bool,
+    },
     Daemon,
     Status {
         json: bool,
@@ -288,6 +322,54 @@ where
                 Invocation::Doctor { json }
             })
         }
+        "reload" => {
+            match parser.next()? {
+                None => {}
+                Some(Long("help") | Short('h')) => return help("reload"),
+                Some(arg) => return Err(arg.unexpected().into()),
+            }
+            Ok(Invocation::Reload)
+        }
+        "tools" | "call" => {
+            let mut json = false;
+            let mut words: Vec<String> = Vec::new();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') if command == "tools" => return help("tools"),
+                    Long("help") | Short('h') => return help("call"),
+                    Long("json") => json = true,
+                    Value(v) => words.push(v.string()?),
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            let needed = if command == "tools" { 1 } else { 2 };
+            if words.len() < needed || (command == "tools" && words.len() > 1) {
+                return Ok(Invocation::Usage {
+                    command: if command == "tools" { "tools" } else { "call" },
+                    problem: format!(
+                        "{command} needs {}",
+                        if command == "tools" {
+                            "one configured server's NAME"
+                        } else {
+                            "a configured server's NAME and a TOOL"
+                        }
+                    ),
+                    hint: "see 'mcpshare list' for the configured servers",
+                });
+            }
+            let name = words.remove(0);
+            Ok(if command == "tools" {
+                Invocation::Tools { name, json }
+            } else {
+                let tool = words.remove(0);
+                Invocation::Call {
+                    name,
+                    tool,
+                    args: words,
+                    json,
+                }
+            })
+        }
         "logs" => {
             let (mut id, mut n, mut follow) = (None, 100u64, false);
             while let Some(arg) = parser.next()? {
@@ -360,7 +442,15 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     use lexopt::prelude::*;
     let (mut isolated, mut global) = (false, false);
     let mut argv: Vec<String> = Vec::new();
-    while let Some(arg) = parser.next()? {
+    // `run -- COMMAND` runs a command; `run NAME` a configured server.
+    let mut dashed = false;
+    loop {
+        if let Some(raw) = parser.try_raw_args()
+            && raw.peek() == Some(std::ffi::OsStr::new("--"))
+        {
+            dashed = true;
+        }
+        let Some(arg) = parser.next()? else { break };
         match arg {
             Long("help") | Short('h') => {
                 return Ok(Invocation::Help {
@@ -384,8 +474,30 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     if argv.is_empty() {
         return Ok(Invocation::Usage {
             command: "run",
-            problem: "run needs the MCP server's command after '--'".into(),
-            hint: "for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory",
+            problem: "run needs a configured server's NAME, or the MCP server's command after '--'"
+                .into(),
+            hint: "for example: mcpshare run memory, or mcpshare run -- npx -y @modelcontextprotocol/server-memory",
+        });
+    }
+    if !dashed {
+        if argv.len() > 1 || global {
+            return Ok(Invocation::Usage {
+                command: "run",
+                problem: format!(
+                    "'mcpshare run {}' names a configured server, which takes no {}",
+                    argv[0],
+                    if global {
+                        "--global (its share policy decides)"
+                    } else {
+                        "arguments"
+                    }
+                ),
+                hint: "to run a command, put it after '--': mcpshare run -- COMMAND [ARGS...]",
+            });
+        }
+        return Ok(Invocation::RunServer {
+            isolated,
+            name: argv.remove(0),
         });
     }
     Ok(Invocation::Run {
@@ -442,6 +554,15 @@ fn run_cli() -> Result<i32> {
             global,
             argv,
         } => run::run(isolated, global, argv),
+        Invocation::RunServer { isolated, name } => run::run_server(isolated, &name),
+        Invocation::Reload => reload(),
+        Invocation::Tools { name, json } => tools::tools(&name, json),
+        Invocation::Call {
+            name,
+            tool,
+            args,
+            json,
+        } => tools::call(&name, &tool, &args, json),
         Invocation::Daemon => daemon::run(),
         Invocation::Status { json } => status::status(&Home::existing()?, json),
         Invocation::Stop { force } => {
@@ -464,6 +585,53 @@ fn run_cli() -> Result<i32> {
 /// The live daemon, or None when none runs; a hung or foreign one is an error.
 fn live_daemon(home: &Home) -> Result<Option<crate::state::manifest::Manifest>> {
     election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
+}
+
+/// `mcpshare reload`: the daemon applies its config again; with no daemon
+/// running, the config is only checked (a daemon reads it when it starts).
+fn reload() -> Result<i32> {
+    let path = crate::config::path()?;
+    let home = Home::open()?;
+    let Some(m) = live_daemon(&home)? else {
+        crate::config::load(&path)?;
+        println!(
+            "no daemon running; {} is valid and is read when one starts",
+            path.display()
+        );
+        return Ok(0);
+    };
+    let (code, body) = control(&m, "POST", "/api/reload", CONTROL_TIMEOUT)?;
+    if code != 200 {
+        return Err(Error::Daemon(format!(
+            "the daemon keeps its last good config: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        )));
+    }
+    if body["changed"] != serde_json::json!(true) {
+        println!("{}: no change", path.display());
+        return Ok(0);
+    }
+    let list = |k: &str| {
+        let names: Vec<&str> = body[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!(
+        "reloaded {}: restarting {}; stopped {}; filters updated for {}",
+        path.display(),
+        list("restarted"),
+        list("stopped"),
+        list("updated")
+    );
+    Ok(0)
 }
 
 /// How long `status` and `stop` wait for the daemon's control API.

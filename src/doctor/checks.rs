@@ -27,6 +27,7 @@ pub const CHECKS: &[&str] = &[
     "crashed_upstreams",
     "near_misses",
     "failing_upstreams",
+    "config",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -399,7 +400,41 @@ pub fn checks(home: &Home) -> Vec<Check> {
             },
         );
     }
+    out.push(config_check());
     out
+}
+
+/// mcpshare's config: valid (how many servers), absent, or the error with
+/// its line and column (the daemon then runs the last good one).
+fn config_check() -> Check {
+    let path = match crate::config::path() {
+        Ok(p) => p,
+        Err(e) => return check("config", Level::Info, e.to_string(), None),
+    };
+    if !path.exists() {
+        let message = format!("no config at {} (no configured servers)", path.display());
+        return check("config", Level::Ok, message, None);
+    }
+    match crate::config::load(&path) {
+        Ok(c) => {
+            let enabled = c.servers.iter().filter(|s| s.enabled).count();
+            let message = format!(
+                "{}: {} server(s), {enabled} enabled",
+                path.display(),
+                c.servers.len()
+            );
+            check("config", Level::Ok, message, None)
+        }
+        Err(e) => check(
+            "config",
+            Level::Error,
+            format!("{e} (a running daemon keeps its last good config)"),
+            Some(format!(
+                "correct {} (mcpshare edit), then: mcpshare reload",
+                path.display()
+            )),
+        ),
+    }
 }
 
 fn version_check(h: &client::Health) -> Check {

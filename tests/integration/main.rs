@@ -20,6 +20,7 @@ mod reattach;
 mod roots;
 mod routing;
 mod security;
+mod servers;
 mod supervision;
 mod upstream;
 mod words;

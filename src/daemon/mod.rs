@@ -6,13 +6,14 @@
 use crate::error::{Error, Result};
 use crate::mux::identity::Spec;
 use crate::mux::session::Session;
-use crate::mux::upstream::{Spawner, Tuning, Upstream};
+use crate::mux::upstream::{Tuning, Upstream};
 use crate::pool::lock;
 use crate::state::home::Home;
 use crate::state::manifest::{self, Manifest};
 use crate::state::registry::{Record, Registration};
 use crate::state::settings::Settings;
 use crate::state::version::{self, version};
+use crate::supervisor::child::Spawner;
 
 pub mod endpoint;
 

@@ -357,7 +357,7 @@ mod tests {
             asking_dir: "/nonexistent".into(),
             log_max_bytes: crate::log::DEFAULT_LOG_MAX_BYTES,
         };
-        let spawner = crate::mux::upstream::Spawner::start().unwrap();
+        let spawner = crate::supervisor::child::Spawner::start().unwrap();
         let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);
         Session::new(
             "s".into(),

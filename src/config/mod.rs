@@ -1042,4 +1042,85 @@ mod tests {
         assert!(resolve_command("./sh", Some(Path::new("/bin")), None).is_some());
         assert!(resolve_command("/etc/hostname-not-here", None, None).is_none());
     }
+
+    fn temp_config(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mcpshare-cfg-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d.join("sub").join("config.json")
+    }
+
+    #[test]
+    fn a_hand_edit_between_read_and_rename_is_kept() {
+        let path = temp_config("race");
+        let mut calls = 0;
+        update(&path, None, |t| {
+            edit::put_server(t, "a", &New::Value(serde_json::json!({"command": "x"})))
+                .map_err(Error::Usage)
+        })
+        .unwrap();
+        let w = update(&path, None, |text| {
+            calls += 1;
+            if calls == 1 {
+                // A hand edit lands after our read, before our rename.
+                let hand = edit::put_server(
+                    text,
+                    "hand",
+                    &New::Value(serde_json::json!({"command": "h"})),
+                )
+                .unwrap();
+                std::fs::write(&path, hand).unwrap();
+            }
+            edit::put_server(text, "b", &New::Value(serde_json::json!({"command": "y"})))
+                .map_err(Error::Usage)
+        })
+        .unwrap();
+        assert_eq!(calls, 2, "the edit is applied again to the new text");
+        let names: Vec<String> = load(&path)
+            .unwrap()
+            .servers
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["a", "hand", "b"]);
+        assert!(w.before.contains("hand"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+        }
+        std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_expected_text_that_changed_writes_nothing() {
+        let path = temp_config("expected");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"mcpServers\": {}, \"hand\": 1}").unwrap();
+        let e = update(&path, Some("{\"mcpServers\": {}}"), |_| Ok("{}".into())).unwrap_err();
+        assert!(e.to_string().contains("changed while"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"mcpServers\": {}, \"hand\": 1}"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_invalid_file_or_an_invalid_result_is_never_written() {
+        let path = temp_config("invalid");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"mcpServers\": {").unwrap();
+        let e = update(&path, None, |t| Ok(t.to_string() + "}}")).unwrap_err();
+        assert!(
+            matches!(e, Error::Config(ConfigError { line: 1, .. })),
+            "{e}"
+        );
+        std::fs::write(&path, "{}").unwrap();
+        let e = update(&path, None, |_| Ok("{\"mcpServers\": {\"A\": {}}}".into())).unwrap_err();
+        assert!(e.to_string().contains("'A'"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+        std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap()).unwrap();
+    }
 }

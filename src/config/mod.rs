@@ -277,7 +277,7 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Config, ConfigError
         ..problem(
             path,
             None,
-            &format!("invalid JSON: {e}"),
+            &format!("invalid JSON: {}", without_position(&e.to_string())),
             Some("fix the file by hand or with 'mcpshare edit'; the last good config stays in use"),
         )
     })?;
@@ -323,6 +323,15 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Config, ConfigError
         servers.push(server);
     }
     Ok(Config { servers })
+}
+
+/// serde_json's message without its " at line L column C" (we print
+/// the position first, as compilers do).
+fn without_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
 }
 
 fn unknown_key_offset(text: &str, m: &edit::Member) -> Option<usize> {
@@ -876,7 +885,7 @@ mod tests {
         assert_eq!((e.line, e.column), (3, 26));
         assert!(
             e.to_string()
-                .starts_with("/cfg/config.json:3:26: invalid JSON"),
+                .starts_with("/cfg/config.json:3:26: invalid JSON: trailing comma"),
             "{e}"
         );
     }

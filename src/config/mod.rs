@@ -107,6 +107,44 @@ pub enum Launch {
     },
 }
 
+impl Launch {
+    /// The launch with `${VAR}` references in env values, args and
+    /// headers expanded by `lookup` (the daemon's environment at start);
+    /// the error names the variable and where it is.
+    pub fn expand(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Launch, String> {
+        let one = |what: &str, s: &str| expand(s, &lookup).map_err(|e| format!("{what}: {e}"));
+        let map = |what: &str, m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), one(&format!("{what} {k}"), v)?)))
+                .collect::<std::result::Result<BTreeMap<_, _>, String>>()
+        };
+        Ok(match self {
+            Launch::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => Launch::Stdio {
+                command: command.clone(),
+                args: args
+                    .iter()
+                    .map(|a| one("args", a))
+                    .collect::<std::result::Result<_, _>>()?,
+                env: map("env", env)?,
+                cwd: cwd.clone(),
+            },
+            Launch::Remote { kind, url, headers } => Launch::Remote {
+                kind: *kind,
+                url: url.clone(),
+                headers: map("header", headers)?,
+            },
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteKind {
     /// Streamable HTTP.
@@ -1031,6 +1069,35 @@ mod tests {
         assert!(expand("${NOPE}", env).unwrap_err().contains("NOPE"));
         assert!(expand("${HOME", env).is_err());
         assert!(expand("${env:HOME}", env).is_err());
+    }
+
+    #[test]
+    fn a_launch_expands_env_args_and_headers() {
+        let c = parse(&p(), r#"{"mcpServers": {"a": {"command": "${NOT_EXPANDED}", "args": ["--dir=${D:-/tmp}"], "env": {"T": "${TOK}"}},
+            "r": {"url": "https://h", "headers": {"A": "Bearer ${TOK}"}}}}"#).unwrap();
+        let env = |k: &str| (k == "TOK").then(|| "sk".to_string());
+        let Launch::Stdio {
+            command,
+            args,
+            env: e,
+            ..
+        } = c.servers[0].launch.expand(env).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (command.as_str(), args, e["T"].as_str()),
+            ("${NOT_EXPANDED}", vec!["--dir=/tmp".to_string()], "sk")
+        );
+        let Launch::Remote { headers, .. } = c.servers[1].launch.expand(env).unwrap() else {
+            panic!()
+        };
+        assert_eq!(headers["A"], "Bearer sk");
+        let err = c.servers[1].launch.expand(|_| None).unwrap_err();
+        assert!(
+            err.starts_with("header A: environment variable TOK is not set"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod doctor;
 mod logs;
 mod restart;
 mod run;
+mod servers;
 mod status;
 mod stop;
 mod tools;
@@ -109,6 +110,59 @@ pub const COMMANDS: &[CommandDoc] = &[
             ),
         ],
     },
+    CommandDoc {
+        name: "add",
+        synopsis: "mcpshare add NAME [-e K=V]... [--cwd DIR] [--lazy] [--eager] [--share MODE] [--url URL] [--sse] [--header K:V]... [--source DIR] [--runtime R] [-- COMMAND [ARGS...]]",
+        about: "Add server NAME to the config file: a COMMAND, a remote --url, or a project --source",
+        options: &[
+            (
+                "-e",
+                "set K=V in the server's environment (V may be ${VAR})",
+            ),
+            ("--cwd", "run COMMAND in DIR"),
+            ("--lazy", "start it at its first use (the default)"),
+            ("--eager", "start it with the daemon"),
+            ("--share", "shared (default), per-cwd or per-client"),
+            ("--url", "a remote Streamable HTTP server at URL"),
+            ("--sse", "the remote server speaks the older SSE transport"),
+            ("--header", "send header K:V to the remote server"),
+            (
+                "--source",
+                "a node, bun or python project in DIR: detect, install, add",
+            ),
+            ("--runtime", "node, bun or python, in place of detection"),
+        ],
+    },
+    CommandDoc {
+        name: "remove",
+        synopsis: "mcpshare remove NAME",
+        about: "Remove server NAME from the config file",
+        options: &[],
+    },
+    CommandDoc {
+        name: "enable",
+        synopsis: "mcpshare enable NAME",
+        about: "Enable server NAME in the config file",
+        options: &[],
+    },
+    CommandDoc {
+        name: "disable",
+        synopsis: "mcpshare disable NAME",
+        about: "Disable server NAME in the config file (its entry stays)",
+        options: &[],
+    },
+    CommandDoc {
+        name: "list",
+        synopsis: "mcpshare list [--json]",
+        about: "List the config file's servers (never an env or header value)",
+        options: &[("--json", "print one JSON object")],
+    },
+    CommandDoc {
+        name: "edit",
+        synopsis: "mcpshare edit",
+        about: "Edit the config file in $EDITOR; saved only when valid",
+        options: &[],
+    },
 ];
 
 /// Every environment variable mcpshare reads; each is in mcpshare(1).
@@ -127,6 +181,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_LOG_MAX_BYTES",
     "MCPSHARE_SESSION_IDLE_SECS",
     "MCPSHARE_TEST_REPORTED_VERSION",
+    "MCPSHARE_CONFIG",
+    "XDG_CONFIG_HOME",
+    "EDITOR",
+    "VISUAL",
 ];
 
 pub fn help() -> String {
@@ -247,6 +305,8 @@ pub enum Invocation {
     Restart {
         id: String,
     },
+    /// add, remove, enable, disable, list, edit: the config file's servers.
+    Servers(servers::Command),
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -404,6 +464,12 @@ where
                 id: upstream_id(id)?,
             })
         }
+        "add" => servers::parse("add", &mut parser),
+        "remove" => servers::parse("remove", &mut parser),
+        "enable" => servers::parse("enable", &mut parser),
+        "disable" => servers::parse("disable", &mut parser),
+        "list" => servers::parse("list", &mut parser),
+        "edit" => servers::parse("edit", &mut parser),
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -579,6 +645,7 @@ fn run_cli() -> Result<i32> {
         }
         Invocation::Logs { id, n, follow } => logs::logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart::restart(&Home::existing()?, &id),
+        Invocation::Servers(c) => servers::run(c),
     }
 }
 

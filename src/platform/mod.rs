@@ -3,6 +3,8 @@
 //! It never decides whom to signal: callers confirm a pid's identity first.
 #![allow(unsafe_code)]
 
+pub mod procs;
+
 use std::io;
 use std::path::PathBuf;
 /// The signals mcpshare sends.

@@ -2,6 +2,8 @@
 //! `--help` and the man-page consistency test. `main` maps errors to the
 //! exit statuses documented in mcpshare(1).
 
+pub mod orphans;
+
 use crate::election;
 use crate::error::{Error, Result};
 use crate::mux::identity::Spec;
@@ -80,6 +82,18 @@ pub const COMMANDS: &[CommandDoc] = &[
             (
                 "--cleanup-stale-records",
                 "remove the records of dead processes (never signals anything)",
+            ),
+        ],
+    },
+    CommandDoc {
+        name: "orphans",
+        synopsis: "mcpshare orphans [--json] [--stop PID[@START]...]",
+        about: "List this user's MCP servers left running without their client; end the ones named",
+        options: &[
+            ("--json", "print a JSON array"),
+            (
+                "--stop",
+                "end the named trees, each judged again first (PID or PID@START)",
             ),
         ],
     },
@@ -208,6 +222,11 @@ pub enum Invocation {
     Restart {
         id: String,
     },
+    Orphans {
+        json: bool,
+        /// `--stop` and the pids after it.
+        stop: Option<Vec<orphans::Target>>,
+    },
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -317,6 +336,29 @@ where
                 id: upstream_id(id)?,
             })
         }
+        "orphans" => {
+            let (mut json, mut stop) = (false, None);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') => return help("orphans"),
+                    Long("json") => json = true,
+                    Long("stop") => stop = Some(Vec::new()),
+                    Value(v) if stop.is_some() => {
+                        let t = orphans::parse_target(&v.string()?)?;
+                        stop.get_or_insert_with(Vec::new).push(t);
+                    }
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            if stop.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Invocation::Usage {
+                    command: "orphans",
+                    problem: "--stop needs the pid of each tree to end".into(),
+                    hint: "list them with 'mcpshare orphans'; nothing is ever stopped by name",
+                });
+            }
+            Ok(Invocation::Orphans { json, stop })
+        }
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -394,6 +436,11 @@ fn run_cli() -> Result<i32> {
         }
         Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart(&Home::existing()?, &id),
+        Invocation::Orphans { json, stop: None } => orphans::list(json),
+        Invocation::Orphans {
+            json,
+            stop: Some(targets),
+        } => orphans::stop(&targets, json),
     }
 }
 

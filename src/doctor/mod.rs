@@ -261,6 +261,7 @@ pub const CHECKS: &[&str] = &[
     "corrupt_records",
     "stale_clients",
     "orphaned_upstreams",
+    "foreign_orphans",
     "crashed_upstreams",
     "near_misses",
     "failing_upstreams",
@@ -606,6 +607,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             (Error, text, format!("kill -TERM -{group}"))
         },
     );
+    out.push(foreign_orphans(home, &exe));
     // Without a daemon's status there is nothing to say about crashes.
     if let Some(st) = &daemon_status {
         let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();
@@ -663,6 +665,48 @@ pub fn checks(home: &Home) -> Vec<Check> {
         );
     }
     out
+}
+
+/// MCP servers of this user that outlived their client (not mcpshare's
+/// own: those are `orphaned_upstreams`), with the commands that list and
+/// stop them.
+fn foreign_orphans(home: &Home, exe: &str) -> Check {
+    let scope = crate::orphans::Scope {
+        mcpshare_home: Some(home.clone()),
+        ..crate::orphans::Scope::from_env()
+    };
+    let found = match crate::orphans::scan(&scope) {
+        std::result::Result::Ok(found) => found,
+        Err(e) => {
+            return check(
+                "foreign_orphans",
+                Level::Info,
+                format!("cannot look for orphaned MCP servers here: {e}"),
+                None,
+            );
+        }
+    };
+    if found.is_empty() {
+        return check(
+            "foreign_orphans",
+            Level::Ok,
+            "no MCP server of this user outlived its client",
+            None,
+        );
+    }
+    let pids: Vec<String> = found.iter().map(|o| o.pid.to_string()).collect();
+    let bytes: u64 = found.iter().map(|o| o.rss_bytes).sum();
+    check(
+        "foreign_orphans",
+        Level::Warning,
+        format!(
+            "{} MCP server(s) outlived their client and use {}: pid {} (list them with '{exe} orphans')",
+            found.len(),
+            crate::orphans::mib(bytes),
+            pids.join(", ")
+        ),
+        Some(format!("{exe} orphans --stop {}", pids.join(" "))),
+    )
 }
 
 fn version_check(h: &client::Health) -> Check {

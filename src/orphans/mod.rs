@@ -1,7 +1,7 @@
 //! `mcpshare orphans`: MCP servers of this user left running after their
-//! client is gone — the parent is gone (reparented to init or the user's
+//! client is gone: the parent is gone (reparented to init or the user's
 //! service manager) and the command line is a configured or launcher-shaped
-//! server, or stdin is a pipe nobody writes to any more. Read only: this
+//! server; one whose stdin pipe someone still writes to has a client. Read only: this
 //! module never signals (the stop lives in the CLI, after [`recheck`]),
 //! never lists mcpshare's own processes, and never judges a process by its
 //! name alone.
@@ -249,7 +249,7 @@ pub enum Verdict {
     HasParent {
         parent: u32,
     },
-    /// Orphaned, but neither configured nor launcher-shaped, and stdin is no dead pipe.
+    /// Orphaned, but neither configured nor launcher-shaped.
     NotServer,
     /// Its client still writes to its stdin.
     ClientAlive {
@@ -298,7 +298,7 @@ fn judge_with(
     let tree: Vec<u32> = snap
         .tree(pid, kids)
         .into_iter()
-        .filter(|m| !protected.contains(m))
+        .filter(|m| !protected.contains(m) && !snap.is_ours(*m))
         .collect();
     let mut reasons = vec![match adopter {
         Adopter::Init => "parent gone: adopted by pid 1".to_string(),
@@ -306,6 +306,8 @@ fn judge_with(
             format!("parent gone: adopted by the user's service manager pid {m}")
         }
     }];
+    // A dead stdin pipe alone is not enough: daemons of every kind (tool
+    // backends, agents) keep one; it only supports a match below.
     let mut evidence = false;
     if let Some(inode) = p.stdin_pipe {
         let outside = snap
@@ -318,7 +320,6 @@ fn judge_with(
         reasons.push(format!(
             "stdin is a pipe (pipe:[{inode}]) whose writer is gone"
         ));
-        evidence = true;
     }
     let mut client = None;
     for m in &tree {

@@ -102,14 +102,20 @@ fn a_server_with_a_live_parent_or_writer_is_not_listed() {
 #[test]
 fn a_writer_inside_the_tree_does_not_keep_it_alive() {
     let mut snap = snapshot(vec![
-        with_stdin(p(400, 1, 400, "sleep 100"), 11),
+        with_stdin(p(400, 1, 400, "uvx mcp-server-fetch"), 11),
         p(401, 400, 400, "cat"),
+        with_stdin(p(402, 1, 402, "/opt/tools/backend --serve"), 12),
     ]);
     snap.writers.insert(11, BTreeSet::from([401]));
     let Verdict::Orphan(o) = judge(&snap, 400) else {
         panic!("{:?}", judge(&snap, 400));
     };
-    assert_eq!(o.reasons.len(), 2, "{:?}", o.reasons);
+    assert_eq!(o.reasons.len(), 3, "{:?}", o.reasons);
+    assert_eq!(
+        judge(&snap, 402),
+        Verdict::NotServer,
+        "a dead stdin pipe alone does not make a server"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod doctor;
 mod election;
 mod identity;
 mod list_changed;
+mod orphans;
 mod processes;
 mod promise;
 mod reattach;

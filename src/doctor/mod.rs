@@ -1,7 +1,8 @@
 //! `mcpshare doctor`: one line per check, with a level and the exact
 //! command that fixes each problem; and `doctor processes`, the registry
 //! records with what the OS says of each pid now. It reads records and
-//! probes; it never signals a process and never scans process names.
+//! probes; it never signals a process. Its one look at other processes'
+//! command lines is `foreign_orphans`, through `orphans`.
 
 use crate::error::{Error, Result};
 use crate::net::client;

@@ -7,6 +7,7 @@
 mod daemon;
 mod doctor;
 mod logs;
+pub mod orphans;
 mod restart;
 mod run;
 mod servers;
@@ -163,6 +164,18 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "Edit the config file in $EDITOR; saved only when valid",
         options: &[],
     },
+    CommandDoc {
+        name: "orphans",
+        synopsis: "mcpshare orphans [--json] [--stop PID[@START]...]",
+        about: "List this user's MCP servers left running without their client; end the ones named",
+        options: &[
+            ("--json", "print a JSON array"),
+            (
+                "--stop",
+                "end the named trees, each judged again first (PID or PID@START)",
+            ),
+        ],
+    },
 ];
 
 /// Every environment variable mcpshare reads; each is in mcpshare(1).
@@ -307,6 +320,11 @@ pub enum Invocation {
     },
     /// add, remove, enable, disable, list, edit: the config file's servers.
     Servers(servers::Command),
+    Orphans {
+        json: bool,
+        /// `--stop` and the pids after it.
+        stop: Option<Vec<orphans::Target>>,
+    },
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -470,6 +488,29 @@ where
         "disable" => servers::parse("disable", &mut parser),
         "list" => servers::parse("list", &mut parser),
         "edit" => servers::parse("edit", &mut parser),
+        "orphans" => {
+            let (mut json, mut stop) = (false, None);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') => return help("orphans"),
+                    Long("json") => json = true,
+                    Long("stop") => stop = Some(Vec::new()),
+                    Value(v) if stop.is_some() => {
+                        let t = orphans::parse_target(&v.string()?)?;
+                        stop.get_or_insert_with(Vec::new).push(t);
+                    }
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            if stop.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Invocation::Usage {
+                    command: "orphans",
+                    problem: "--stop needs the pid of each tree to end".into(),
+                    hint: "list them with 'mcpshare orphans'; nothing is ever stopped by name",
+                });
+            }
+            Ok(Invocation::Orphans { json, stop })
+        }
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -646,6 +687,11 @@ fn run_cli() -> Result<i32> {
         Invocation::Logs { id, n, follow } => logs::logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart::restart(&Home::existing()?, &id),
         Invocation::Servers(c) => servers::run(c),
+        Invocation::Orphans { json, stop: None } => orphans::list(json),
+        Invocation::Orphans {
+            json,
+            stop: Some(targets),
+        } => orphans::stop(&targets, json),
     }
 }
 

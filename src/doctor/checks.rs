@@ -24,6 +24,7 @@ pub const CHECKS: &[&str] = &[
     "corrupt_records",
     "stale_clients",
     "orphaned_upstreams",
+    "foreign_orphans",
     "crashed_upstreams",
     "near_misses",
     "failing_upstreams",
@@ -47,7 +48,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(
+pub(super) fn check(
     check: &'static str,
     level: Level,
     message: impl Into<String>,
@@ -344,6 +345,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             (Error, text, format!("kill -TERM -{group}"))
         },
     );
+    out.push(super::foreign_orphans::check(home, &exe));
     // Without a daemon's status there is nothing to say about crashes.
     if let Some(st) = &daemon_status {
         let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();

@@ -2,6 +2,8 @@
 //! `--help` and the man-page consistency test. `main` maps errors to the
 //! exit statuses documented in mcpshare(1).
 
+mod clients;
+
 use crate::election;
 use crate::error::{Error, Result};
 use crate::mux::identity::Spec;
@@ -82,6 +84,40 @@ pub const COMMANDS: &[CommandDoc] = &[
                 "remove the records of dead processes (never signals anything)",
             ),
         ],
+    },
+    CommandDoc {
+        name: "clients",
+        synopsis: "mcpshare clients [--json]",
+        about: "List the MCP clients installed here, their config files and servers, and whether each is connected",
+        options: &[("--json", "print a JSON array")],
+    },
+    CommandDoc {
+        name: "import",
+        synopsis: "mcpshare import [--from CLIENT|FILE] [--dry-run]",
+        about: "Copy the servers of every client (or one, or a file) into mcpshare's config, one entry per server",
+        options: &[
+            ("--from", "read only this client (or config file)"),
+            ("--dry-run", "report, write nothing"),
+        ],
+    },
+    CommandDoc {
+        name: "connect",
+        synopsis: "mcpshare connect [--mode hub|wrap] [--dry-run] [--all] [CLIENT...]",
+        about: "Point clients at mcpshare: show the diff, back the file up, rewrite only mcpshare's entries",
+        options: &[
+            (
+                "--mode",
+                "hub: one 'mcpshare mcp' entry in place of the imported servers (default); wrap: each stdio entry through 'mcpshare run --'",
+            ),
+            ("--dry-run", "show the diff, write nothing"),
+            ("--all", "every client whose config file exists"),
+        ],
+    },
+    CommandDoc {
+        name: "disconnect",
+        synopsis: "mcpshare disconnect [--all] [CLIENT...]",
+        about: "Undo connect: restore the backup if the file is as connect left it, else only mcpshare's entries",
+        options: &[("--all", "every connected client")],
     },
 ];
 
@@ -208,6 +244,7 @@ pub enum Invocation {
     Restart {
         id: String,
     },
+    Clients(clients::Command),
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -317,6 +354,7 @@ where
                 id: upstream_id(id)?,
             })
         }
+        "clients" | "import" | "connect" | "disconnect" => parse_clients(&command, &mut parser),
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -394,7 +432,56 @@ fn run_cli() -> Result<i32> {
         }
         Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart(&Home::existing()?, &id),
+        Invocation::Clients(c) => clients::run(c),
     }
+}
+
+/// `clients`, `import`, `connect`, `disconnect`.
+fn parse_clients(command: &str, parser: &mut lexopt::Parser) -> Result<Invocation> {
+    use lexopt::prelude::*;
+    let name = COMMANDS
+        .iter()
+        .find(|c| c.name == command)
+        .expect("in the table")
+        .name;
+    let (mut json, mut dry_run, mut all, mut from, mut mode) = (false, false, false, None, None);
+    let mut names = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => {
+                return Ok(Invocation::Help {
+                    command: Some(name),
+                });
+            }
+            Long("json") if name == "clients" => json = true,
+            Long("dry-run") if matches!(name, "import" | "connect") => dry_run = true,
+            Long("all") if matches!(name, "connect" | "disconnect") => all = true,
+            Long("from") if name == "import" => from = Some(parser.value()?.string()?),
+            Long("mode") if name == "connect" => {
+                mode = Some(match parser.value()?.string()?.as_str() {
+                    "hub" => clients::Mode::Hub,
+                    "wrap" => clients::Mode::Wrap,
+                    m => return Err(Error::Usage(format!("--mode is hub or wrap, not '{m}'"))),
+                })
+            }
+            Value(v) if matches!(name, "connect" | "disconnect") => names.push(v.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(Invocation::Clients(match name {
+        "clients" => clients::Command::List { json },
+        "import" => clients::Command::Import { from, dry_run },
+        "connect" => clients::Command::Connect {
+            clients: names,
+            all,
+            mode: mode.unwrap_or(clients::Mode::Hub),
+            dry_run,
+        },
+        _ => clients::Command::Disconnect {
+            clients: names,
+            all,
+        },
+    }))
 }
 
 /// An upstream id as `status` shows it; also a safe file name.
@@ -914,8 +1001,18 @@ mod tests {
         }
         if let Some(flag) = flag {
             words.push(flag.to_string());
-            if synopsis.contains(&format!("[{flag} N]")) {
-                words.push("5".into());
+            // A flag's value: a number for N, else its first choice.
+            if let Some(value) = synopsis
+                .split(&format!("[{flag} "))
+                .nth(1)
+                .and_then(|rest| rest.split(']').next())
+            {
+                let first = value.split('|').next().unwrap_or(value);
+                words.push(if first == "N" {
+                    "5".into()
+                } else {
+                    first.to_lowercase()
+                });
             }
         }
         words.extend(args);

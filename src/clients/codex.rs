@@ -192,7 +192,8 @@ pub fn append(text: &str, section: &str) -> String {
     if !out.is_empty() && !out.ends_with("\n\n") {
         out.push('\n');
     }
-    out.push_str(section);
+    out.push_str(section.trim_end_matches('\n'));
+    out.push('\n');
     out
 }
 
@@ -207,6 +208,10 @@ pub fn cut(text: &str, ranges: &[Range<usize>]) -> String {
         at = at.max(r.end);
     }
     out.push_str(&text[at..]);
+    // A cut at the end leaves no blank lines behind.
+    if at == text.len() && out.ends_with("\n\n") {
+        out.truncate(out.trim_end_matches('\n').len() + 1);
+    }
     out
 }
 

@@ -233,20 +233,17 @@ pub fn connect(
                         ),
                         _ => (vec![t.keys.clone(), vec![name.clone()]].concat(), "command"),
                     };
-                    let holder = json_clients::at(&v, &inner[t.keys.len() + 1..])
-                        .cloned()
-                        .unwrap_or_default();
-                    let new_args = Value::from(wrap_args(command, args));
+                    let new_args = compact(&wrap_args(command, args));
                     c.wrapped.push(Wrapped {
                         keys: t.keys.clone(),
                         name: name.clone(),
-                        command: Value::from(command.as_str()).to_string(),
-                        args: holder.get("args").map(Value::to_string),
+                        command: raw_member(&c.after, &inner, ck)?.unwrap_or_default(),
+                        args: raw_member(&c.after, &inner, "args")?,
                         new_command: Value::from(exe).to_string(),
-                        new_args: new_args.to_string(),
+                        new_args: new_args.clone(),
                     });
                     c.after = set_in(&c.after, &inner, ck, &New::Value(Value::from(exe)))?;
-                    c.after = set_in(&c.after, &inner, "args", &New::Value(new_args))?;
+                    c.after = set_raw(&c.after, &inner, "args", &new_args)?;
                 }
             }
         }
@@ -289,6 +286,36 @@ fn new_value(n: &New) -> Value {
                 .collect(),
         ),
     }
+}
+
+/// The text of member `key` of the object at `keys`, as written.
+fn raw_member(text: &str, keys: &[String], key: &str) -> Result<Option<String>, String> {
+    let strict = blank_comments(text);
+    let Some(obj) = object_at(&strict, keys)? else {
+        return Ok(None);
+    };
+    Ok(edit::member(&strict, obj, key)?.map(|m| text[m.value].to_string()))
+}
+
+/// A JSON array of strings on one line: `["a", "b"]`.
+fn compact(items: &[String]) -> String {
+    let items: Vec<String> = items
+        .iter()
+        .map(|i| Value::from(i.as_str()).to_string())
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Set `keys[..].key` to the JSON text `raw` as it is (an entry as the
+/// user wrote it, say): the editor places a `null`, whose bytes `raw`
+/// then replaces.
+fn set_raw(text: &str, keys: &[String], key: &str, raw: &str) -> Result<String, String> {
+    let mut out = put(text, keys, key, &New::Value(Value::Null))?;
+    let strict = blank_comments(&out);
+    let obj = object_at(&strict, keys)?.ok_or("no such object")?;
+    let m = edit::member(&strict, obj, key)?.ok_or("the entry was not written")?;
+    out.replace_range(m.value, raw);
+    Ok(out)
 }
 
 /// Set member `key` of the object at `keys` (which must exist).
@@ -445,9 +472,9 @@ pub fn disconnect(
             notes.push(format!("kept '{}': edited since connect", w.name));
             continue;
         }
-        after = set_in(&after, &inner, ck, &New::Value(parse(&w.command)?))?;
+        after = set_raw(&after, &inner, ck, &w.command)?;
         after = match &w.args {
-            Some(a) => set_in(&after, &inner, "args", &New::Value(parse(a)?))?,
+            Some(a) => set_raw(&after, &inner, "args", a)?,
             None => splice_back(&after, |strict| {
                 let obj = object_at(strict, &inner)?.ok_or("no such object")?;
                 Ok(edit::remove_member(strict, obj, "args")?.unwrap_or_else(|| strict.to_string()))
@@ -465,7 +492,7 @@ pub fn disconnect(
             ));
             continue;
         }
-        after = put(&after, &r.keys, &r.name, &New::Value(parse(&r.text)?))?;
+        after = set_raw(&after, &r.keys, &r.name, &r.text)?;
     }
     Ok((after, notes))
 }

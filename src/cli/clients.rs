@@ -165,7 +165,7 @@ fn list(env: &Env, json_out: bool) -> Result<i32> {
             "{:<15} {:<9} {:>7} {:<9} {}",
             r["client"].as_str().unwrap_or(""),
             yes(r["installed"] == true),
-            r["servers"],
+            r["servers"].as_u64().unwrap_or(0),
             yes(r["connected"] == true),
             r["path"].as_str().unwrap_or("")
         );
@@ -174,7 +174,7 @@ fn list(env: &Env, json_out: bool) -> Result<i32> {
                 "{:<15} {:<9} {:>7} {:<9} {} ({})",
                 "",
                 "",
-                f["servers"],
+                f["servers"].as_u64().unwrap_or(0),
                 "",
                 f["path"].as_str().unwrap_or(""),
                 f["scope"].as_str().unwrap_or("")
@@ -388,7 +388,7 @@ fn connect(home: &Home, env: &Env, c: Client, mode: Mode, dry_run: bool) -> Resu
     let (_, known) = existing()?;
     let replaces = |s: &ClientServer| known.iter().any(|(_, t)| *t == s.transport);
     for (path, shape, locs) in files_to_connect(env, c) {
-        if !path.parent().is_some_and(Path::is_dir) {
+        if !clients::installed(c, env) {
             return Err(Error::Client {
                 path,
                 message: format!("{} does not look installed here", c.id()),

@@ -137,6 +137,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_LOG_MAX_BYTES",
     "MCPSHARE_SESSION_IDLE_SECS",
     "MCPSHARE_TEST_REPORTED_VERSION",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "APPDATA",
+    "CODEX_HOME",
 ];
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);

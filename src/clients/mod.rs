@@ -228,12 +228,18 @@ pub fn locations(client: Client, env: &paths::Env) -> Vec<Location> {
     out
 }
 
-/// Is `client` installed here: does the directory of its user file exist?
+/// Is `client` installed here: does its user file exist, or the
+/// directory the client creates it in (for Claude Code, whose file is in
+/// HOME itself, `~/.claude`)?
 pub fn installed(client: Client, env: &paths::Env) -> bool {
-    paths::files(client, env)
-        .first()
-        .and_then(|f| f.path.parent().map(|d| d.is_dir()))
-        .unwrap_or(false)
+    let file = &paths::files(client, env)[0].path;
+    if file.is_file() {
+        return true;
+    }
+    match client {
+        Client::ClaudeCode => env.home.join(".claude").is_dir(),
+        _ => file.parent().is_some_and(std::path::Path::is_dir),
+    }
 }
 
 /// The servers listed at `loc`, given the file's text.

@@ -225,14 +225,7 @@ pub fn connect(
                 }
                 Mode::Hub => {}
                 Mode::Wrap => {
-                    // Zed's older entries nest the launch in `command`.
-                    let (inner, ck) = match v.get("command") {
-                        Some(Value::Object(_)) => (
-                            vec![t.keys.clone(), vec![name.clone(), "command".into()]].concat(),
-                            "path",
-                        ),
-                        _ => (vec![t.keys.clone(), vec![name.clone()]].concat(), "command"),
-                    };
+                    let (inner, ck) = launch_keys(&t.keys, &name, &v);
                     let new_args = compact(&wrap_args(command, args));
                     c.wrapped.push(Wrapped {
                         keys: t.keys.clone(),
@@ -285,6 +278,19 @@ fn new_value(n: &New) -> Value {
                 .map(|(k, v)| (k.clone(), new_value(v)))
                 .collect(),
         ),
+    }
+}
+
+/// The keys of the object holding an entry's command and args, and the
+/// command's key: Zed's older entries nest them, `command: {path, args}`.
+fn launch_keys(keys: &[String], name: &str, entry: &Value) -> (Vec<String>, &'static str) {
+    let mut inner = keys.to_vec();
+    inner.push(name.to_string());
+    if entry.get("command").is_some_and(Value::is_object) {
+        inner.push("command".into());
+        (inner, "path")
+    } else {
+        (inner, "command")
     }
 }
 
@@ -453,16 +459,7 @@ pub fn disconnect(
         else {
             continue;
         };
-        let (inner, ck) = match v.get("command") {
-            Some(Value::Object(_)) => (
-                vec![w.keys.clone(), vec![w.name.clone(), "command".into()]].concat(),
-                "path",
-            ),
-            _ => (
-                vec![w.keys.clone(), vec![w.name.clone()]].concat(),
-                "command",
-            ),
-        };
+        let (inner, ck) = launch_keys(&w.keys, &w.name, &v);
         let holder = json_clients::at(&v, &inner[w.keys.len() + 1..])
             .cloned()
             .unwrap_or_default();
@@ -601,4 +598,127 @@ pub fn diff(path: &str, before: &str, after: &str) -> String {
         out.push_str(&format!(" {l}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::Transport;
+
+    const EXE: &str = "/opt/bin/mcpshare";
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn replace_a(s: &ClientServer) -> bool {
+        matches!(&s.transport, Transport::Stdio { command, .. } if command == "a")
+    }
+
+    #[test]
+    fn hub_keeps_comments_and_other_entries_and_is_undone_by_splicing() {
+        let text = "// settings\n{\n  \"x\": 1, // one\n  \"context_servers\": {\n    \"a\": {\"command\": \"a\", \"args\": []},\n    \"b\": {\"command\": \"b\"},\n  },\n}\n";
+        let t = [Target {
+            keys: keys(&["context_servers"]),
+            hub_here: true,
+            replaces: &replace_a,
+        }];
+        let c = connect(
+            Client::Zed,
+            Shape::ZedContextServers,
+            text,
+            &t,
+            Mode::Hub,
+            EXE,
+        )
+        .unwrap();
+        assert!(
+            c.after.starts_with("// settings\n{\n  \"x\": 1, // one\n"),
+            "{}",
+            c.after
+        );
+        assert!(!c.after.contains("\"a\"") && c.after.contains("\"b\": {\"command\": \"b\"}"));
+        assert_eq!(c.removed[0].text, "{\"command\": \"a\", \"args\": []}");
+        assert_eq!(c.added.len(), 1);
+        // Connecting again changes nothing.
+        let again = connect(
+            Client::Zed,
+            Shape::ZedContextServers,
+            &c.after,
+            &t,
+            Mode::Hub,
+            EXE,
+        )
+        .unwrap();
+        assert_eq!(again.after, c.after);
+        assert!(again.removed.is_empty() && again.added.is_empty());
+        let (back, notes) = disconnect(
+            Shape::ZedContextServers,
+            &c.after,
+            &c.removed,
+            &c.added,
+            &c.wrapped,
+        )
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(
+            back.contains("\"a\": {\"command\": \"a\", \"args\": []}") && !back.contains(HUB_NAME),
+            "{back}"
+        );
+        assert!(back.starts_with("// settings\n{\n  \"x\": 1, // one\n"));
+    }
+
+    #[test]
+    fn an_edited_hub_entry_is_kept_and_a_taken_name_not_put_back() {
+        let text = "{\"mcpServers\": {\"a\": {\"command\": \"a\"}}}";
+        let t = [Target {
+            keys: keys(&["mcpServers"]),
+            hub_here: true,
+            replaces: &replace_a,
+        }];
+        let c = connect(Client::Cursor, Shape::McpServers, text, &t, Mode::Hub, EXE).unwrap();
+        let edited = c
+            .after
+            .replace("\"mcp\"", "\"mcp\", \"--verbose\"")
+            .replace(
+                "\"mcpServers\": {",
+                "\"mcpServers\": {\"a\": {\"command\": \"mine\"},",
+            );
+        let (back, notes) =
+            disconnect(Shape::McpServers, &edited, &c.removed, &c.added, &c.wrapped).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            back.contains("--verbose") && back.contains("\"mine\""),
+            "{back}"
+        );
+    }
+
+    #[test]
+    fn codex_wrap_and_unwrap_splice_only_command_and_args() {
+        let text = "# top\n[mcp_servers.a]\ncommand = \"a\" # the server\nenv = { K = \"v\" }\n\n[mcp_servers.b]\ncommand = 'b'\nargs = [\"-x\"]\n";
+        let t = [Target {
+            keys: keys(&["mcp_servers"]),
+            hub_here: true,
+            replaces: &replace_a,
+        }];
+        let c = connect(Client::Codex, Shape::CodexToml, text, &t, Mode::Wrap, EXE).unwrap();
+        assert_eq!(
+            c.after,
+            "# top\n[mcp_servers.a]\ncommand = \"/opt/bin/mcpshare\" # the server\nargs = [\"run\", \"--\", \"a\"]\nenv = { K = \"v\" }\n\n[mcp_servers.b]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"b\", \"-x\"]\n"
+        );
+        let (back, notes) =
+            disconnect(Shape::CodexToml, &c.after, &c.removed, &c.added, &c.wrapped).unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(back, text);
+    }
+
+    #[test]
+    fn diff_shows_the_changed_lines_with_context() {
+        let d = diff("f", "a\nb\nc\nd\ne\nf\ng\nh\n", "a\nb\nc\nd\nX\nf\ng\nh\n");
+        assert_eq!(
+            d,
+            "--- f\n+++ f (new)\n@@ -2,7 +2,7 @@\n b\n c\n d\n-e\n+X\n f\n g\n h\n"
+        );
+        assert_eq!(diff("f", "same\n", "same\n"), "");
+    }
 }

@@ -416,12 +416,12 @@ impl Parser<'_> {
                 self.i += quotes;
                 return Ok(out);
             }
-            if rest.starts_with('\\') {
-                let after = rest[1..].trim_start_matches([' ', '\t']);
+            if let Some(escaped) = rest.strip_prefix('\\') {
+                let after = escaped.trim_start_matches([' ', '\t']);
                 if after.starts_with('\n') || after.starts_with("\r\n") {
                     // A line-ending backslash trims up to the next text.
                     let skip =
-                        rest.len() - rest[1..].trim_start_matches([' ', '\t', '\n', '\r']).len();
+                        rest.len() - escaped.trim_start_matches([' ', '\t', '\n', '\r']).len();
                     self.i += skip;
                     continue;
                 }
@@ -619,7 +619,7 @@ name = 'C:\path'
             ("a = 1 2\n", "line 1: expected the end"),
             ("= 1\n", "line 1: expected a key"),
             ("a = [1,\n 2\n", "line 3: expected ','"),
-            ("a = nope\n", "unknown value"),
+            ("a = nope\n", "line 1: unknown value"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with(says), "{text:?}: {e}");

@@ -34,6 +34,12 @@ pub enum Error {
     /// The config file, one of its servers, or a server's source directory
     /// is wrong; nothing was written.
     Config(ConfigError),
+    /// A client's config file mcpshare will not read or write as it is.
+    Client {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 /// A problem with the config file (see mcpshare(1) FILES): the file, the
@@ -95,6 +101,7 @@ impl Error {
             Error::Usage(_) => Some("see 'mcpshare --help'".to_string()),
             Error::UnsafeHome(..) => Some("'mcpshare doctor' prints the fix".to_string()),
             Error::Config(c) => c.hint.clone(),
+            Error::Client { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -133,6 +140,7 @@ impl fmt::Display for Error {
             Error::Daemon(msg) => write!(f, "{msg}"),
             Error::Usage(msg) => write!(f, "{msg}"),
             Error::Config(c) => write!(f, "{c}"),
+            Error::Client { path, message, .. } => write!(f, "{}: {message}", path.display()),
         }
     }
 }

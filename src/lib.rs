@@ -16,6 +16,8 @@ pub mod state;
 
 pub mod config;
 
+pub mod clients;
+
 pub mod mcp;
 pub mod net;
 

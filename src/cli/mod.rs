@@ -15,6 +15,8 @@ mod status;
 mod stop;
 mod tools;
 
+mod clients;
+
 use crate::election;
 use crate::error::{Error, Result};
 use crate::net::client::Client;
@@ -176,6 +178,40 @@ pub const COMMANDS: &[CommandDoc] = &[
             ),
         ],
     },
+    CommandDoc {
+        name: "clients",
+        synopsis: "mcpshare clients [--json]",
+        about: "List the MCP clients installed here, their config files and servers, and whether each is connected",
+        options: &[("--json", "print a JSON array")],
+    },
+    CommandDoc {
+        name: "import",
+        synopsis: "mcpshare import [--from CLIENT|FILE] [--dry-run]",
+        about: "Copy the servers of every client (or one, or a file) into mcpshare's config, one entry per server",
+        options: &[
+            ("--from", "read only this client (or config file)"),
+            ("--dry-run", "report, write nothing"),
+        ],
+    },
+    CommandDoc {
+        name: "connect",
+        synopsis: "mcpshare connect [--mode hub|wrap] [--dry-run] [--all] [CLIENT...]",
+        about: "Point clients at mcpshare: show the diff, back the file up, rewrite only mcpshare's entries",
+        options: &[
+            (
+                "--mode",
+                "hub: one 'mcpshare mcp' entry in place of the imported servers (default); wrap: each stdio entry through 'mcpshare run --'",
+            ),
+            ("--dry-run", "show the diff, write nothing"),
+            ("--all", "every client whose config file exists"),
+        ],
+    },
+    CommandDoc {
+        name: "disconnect",
+        synopsis: "mcpshare disconnect [--all] [CLIENT...]",
+        about: "Undo connect: restore the backup if the file is as connect left it, else only mcpshare's entries",
+        options: &[("--all", "every connected client")],
+    },
 ];
 
 /// Every environment variable mcpshare reads; each is in mcpshare(1).
@@ -198,6 +234,9 @@ pub const ENVIRONMENT: &[&str] = &[
     "XDG_CONFIG_HOME",
     "EDITOR",
     "VISUAL",
+    "HOME",
+    "APPDATA",
+    "CODEX_HOME",
 ];
 
 pub fn help() -> String {
@@ -325,6 +364,7 @@ pub enum Invocation {
         /// `--stop` and the pids after it.
         stop: Option<Vec<orphans::Target>>,
     },
+    Clients(clients::Command),
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -511,6 +551,7 @@ where
             }
             Ok(Invocation::Orphans { json, stop })
         }
+        "clients" | "import" | "connect" | "disconnect" => parse_clients(&command, &mut parser),
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -692,7 +733,56 @@ fn run_cli() -> Result<i32> {
             json,
             stop: Some(targets),
         } => orphans::stop(&targets, json),
+        Invocation::Clients(c) => clients::run(c),
     }
+}
+
+/// `clients`, `import`, `connect`, `disconnect`.
+fn parse_clients(command: &str, parser: &mut lexopt::Parser) -> Result<Invocation> {
+    use lexopt::prelude::*;
+    let name = COMMANDS
+        .iter()
+        .find(|c| c.name == command)
+        .expect("in the table")
+        .name;
+    let (mut json, mut dry_run, mut all, mut from, mut mode) = (false, false, false, None, None);
+    let mut names = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => {
+                return Ok(Invocation::Help {
+                    command: Some(name),
+                });
+            }
+            Long("json") if name == "clients" => json = true,
+            Long("dry-run") if matches!(name, "import" | "connect") => dry_run = true,
+            Long("all") if matches!(name, "connect" | "disconnect") => all = true,
+            Long("from") if name == "import" => from = Some(parser.value()?.string()?),
+            Long("mode") if name == "connect" => {
+                mode = Some(match parser.value()?.string()?.as_str() {
+                    "hub" => clients::Mode::Hub,
+                    "wrap" => clients::Mode::Wrap,
+                    m => return Err(Error::Usage(format!("--mode is hub or wrap, not '{m}'"))),
+                })
+            }
+            Value(v) if matches!(name, "connect" | "disconnect") => names.push(v.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(Invocation::Clients(match name {
+        "clients" => clients::Command::List { json },
+        "import" => clients::Command::Import { from, dry_run },
+        "connect" => clients::Command::Connect {
+            clients: names,
+            all,
+            mode: mode.unwrap_or(clients::Mode::Hub),
+            dry_run,
+        },
+        _ => clients::Command::Disconnect {
+            clients: names,
+            all,
+        },
+    }))
 }
 
 /// The live daemon, or None when none runs; a hung or foreign one is an error.
@@ -798,8 +888,19 @@ mod tests {
         }
         if let Some(flag) = flag {
             words.push(flag.to_string());
-            if synopsis.contains(&format!("[{flag} N]")) {
-                words.push("5".into());
+            // A flag's value: a number for N, else its first choice.
+            if let Some(value) = synopsis
+                .split(&format!("[{flag} "))
+                .nth(1)
+                .and_then(|rest| rest.split(']').next())
+            {
+                let first = value.split('|').next().unwrap_or(value);
+                let first = first.split('[').next().unwrap_or(first);
+                words.push(if matches!(first, "N" | "PID") {
+                    "5".into()
+                } else {
+                    first.to_lowercase()
+                });
             }
         }
         words.extend(args);

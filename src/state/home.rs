@@ -137,6 +137,10 @@ impl Home {
     pub fn processes_dir(&self) -> PathBuf {
         self.dir.join("processes")
     }
+    /// What `connect` wrote to each client's file, and its backups.
+    pub fn clients_dir(&self) -> PathBuf {
+        self.dir.join("clients")
+    }
     pub fn upstream_log(&self, id: &str) -> PathBuf {
         self.logs_dir().join(format!("{id}.log"))
     }

@@ -8,6 +8,7 @@ mod asking;
 mod bridge;
 mod bytes;
 mod cli;
+mod clients;
 mod config;
 mod daemon;
 mod doctor;

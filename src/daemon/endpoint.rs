@@ -1,14 +1,16 @@
-//! The daemon's per-upstream MCP endpoint, `/u/<id>/mcp`, speaking
-//! Streamable HTTP: sessions minted on `initialize` and answered from the
-//! upstream's cached handshake, POST answered with JSON or SSE, the GET
-//! stream for unsolicited messages, DELETE to end a session.
+//! The daemon's MCP endpoints, speaking Streamable HTTP, written once over
+//! a [`Door`]: sessions minted on `initialize`, POST answered with JSON or
+//! SSE, the GET stream for unsolicited messages, DELETE to end a session.
+//! Two doors: one upstream (`/u/<id>/mcp`, here, answered from the
+//! upstream's cached handshake) and the hub (`/mcp`, see `hub`).
 
 use crate::daemon::Daemon;
 use crate::mcp::jsonrpc::{self, Kind};
 use crate::mcp::message::Message;
-use crate::mux::session::{Asker, Session};
+use crate::mux::session::Session;
 use crate::mux::upstream::{Answerer, Reply};
 use crate::net::http::{self, Request, Sse};
+use crate::pool::QueueTx;
 use crate::pool::lock;
 use serde_json::{Value, json};
 use std::sync::mpsc::RecvTimeoutError;
@@ -23,21 +25,172 @@ const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 const SESSION_HEADER: &str = "Mcp-Session-Id";
 const VERSION_HEADER: &str = "MCP-Protocol-Version";
 
-fn rpc_error(req: Request, status: u16, id: Value, code: i64, message: &str) {
+pub(super) fn rpc_error(req: Request, status: u16, id: Value, code: i64, message: &str) {
     http::json(req, status, &jsonrpc::error(id, code, message), &[]);
 }
 
-pub fn handle(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+/// A refusal: HTTP status, JSON-RPC code and message.
+pub type Refusal = (u16, i64, String);
+
+/// What an endpoint serves sessions of.
+pub trait Door {
+    /// Session `sid` of this door, or why not (404 "Session not found").
+    fn session(&self, d: &Arc<Daemon>, sid: &str) -> Result<Arc<dyn Front>, Refusal>;
+    /// Open a session for `initialize` (`msg`): the result to answer with
+    /// and the session, or the HTTP status and JSON-RPC error to answer.
+    fn open(
+        &self,
+        d: &Arc<Daemon>,
+        req: &Request,
+        msg: &Message,
+    ) -> Result<(Value, Arc<dyn Front>), (u16, Value)>;
+    /// End session `sid` (DELETE, or its client went away).
+    fn end(&self, d: &Arc<Daemon>, sid: &str, reason: &str);
+}
+
+/// One session as the endpoint drives it.
+pub trait Front: Send + Sync {
+    fn id(&self) -> &str;
+    fn version(&self) -> &str;
+    /// Its client sent something.
+    fn seen(&self);
+    /// A request: answered at once, or forwarded (see [`Reply`]).
+    fn request(
+        self: Arc<Self>,
+        msg: Message,
+        direct: Option<Arc<dyn Answerer>>,
+    ) -> Result<Reply, String>;
+    /// Request `id` timed out here: forget it and cancel it downstream.
+    fn timed_out(&self, id: &Value);
+    /// A notification from the client.
+    fn notification(&self, msg: Message);
+    /// The client's answer to a request sent to it.
+    fn response(&self, msg: Message);
+    /// Attach the GET stream; false while one is open.
+    fn open_stream(&self, tx: QueueTx<Message>) -> bool;
+    /// The GET stream is up: ask the client what the servers need (roots).
+    fn stream_opened(&self);
+    fn close_stream(&self);
+    fn is_closed(&self) -> bool;
+}
+
+/// Serve one request on `door`'s endpoint.
+pub fn serve(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
     match req.method() {
-        "POST" => post(d, req, upstream_id),
-        "GET" => get(d, req, upstream_id),
-        "DELETE" => delete(d, req, upstream_id),
+        "POST" => post(d, req, door),
+        "GET" => get(d, req, door),
+        "DELETE" => delete(d, req, door),
         _ => http::empty(req, 405, &[("Allow", "GET, POST, DELETE")]),
     }
 }
 
+pub fn handle(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+    serve(
+        d,
+        req,
+        &UpstreamDoor {
+            upstream_id: upstream_id.to_string(),
+        },
+    )
+}
+
+/// The endpoint of one upstream.
+struct UpstreamDoor {
+    upstream_id: String,
+}
+
+impl Door for UpstreamDoor {
+    fn session(&self, d: &Arc<Daemon>, sid: &str) -> Result<Arc<dyn Front>, Refusal> {
+        let not_found = || (404, -32001, "Session not found".to_string());
+        match d.session(sid) {
+            Some(s) if s.upstream.id == self.upstream_id && !s.upstream.is_retired() => Ok(s),
+            Some(s) if s.upstream.id == self.upstream_id => {
+                // Attached just as its upstream was retired for idleness: the
+                // 404 makes the client initialize anew, on a fresh upstream.
+                d.end_session(&s.id, "its upstream was retired");
+                Err(not_found())
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    fn open(
+        &self,
+        d: &Arc<Daemon>,
+        req: &Request,
+        msg: &Message,
+    ) -> Result<(Value, Arc<dyn Front>), (u16, Value)> {
+        initialize(d, req, &self.upstream_id, msg)
+    }
+
+    fn end(&self, d: &Arc<Daemon>, sid: &str, reason: &str) {
+        d.end_session(sid, reason);
+    }
+}
+
+impl Front for Session {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn seen(&self) {
+        Session::seen(self);
+    }
+
+    fn request(
+        self: Arc<Self>,
+        msg: Message,
+        direct: Option<Arc<dyn Answerer>>,
+    ) -> Result<Reply, String> {
+        self.upstream.clone().request(&self, msg, direct)
+    }
+
+    fn timed_out(&self, id: &Value) {
+        if let Some(child) = self.untrack(id) {
+            self.upstream.cancel(child, "mcpshare request timeout");
+        }
+    }
+
+    fn notification(&self, msg: Message) {
+        self.deliver_notification(msg);
+    }
+
+    fn response(&self, msg: Message) {
+        if !self.deliver_response(msg) {
+            crate::log!(
+                "session {}: dropping a response to an unknown request",
+                self.id
+            );
+        }
+    }
+
+    fn open_stream(&self, tx: QueueTx<Message>) -> bool {
+        Session::open_stream(self, tx)
+    }
+
+    fn stream_opened(&self) {
+        self.ask_roots_once();
+    }
+
+    fn close_stream(&self) {
+        Session::close_stream(self);
+    }
+
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+}
+
 /// The session a request names, or the HTTP error already sent.
-fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, Arc<Session>), ()> {
+fn session_of(
+    d: &Arc<Daemon>,
+    req: Request,
+    door: &dyn Door,
+) -> Result<(Request, Arc<dyn Front>), ()> {
     let Some(sid) = http::header(&req, SESSION_HEADER).map(str::to_string) else {
         rpc_error(
             req,
@@ -48,26 +201,19 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
         );
         return Err(());
     };
-    let session = match d.session(&sid) {
-        Some(s) if s.upstream.id == upstream_id && !s.upstream.is_retired() => s,
-        Some(s) if s.upstream.id == upstream_id => {
-            // Attached just as its upstream was retired for idleness: the
-            // 404 makes the client initialize anew, on a fresh upstream.
-            d.end_session(&s.id, "its upstream was retired");
-            rpc_error(req, 404, Value::Null, -32001, "Session not found");
-            return Err(());
-        }
-        _ => {
-            rpc_error(req, 404, Value::Null, -32001, "Session not found");
+    let session = match door.session(d, &sid) {
+        Ok(s) => s,
+        Err((status, code, message)) => {
+            rpc_error(req, status, Value::Null, code, &message);
             return Err(());
         }
     };
     if let Some(v) = http::header(&req, VERSION_HEADER)
-        && (!jsonrpc::is_supported(v) || v != session.version)
+        && (!jsonrpc::is_supported(v) || v != session.version())
     {
         let msg = format!(
             "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
-            session.version
+            session.version()
         );
         rpc_error(req, 400, Value::Null, -32000, &msg);
         return Err(());
@@ -76,7 +222,7 @@ fn session_of(d: &Daemon, req: Request, upstream_id: &str) -> Result<(Request, A
     Ok((req, session))
 }
 
-fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
+fn post(d: &Arc<Daemon>, mut req: Request, door: &dyn Door) {
     if !http::accepts(&req, &["application/json", "text/event-stream"]) {
         return rpc_error(
             req,
@@ -116,7 +262,7 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
     let method = msg.method().unwrap_or("");
     if http::header(&req, SESSION_HEADER).is_none() {
         return match (kind, method) {
-            (Kind::Request, "initialize") => initialize(d, req, upstream_id, msg),
+            (Kind::Request, "initialize") => open(d, req, door, msg),
             // A modern-era probe: a non-modern error makes dual-era clients fall back.
             _ => rpc_error(
                 req,
@@ -127,7 +273,7 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
             ),
         };
     }
-    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+    let Ok((req, session)) = session_of(d, req, door) else {
         return;
     };
     match kind {
@@ -142,50 +288,11 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
             _ => forward(d, req, &session, msg),
         },
         Kind::Notification => {
-            match method {
-                // The daemon answers the upstream's roots/list itself, from
-                // every client's roots: it asks this client for its own.
-                "notifications/initialized" => session.ask_roots_once(),
-                "notifications/roots/list_changed" => {
-                    if session.has_capability("roots") {
-                        session.ask_roots();
-                    }
-                }
-                _ => {
-                    if let Err(e) = session.upstream.notify(&session, msg) {
-                        crate::log!("session {}: notification not delivered: {e}", session.id);
-                    }
-                }
-            }
+            session.notification(msg);
             http::empty(req, 202, &[])
         }
         Kind::Response => {
-            match session.take_server_request(&msg.id()) {
-                Some(Asker::Child { generation, id }) => {
-                    if let Err(e) = session.upstream.respond(generation, id, msg) {
-                        crate::log!("session {}: response not delivered: {e}", session.id);
-                    }
-                }
-                Some(Asker::Roots) => {
-                    // Not passed through: the daemon answers the
-                    // upstream's roots/list with the union of these.
-                    let roots = msg.value_at(&["result", "roots"]);
-                    let roots = roots.as_ref().and_then(Value::as_array);
-                    if roots.is_none() {
-                        crate::log!(
-                            "session {}: its roots/list answer holds no roots",
-                            session.id
-                        );
-                    }
-                    session
-                        .upstream
-                        .set_roots(&session, roots.cloned().unwrap_or_default());
-                }
-                None => crate::log!(
-                    "session {}: dropping a response to an unknown request",
-                    session.id
-                ),
-            }
+            session.response(msg);
             http::empty(req, 202, &[])
         }
         Kind::Invalid => rpc_error(
@@ -198,17 +305,9 @@ fn post(d: &Arc<Daemon>, mut req: Request, upstream_id: &str) {
     }
 }
 
-fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
+/// `initialize` on `door`: a new session, its id and version in headers.
+fn open(d: &Arc<Daemon>, req: Request, door: &dyn Door, msg: Message) {
     let id = msg.id();
-    let Some(upstream) = d.upstream(upstream_id) else {
-        return rpc_error(
-            req,
-            404,
-            id,
-            -32001,
-            &format!("unknown upstream {upstream_id}"),
-        );
-    };
     if d.is_stopping() {
         return rpc_error(
             req,
@@ -218,15 +317,44 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
             "daemon is shutting down or handing over",
         );
     }
+    match door.open(d, &req, &msg) {
+        Ok((result, session)) => {
+            let sid = session.id().to_string();
+            let version = session.version().to_string();
+            http::json(
+                req,
+                200,
+                &jsonrpc::result(id, result),
+                &[(SESSION_HEADER, &sid), (VERSION_HEADER, &version)],
+            );
+        }
+        Err((status, error)) => {
+            let mut e = error;
+            e["id"] = id;
+            http::json(req, status, &e, &[]);
+        }
+    }
+}
+
+/// A session on one upstream, answered from its cached handshake.
+fn initialize(
+    d: &Arc<Daemon>,
+    req: &Request,
+    upstream_id: &str,
+    msg: &Message,
+) -> Result<(Value, Arc<dyn Front>), (u16, Value)> {
+    let fail =
+        |status: u16, code: i64, text: String| (status, jsonrpc::error(Value::Null, code, text));
+    let Some(upstream) = d.upstream(upstream_id) else {
+        return Err(fail(404, -32001, format!("unknown upstream {upstream_id}")));
+    };
     let mut upstream = upstream;
     let init = loop {
         match upstream.ensure_running(true) {
             Ok(init) => break init,
             // Stopped for idleness just now: the daemon registers it anew.
             Err(_) if upstream.is_retired() => upstream = d.register(upstream.spec.clone()),
-            Err(e) => {
-                return http::json(req, 200, &jsonrpc::error(id, jsonrpc::UNAVAILABLE, e), &[]);
-            }
+            Err(e) => return Err(fail(200, jsonrpc::UNAVAILABLE, e)),
         }
     };
     let params = msg.value_at(&["params"]).unwrap_or(Value::Null);
@@ -251,23 +379,17 @@ fn initialize(d: &Arc<Daemon>, req: Request, upstream_id: &str, msg: Message) {
         &upstream,
         version.to_string(),
         capabilities,
-        client_process(&req),
+        client_process(req),
         params
             .pointer("/clientInfo/name")
             .and_then(Value::as_str)
             .map(String::from),
     );
-    let sid = session.id.clone();
-    http::json(
-        req,
-        200,
-        &jsonrpc::result(id, result),
-        &[(SESSION_HEADER, &sid), (VERSION_HEADER, version)],
-    );
+    Ok((result, session))
 }
 
 /// The process a bridge names as the session's client, if it is alive.
-fn client_process(req: &Request) -> Option<crate::platform::ProcessId> {
+pub(super) fn client_process(req: &Request) -> Option<crate::platform::ProcessId> {
     let pid = http::header(req, crate::net::client::CLIENT_PID_HEADER)?
         .parse::<u32>()
         .ok()
@@ -338,7 +460,7 @@ impl Answerer for Pending {
 /// Send a request to the upstream and stream back what belongs to it:
 /// plain JSON when the answer is all there is, SSE when progress, log
 /// messages or the upstream's own requests come first.
-fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Message) {
+fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<dyn Front>, msg: Message) {
     let _answering = d.calls.acquire();
     let id = msg.id();
     let pending = Arc::new(Pending {
@@ -349,7 +471,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Message) 
         }),
     });
     let direct: Arc<dyn Answerer> = pending.clone();
-    let sent = session.upstream.request(session, msg, Some(direct));
+    let sent = session.clone().request(msg, Some(direct));
     let rx = match sent {
         Ok(Reply::Forwarded(rx)) => rx,
         Ok(Reply::Local(answer)) => {
@@ -366,10 +488,8 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Message) 
         }
     };
     let deadline = Instant::now() + d.request_timeout;
-    let timeout = |session: &Session| {
-        if let Some(child) = session.untrack(&id) {
-            session.upstream.cancel(child, "mcpshare request timeout");
-        }
+    let timeout = |session: &Arc<dyn Front>| {
+        session.timed_out(&id);
         let text = format!(
             "request timed out after {} s (MCPSHARE_REQUEST_TIMEOUT_SECS)",
             d.request_timeout.as_secs()
@@ -426,7 +546,7 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<Session>, msg: Message) 
     let _ = sse.finish();
 }
 
-fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
+fn get(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
     if !http::accepts(&req, &["text/event-stream"]) {
         return rpc_error(
             req,
@@ -436,7 +556,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
             "Not Acceptable: Accept must list text/event-stream",
         );
     }
-    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+    let Ok((req, session)) = session_of(d, req, door) else {
         return;
     };
     let (tx, rx) = crate::pool::queue(crate::mux::session::STREAM_QUEUE);
@@ -453,7 +573,7 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
         session.close_stream();
         return;
     };
-    session.ask_roots_once();
+    session.stream_opened();
     let mut last_write = Instant::now();
     let client_gone = loop {
         let sent = match rx.recv_timeout(LIVENESS_EVERY) {
@@ -473,16 +593,16 @@ fn get(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
     };
     session.close_stream();
     if client_gone {
-        d.end_session(&session.id, "client disconnected");
+        door.end(d, session.id(), "client disconnected");
     } else {
         let _ = sse.finish();
     }
 }
 
-fn delete(d: &Arc<Daemon>, req: Request, upstream_id: &str) {
-    let Ok((req, session)) = session_of(d, req, upstream_id) else {
+fn delete(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
+    let Ok((req, session)) = session_of(d, req, door) else {
         return;
     };
-    d.end_session(&session.id, "session deleted by client");
+    door.end(d, session.id(), "session deleted by client");
     http::empty(req, 200, &[])
 }

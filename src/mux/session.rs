@@ -216,6 +216,55 @@ impl Session {
         ));
     }
 
+    /// A notification from this client: `initialized` and a change of its
+    /// roots make the daemon ask for its roots (it answers the upstream's
+    /// `roots/list` itself, from every client's); the rest go to the child.
+    pub fn deliver_notification(&self, msg: Message) {
+        match msg.method().unwrap_or("") {
+            "notifications/initialized" => self.ask_roots_once(),
+            "notifications/roots/list_changed" => {
+                if self.has_capability("roots") {
+                    self.ask_roots();
+                }
+            }
+            _ => {
+                if let Err(e) = self.upstream.notify(self, msg) {
+                    crate::log!("session {}: notification not delivered: {e}", self.id);
+                }
+            }
+        }
+    }
+
+    /// This client's answer to a request sent to it, delivered to who
+    /// asked; false when nobody here asked (the id is not ours).
+    pub fn deliver_response(&self, msg: Message) -> bool {
+        match self.take_server_request(&msg.id()) {
+            Some(Asker::Child { generation, id }) => {
+                if let Err(e) = self.upstream.respond(generation, id, msg) {
+                    crate::log!("session {}: response not delivered: {e}", self.id);
+                }
+            }
+            Some(Asker::Roots) => {
+                // Not passed through: the daemon answers the upstream's
+                // roots/list with the union of these.
+                let roots = msg.value_at(&["result", "roots"]);
+                let roots = roots.as_ref().and_then(Value::as_array);
+                if roots.is_none() {
+                    crate::log!("session {}: its roots/list answer holds no roots", self.id);
+                }
+                self.upstream
+                    .set_roots(self, roots.cloned().unwrap_or_default());
+            }
+            None => return false,
+        }
+        true
+    }
+
+    /// Is this client's request `orig` in flight here?
+    pub fn tracks(&self, orig: &Value) -> bool {
+        lock(&self.inflight).contains_key(&id_key(orig))
+    }
+
     /// The client's answer to a request sent to it: who asked.
     pub fn take_server_request(&self, client_id: &Value) -> Option<Asker> {
         lock(&self.server_requests).remove(&id_key(client_id))

@@ -21,6 +21,7 @@ pub mod supervisor;
 
 pub mod mux;
 
+pub mod console;
 pub mod daemon;
 
 pub mod bridge;

@@ -376,7 +376,9 @@ fn run_cli() -> Result<i32> {
             argv,
         } => run_bridge(isolated, global, argv),
         Invocation::Daemon => {
-            daemon::run(Home::open()?)?;
+            daemon::run(Home::open()?, |home| {
+                serde_json::to_value(crate::doctor::checks(home)).unwrap_or_default()
+            })?;
             Ok(0)
         }
         Invocation::Status { json } => status(&Home::existing()?, json),

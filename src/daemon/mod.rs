@@ -15,6 +15,7 @@ use crate::state::settings::Settings;
 use crate::state::version::{self, version};
 use crate::supervisor::child::Spawner;
 
+mod console;
 pub mod endpoint;
 
 use crate::net::http;
@@ -65,6 +66,9 @@ pub struct Daemon {
     upstream_idle: Duration,
     session_idle: Duration,
     daemon_idle: Duration,
+    /// The web console's credentials and bridge reports.
+    console: crate::console::Console,
+    doctor: crate::console::DoctorFn,
 }
 
 pub fn random_token() -> Result<String> {
@@ -77,8 +81,9 @@ pub fn random_token() -> Result<String> {
 /// once, or requests beyond the connection limit.
 const ACCEPT_BACKLOG: i32 = 1024;
 
-/// Run the daemon in the foreground until stopped.
-pub fn run(home: Home) -> Result<()> {
+/// Run the daemon in the foreground until stopped; `doctor` gives the
+/// console the doctor's findings (the doctor sits above the daemon).
+pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
     let settings = Settings::from_env()?;
     // Never pin the directory of whoever started us (a client's project,
     // a mount to be unmounted); every path the daemon uses is absolute.
@@ -166,6 +171,8 @@ pub fn run(home: Home) -> Result<()> {
         upstream_idle: settings.upstream_idle,
         session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
+        console: crate::console::Console::new(port),
+        doctor,
         home,
     });
     {
@@ -248,7 +255,8 @@ pub fn run(home: Home) -> Result<()> {
 
 /// Host, Origin and the bearer token, checked on every request by its
 /// head alone, before its body is read (see `http::Config::guard`); only
-/// `/health` needs no token.
+/// `/health` and the console's page (which checks its own cookie, CSRF
+/// token and same-origin `Origin`) need no token.
 fn refuse(req: &http::Request, port: u16, token: &str) -> Option<http::Refusal> {
     let text = |status: u16, body: &str| http::Refusal {
         status,
@@ -266,8 +274,14 @@ fn refuse(req: &http::Request, port: u16, token: &str) -> Option<http::Refusal> 
         return Some(text(403, "forbidden: foreign Origin\n"));
     }
     let path = req.url().split('?').next().unwrap_or("");
-    if path == "/health" || http::authorized(req, token) {
+    if path == "/health" {
         return None;
+    }
+    if crate::console::is_page(path) {
+        return crate::console::refuse(req, port);
+    }
+    if http::authorized(req, token) {
+        return crate::console::refuse_api(req, path);
     }
     Some(http::Refusal {
         status: 401,
@@ -292,6 +306,9 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
     {
         let id = id.to_string();
         return endpoint::handle(d, req, &id);
+    }
+    if crate::console::owns(&path) {
+        return crate::console::handle(&d.console, d.as_ref(), req);
     }
     match (req.method(), path.as_str()) {
         ("POST", "/api/upstreams") => match serde_json::from_slice::<Spec>(req.body()) {
@@ -576,7 +593,7 @@ impl Daemon {
     }
 
     /// Stop upstreams idle past their grace period. True when the daemon
-    /// itself is idle: no upstream and no session left.
+    /// itself is idle: no upstream, no session and no console page left.
     fn reap_idle(&self) -> bool {
         self.reap_sessions();
         let mut retired = Vec::new();
@@ -602,7 +619,8 @@ impl Daemon {
                 .spawn(move || up.stop("idle with no session"));
         }
         let no_upstreams = lock(&self.upstreams).is_empty();
-        no_upstreams && lock(&self.sessions).is_empty()
+        // An open console page keeps the daemon it watches.
+        no_upstreams && lock(&self.sessions).is_empty() && !self.console.watched()
     }
 
     /// Hand over to a newer mcpshare: refuse new sessions, let requests in

@@ -31,6 +31,34 @@ pub enum Error {
     Daemon(String),
     /// Bad command-line usage.
     Usage(String),
+    /// The config file, one of its servers, or a server's source directory
+    /// is wrong; nothing was written.
+    Config(ConfigError),
+}
+
+/// A problem with the config file (see mcpshare(1) FILES): the file, the
+/// server, the position when known (line 0 = none), and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub server: Option<String>,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if let Some(s) = &self.server {
+            write!(f, ": server '{s}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -66,6 +94,7 @@ impl Error {
             Error::AlreadyRunning => Some("see it with 'mcpshare status'".to_string()),
             Error::Usage(_) => Some("see 'mcpshare --help'".to_string()),
             Error::UnsafeHome(..) => Some("'mcpshare doctor' prints the fix".to_string()),
+            Error::Config(c) => c.hint.clone(),
             _ => None,
         }
     }
@@ -103,11 +132,18 @@ impl fmt::Display for Error {
             Error::AlreadyRunning => write!(f, "another daemon holds the lock for this home"),
             Error::Daemon(msg) => write!(f, "{msg}"),
             Error::Usage(msg) => write!(f, "{msg}"),
+            Error::Config(c) => write!(f, "{c}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Config(e)
+    }
+}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {

@@ -14,6 +14,8 @@ pub mod platform;
 
 pub mod state;
 
+pub mod config;
+
 pub mod mcp;
 pub mod net;
 

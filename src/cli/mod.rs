@@ -2,6 +2,8 @@
 //! `--help` and the man-page consistency test. `main` maps errors to the
 //! exit statuses documented in mcpshare(1).
 
+mod console;
+
 use crate::election;
 use crate::error::{Error, Result};
 use crate::mux::identity::Spec;
@@ -65,6 +67,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "signal a hung daemon's pid, after confirming its start time and executable",
         )],
     },
+    console::DOC,
     CommandDoc {
         name: "doctor",
         synopsis: "mcpshare doctor [--json]",
@@ -208,6 +211,9 @@ pub enum Invocation {
     Restart {
         id: String,
     },
+    Console {
+        open: bool,
+    },
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -317,6 +323,7 @@ where
                 id: upstream_id(id)?,
             })
         }
+        "console" => console::parse(&mut parser),
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -396,6 +403,7 @@ fn run_cli() -> Result<i32> {
         }
         Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart(&Home::existing()?, &id),
+        Invocation::Console { open } => console::run(&Home::open()?, open),
     }
 }
 

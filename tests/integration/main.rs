@@ -8,6 +8,7 @@ mod asking;
 mod bridge;
 mod bytes;
 mod cli;
+mod console;
 mod daemon;
 mod doctor;
 mod election;

@@ -22,6 +22,7 @@ use std::time::Instant;
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const ICON_SVG: &str = include_str!("assets/icon.svg");
 
 /// Largest body of a console request (login, actions), in bytes.
 const MAX_PAGE_BODY: usize = 4 * 1024;
@@ -269,6 +270,7 @@ pub fn handle(c: &Console, b: &dyn Backend, req: Request) {
         }
         ("GET", "/console/app.js") => asset(req, "text/javascript; charset=utf-8", APP_JS),
         ("GET", "/console/app.css") => asset(req, "text/css; charset=utf-8", APP_CSS),
+        ("GET", "/console/icon.svg") => asset(req, "image/svg+xml", ICON_SVG),
         ("POST", "/console/login") => login(c, req),
         ("GET", "/console/api/whoami") => match logged_in(c, &req, false) {
             Ok(l) => page_json(req, 200, &json!({"csrf": l.csrf}), &[]),

@@ -33,13 +33,13 @@ function setConn(text, cls) {
 }
 
 function bytes(n) {
-  if (n === null || n === undefined) return "?";
+  if (n === null || n === undefined) return "–";
   const mib = n / (1024 * 1024);
   return mib >= 1 ? mib.toFixed(1) + " MiB" : (n / 1024).toFixed(0) + " KiB";
 }
 
 function duration(s) {
-  if (s === null || s === undefined) return "?";
+  if (s === null || s === undefined) return "–";
   const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24;
   const m = Math.floor(s / 60) % 60, sec = s % 60;
   return (d ? d + "d " : "") + (d || h ? h + "h " : "") + (d || h || m ? m + "m " : "") + sec + "s";

@@ -1,11 +1,15 @@
-# mcpshare: `make` builds the static binary at target/mcpshare.
+# mcpshare: `make` builds the binary at target/mcpshare: static on Linux,
+# a normal (dynamic) release build on macOS, which has no static libc.
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 CARGO ?= cargo
-MUSL = x86_64-unknown-linux-musl
-GNU = x86_64-unknown-linux-gnu
+# The host's target triple decides what `make` builds (override with
+# `make RUST_HOST=...`); a HOST variable in the environment is left alone.
+RUST_HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+MUSL = $(firstword $(subst -, ,$(RUST_HOST)))-unknown-linux-musl
+GNU = $(RUST_HOST)
 
 # With vendored crates (make vendor), every cargo call stays offline.
 OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
@@ -25,19 +29,30 @@ all: static
 # old binary keeps its file (cp over it fails with "Text file busy").
 replace = install -m 0755 $(1) $(dir $(2)).$(notdir $(2)).tmp && mv -f $(dir $(2)).$(notdir $(2)).tmp $(2)
 
-# musl when its target is installed (tried once with rustup), else glibc crt-static.
+# Linux (x86_64, aarch64): musl when its target is installed (tried once
+# with rustup), else glibc crt-static. macOS and other hosts: a normal
+# release build for the host.
 static:
+ifeq ($(RUST_HOST),)
+	$(error cannot tell the host target: is rustc on PATH? ('rustc -vV' names it))
+endif
+ifneq ($(findstring -linux-,$(RUST_HOST)),)
 	@if ! rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 		rustup target add $(MUSL) >/dev/null 2>&1 || true; fi
 	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
-		echo "building static musl binary"; \
+		echo "building static musl binary ($(MUSL))"; \
 		$(CARGO) build $(OFFLINE) --release --target $(MUSL) && \
 		$(call replace,target/$(MUSL)/release/mcpshare,target/mcpshare); \
 	else \
-		echo "musl target unavailable: building glibc crt-static binary"; \
+		echo "musl target unavailable: building glibc crt-static binary ($(GNU))"; \
 		RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build $(OFFLINE) --release --target $(GNU) && \
 		$(call replace,target/$(GNU)/release/mcpshare,target/mcpshare); \
 	fi
+else
+	@echo "building release binary for $(RUST_HOST) (dynamic: static builds are for Linux)"
+	$(CARGO) build $(OFFLINE) --release
+	@$(call replace,target/release/mcpshare,target/mcpshare)
+endif
 	@ls -l target/mcpshare
 
 # The integration tests run the fixture server, an example: build examples

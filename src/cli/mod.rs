@@ -1,17 +1,23 @@
 //! The command line: one table of commands and options feeds parsing,
 //! `--help` and the man-page consistency test. `main` maps errors to the
-//! exit statuses documented in mcpshare(1).
+//! exit statuses documented in mcpshare(1), and `run_cli` hands each
+//! command to its own file, with the daemon look-up and control call they
+//! share. Nothing here signals a process or changes a file.
 
 mod console;
+mod daemon;
+mod doctor;
+mod logs;
+mod restart;
+mod run;
+mod status;
+mod stop;
 
 use crate::election;
 use crate::error::{Error, Result};
-use crate::mux::identity::Spec;
 use crate::net::client::Client;
 use crate::state::home::Home;
-use crate::state::lock;
-use crate::{bridge, daemon, log};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 pub struct CommandDoc {
@@ -105,8 +111,6 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_SESSION_IDLE_SECS",
     "MCPSHARE_TEST_REPORTED_VERSION",
 ];
-
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn help() -> String {
     let mut s = format!(
@@ -351,162 +355,6 @@ fn parse_help(parser: &mut lexopt::Parser) -> Result<Invocation> {
     }
 }
 
-fn run_cli() -> Result<i32> {
-    match parse(std::env::args_os().skip(1))? {
-        Invocation::Help { command: None } => {
-            print!("{}", help());
-            Ok(0)
-        }
-        Invocation::Help {
-            command: Some(name),
-        } => {
-            print!("{}", command_help(name));
-            Ok(0)
-        }
-        Invocation::Usage {
-            command,
-            problem,
-            hint,
-        } => {
-            eprintln!("mcpshare: {problem}");
-            eprintln!("hint: {hint}\n");
-            eprint!("{}", command_help(command));
-            Ok(2)
-        }
-        Invocation::Version => {
-            println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
-        }
-        Invocation::Run {
-            isolated,
-            global,
-            argv,
-        } => run_bridge(isolated, global, argv),
-        Invocation::Daemon => {
-            daemon::run(Home::open()?, |home| {
-                serde_json::to_value(crate::doctor::checks(home)).unwrap_or_default()
-            })?;
-            Ok(0)
-        }
-        Invocation::Status { json } => status(&Home::existing()?, json),
-        Invocation::Stop { force } => {
-            let home = Home::existing()?;
-            if force {
-                crate::doctor::stop_force(&home)
-            } else {
-                stop(&home)
-            }
-        }
-        Invocation::Doctor { json } => crate::doctor::summary(json),
-        Invocation::DoctorProcesses { json, cleanup } => {
-            crate::doctor::processes(&Home::existing()?, json, cleanup)
-        }
-        Invocation::Logs { id, n, follow } => logs(&Home::existing()?, &id, n, follow),
-        Invocation::Restart { id } => restart(&Home::existing()?, &id),
-        Invocation::Console { open } => console::run(&Home::open()?, open),
-    }
-}
-
-/// An upstream id as `status` shows it; also a safe file name.
-fn upstream_id(id: Option<String>) -> Result<String> {
-    let id =
-        id.ok_or_else(|| Error::Usage("an upstream ID is needed (see 'mcpshare status')".into()))?;
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(Error::Usage(format!(
-            "'{id}' is not an upstream id (see 'mcpshare status')"
-        )));
-    }
-    Ok(id)
-}
-
-/// The live daemon, or None when none runs; a hung or foreign one is an error.
-fn live_daemon(home: &Home) -> Result<Option<crate::state::manifest::Manifest>> {
-    election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
-}
-
-fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
-    use std::io::Write;
-    let daemon = live_daemon(home)?;
-    let client = daemon.as_ref().map(Client::new);
-    let first = match &client {
-        Some(c) => c
-            .call(
-                "GET",
-                &format!("/api/logs/{id}?n={n}"),
-                None,
-                Duration::from_secs(5),
-            )
-            .map_err(|e| Error::Daemon(format!("daemon: {e}")))?,
-        None => (404, Value::Null),
-    };
-    let (code, body) = first;
-    if code == 404 {
-        // The daemon does not know it (stopped for idleness, or no daemon): read the file.
-        let path = home.upstream_log(id);
-        if !path.exists() {
-            return Err(Error::Daemon(format!(
-                "no upstream {id}: {} does not exist",
-                path.display()
-            )));
-        }
-        if follow {
-            return Err(Error::Daemon(format!(
-                "upstream {id} is not running; -f needs it running"
-            )));
-        }
-        for line in crate::supervisor::logbook::file_tail(&path, n as usize) {
-            println!("{line}");
-        }
-        return Ok(0);
-    }
-    let mut out = std::io::stdout().lock();
-    // Follow from the newest line, also when none was printed (`-n 0`).
-    let mut last = print_lines(&mut out, &body)?.max(body["last"].as_u64().unwrap_or(0));
-    let Some(client) = client.filter(|_| follow) else {
-        return Ok(0);
-    };
-    loop {
-        let path = format!("/api/logs/{id}?after={last}&wait_ms=10000");
-        match client.call("GET", &path, None, Duration::from_secs(15)) {
-            Ok((200, body)) => last = print_lines(&mut out, &body)?.max(last),
-            // The daemon or the upstream went away: the log ends here.
-            _ => return Ok(0),
-        }
-        let _ = out.flush();
-    }
-}
-
-/// Print the lines of a logs answer; returns the number of the last one.
-fn print_lines(out: &mut impl std::io::Write, body: &Value) -> Result<u64> {
-    let mut last = 0;
-    for l in body["lines"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "{}", l["text"].as_str().unwrap_or(""));
-        last = l["n"].as_u64().unwrap_or(last);
-    }
-    Ok(last)
-}
-
-fn restart(home: &Home, id: &str) -> Result<i32> {
-    let m = live_daemon(home)?
-        .ok_or_else(|| Error::Daemon(format!("no daemon running for {}", home.dir().display())))?;
-    let timeout = crate::state::settings::start_timeout() + STOP_TIMEOUT;
-    let (code, body) = control(&m, "POST", &format!("/api/restart/{id}"), timeout)?;
-    match code {
-        200 => {
-            println!("restarted {id} (pid {})", body["pid"]);
-            Ok(0)
-        }
-        _ => Err(Error::Daemon(format!(
-            "cannot restart {id}: {}",
-            body["error"].as_str().unwrap_or("unknown error")
-        ))),
-    }
-}
-
 fn no_more(parser: &mut lexopt::Parser) -> Result<()> {
     match parser.next()? {
         None => Ok(()),
@@ -553,44 +401,76 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     })
 }
 
-fn run_bridge(isolated: bool, global: bool, mut argv: Vec<String>) -> Result<i32> {
-    let cwd =
-        std::env::current_dir().map_err(|e| Error::io("cannot read the working directory", e))?;
-    let spec = Spec {
-        command: argv.remove(0),
-        args: argv,
-        cwd: cwd.display().to_string(),
-        env: std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect(),
-        global,
-        isolated,
-    };
-    if global {
-        for arg in relative_paths(&spec.command, &spec.args) {
-            crate::log!(
-                "warning: --global shares this server across working directories, but '{arg}' is \
-                 a relative path: a client in another directory would use this one's {}; \
-                 give it as an absolute path",
-                cwd.join(arg.trim_start_matches("./")).display()
-            );
-        }
+/// An upstream id as `status` shows it; also a safe file name.
+fn upstream_id(id: Option<String>) -> Result<String> {
+    let id =
+        id.ok_or_else(|| Error::Usage("an upstream ID is needed (see 'mcpshare status')".into()))?;
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::Usage(format!(
+            "'{id}' is not an upstream id (see 'mcpshare status')"
+        )));
     }
-    let home = Home::open()?;
-    Ok(bridge::run(home, spec))
+    Ok(id)
 }
 
-/// The relative paths among a server's command and arguments (also as the
-/// value of `--opt=PATH`): `.`, `..`, or names starting `./` or `../`.
-fn relative_paths<'a>(command: &'a str, args: &'a [String]) -> Vec<&'a str> {
-    std::iter::once(command)
-        .chain(args.iter().map(String::as_str))
-        .map(|a| match a.split_once('=') {
-            Some((flag, value)) if flag.starts_with('-') => value,
-            _ => a,
-        })
-        .filter(|a| matches!(*a, "." | "..") || a.starts_with("./") || a.starts_with("../"))
-        .collect()
+fn run_cli() -> Result<i32> {
+    match parse(std::env::args_os().skip(1))? {
+        Invocation::Help { command: None } => {
+            print!("{}", help());
+            Ok(0)
+        }
+        Invocation::Help {
+            command: Some(name),
+        } => {
+            print!("{}", command_help(name));
+            Ok(0)
+        }
+        Invocation::Usage {
+            command,
+            problem,
+            hint,
+        } => {
+            eprintln!("mcpshare: {problem}");
+            eprintln!("hint: {hint}\n");
+            eprint!("{}", command_help(command));
+            Ok(2)
+        }
+        Invocation::Version => {
+            println!("mcpshare {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Invocation::Run {
+            isolated,
+            global,
+            argv,
+        } => run::run(isolated, global, argv),
+        Invocation::Daemon => daemon::run(),
+        Invocation::Status { json } => status::status(&Home::existing()?, json),
+        Invocation::Stop { force } => {
+            let home = Home::existing()?;
+            if force {
+                stop::stop_force(&home)
+            } else {
+                stop::stop(&home)
+            }
+        }
+        Invocation::Doctor { json } => doctor::summary(json),
+        Invocation::DoctorProcesses { json, cleanup } => {
+            doctor::processes(&Home::existing()?, json, cleanup)
+        }
+        Invocation::Logs { id, n, follow } => logs::logs(&Home::existing()?, &id, n, follow),
+        Invocation::Restart { id } => restart::restart(&Home::existing()?, &id),
+        Invocation::Console { open } => console::run(&Home::open()?, open),
+    }
+}
+
+/// The live daemon, or None when none runs; a hung or foreign one is an error.
+fn live_daemon(home: &Home) -> Result<Option<crate::state::manifest::Manifest>> {
+    election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
 }
 
 /// How long `status` and `stop` wait for the daemon's control API.
@@ -608,289 +488,9 @@ fn control(
         .map_err(|e| Error::Daemon(format!("daemon pid {}: {e}", m.pid)))
 }
 
-/// The daemon's status, or None when none runs.
-fn fetch_status(home: &Home) -> Result<Option<Value>> {
-    let Some(m) = live_daemon(home)? else {
-        return Ok(None);
-    };
-    let (code, body) = control(&m, "GET", "/api/status", CONTROL_TIMEOUT)?;
-    if code != 200 {
-        return Err(Error::Daemon(format!(
-            "daemon pid {} answered HTTP {code}: {body}",
-            m.pid
-        )));
-    }
-    Ok(Some(body))
-}
-
-fn status(home: &Home, as_json: bool) -> Result<i32> {
-    let st = match fetch_status(home) {
-        Ok(st) => st,
-        // A script reads the error on stdout too, as one object.
-        Err(e) if as_json => {
-            let daemon = match &e {
-                Error::DaemonHung { pid, .. } | Error::Incompatible { pid, .. } => {
-                    json!({"pid": pid, "responding": false})
-                }
-                _ => Value::Null,
-            };
-            let v = json!({"daemon": daemon, "upstreams": [], "error": e.to_string(), "hint": e.hint()});
-            println!("{v}");
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    if as_json {
-        let v = st.unwrap_or_else(|| json!({"daemon": null, "upstreams": []}));
-        println!("{v}");
-        return Ok(0);
-    }
-    let Some(st) = st else {
-        println!("no daemon running for {}", home.dir().display());
-        return Ok(0);
-    };
-    let user_home = std::env::var("HOME").ok();
-    print!(
-        "{}",
-        render_status(&st, log::unix_millis(), user_home.as_deref())
-    );
-    print!("{}", render_near_misses(&st));
-    Ok(0)
-}
-
-/// Upstreams of one command that did not share, each with what differs
-/// and the fix; nothing when there are none.
-pub fn render_near_misses(st: &Value) -> String {
-    let near = st["near_misses"].as_array().cloned().unwrap_or_default();
-    if near.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from("\nnot shared, although the command and arguments are the same:\n");
-    for n in near {
-        let names = |k: &str| crate::mcp::jsonrpc::strings(&n[k]);
-        s.push_str(&format!(
-            "  {} differ in {}\n    fix: {}\n",
-            names("upstreams").join(" and "),
-            names("differ").join(", "),
-            n["fix"].as_str().unwrap_or("?")
-        ));
-    }
-    s
-}
-
-/// The human table of `mcpshare status`.
-pub fn render_status(st: &Value, now_ms: u64, user_home: Option<&str>) -> String {
-    let d = &st["daemon"];
-    let up_ms = now_ms.saturating_sub(d["started_at"].as_u64().unwrap_or(now_ms));
-    let mut s = format!(
-        "daemon pid {}  port {}  version {}  up {}  sessions {}\nhome {}\n",
-        d["pid"],
-        d["port"],
-        d["version"].as_str().unwrap_or("?"),
-        human_duration(up_ms / 1000),
-        d["sessions"],
-        d["home"].as_str().unwrap_or("?"),
-    );
-    let ups = st["upstreams"].as_array().cloned().unwrap_or_default();
-    if ups.is_empty() {
-        s.push_str("no upstreams\n");
-        return s;
-    }
-    let header = [
-        "UPSTREAM", "STATE", "PID", "SESSIONS", "RESTARTS", "CWD", "CLIENTS", "COMMAND",
-    ];
-    let rows: Vec<[String; 8]> = ups
-        .iter()
-        .map(|u| {
-            let cmd: Vec<&str> = u["command"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let state = match (u["state"].as_str(), u["restart_in_ms"].as_u64()) {
-                (Some("restarting"), Some(ms)) => format!("restarting in {} s", ms.div_ceil(1000)),
-                (state, _) => state.unwrap_or("?").to_string(),
-            };
-            let clients: Vec<&str> = u["clients"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            [
-                u["id"].as_str().unwrap_or("?").to_string(),
-                state,
-                u["pid"]
-                    .as_u64()
-                    .map_or_else(|| "-".into(), |p| p.to_string()),
-                u["sessions"].to_string(),
-                u["restarts"].to_string(),
-                short_dir(u["cwd"].as_str().unwrap_or("?"), user_home),
-                count_names(&clients),
-                cmd.join(" "),
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    // Numbers to the right, text to the left; the command last, unpadded.
-    let line = |cells: [&str; 8]| {
-        let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = width[i].saturating_sub(cell.chars().count());
-            match i {
-                7 => l.push_str(cell),
-                2..=4 => l.push_str(&format!("{}{cell}  ", " ".repeat(pad))),
-                _ => l.push_str(&format!("{cell}{}  ", " ".repeat(pad))),
-            }
-        }
-        l.push('\n');
-        l
-    };
-    s.push('\n');
-    s.push_str(&line(header));
-    for (u, row) in ups.iter().zip(&rows) {
-        s.push_str(&line(std::array::from_fn(|i| row[i].as_str())));
-        if let Some(e) = u["last_error"].as_str() {
-            s.push_str(&format!("  last error: {e}\n"));
-        }
-    }
-    s
-}
-
-/// A working directory as `status` shows it: the user's home as `~`, and
-/// a long one cut to its last components.
-fn short_dir(dir: &str, user_home: Option<&str>) -> String {
-    const MAX: usize = 32;
-    let dir = match user_home
-        .filter(|h| h.len() > 1)
-        .and_then(|h| dir.strip_prefix(h.trim_end_matches('/')))
-    {
-        Some("") => "~".to_string(),
-        Some(rest) if rest.starts_with('/') => format!("~{rest}"),
-        _ => dir.to_string(),
-    };
-    let n = dir.chars().count();
-    if n <= MAX {
-        return dir;
-    }
-    let tail: String = dir.chars().skip(n - (MAX - 1)).collect();
-    format!("…{tail}")
-}
-
-/// Client names, each once with its count: "claude-code (2), cursor".
-fn count_names(names: &[&str]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < names.len() {
-        let same = names[i..].iter().take_while(|n| **n == names[i]).count();
-        out.push(match same {
-            1 => names[i].to_string(),
-            k => format!("{} ({k})", names[i]),
-        });
-        i += same;
-    }
-    if out.is_empty() {
-        "-".into()
-    } else {
-        out.join(", ")
-    }
-}
-
-fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
-        s => format!("{}h{}m", s / 3600, s % 3600 / 60),
-    }
-}
-
-fn stop(home: &Home) -> Result<i32> {
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    let m = match live_daemon(home) {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            println!("no daemon running for {}", home.dir().display());
-            return Ok(0);
-        }
-        // A daemon of another protocol still takes a stop request.
-        Err(Error::Incompatible { pid, .. }) => {
-            crate::state::manifest::Manifest::read(&home.manifest())
-                .filter(|m| m.pid == pid)
-                .ok_or_else(|| {
-                    Error::Daemon(format!("daemon pid {pid}: its manifest changed; try again"))
-                })?
-        }
-        Err(e) => return Err(e),
-    };
-    let (code, _) = control(&m, "POST", "/api/stop", CONTROL_TIMEOUT)?;
-    if code != 202 {
-        return Err(Error::Daemon(format!(
-            "daemon pid {} refused to stop: HTTP {code}",
-            m.pid
-        )));
-    }
-    let lock_path = home.daemon_lock();
-    if !lock::wait_free(&lock_path, deadline).map_err(|e| Error::Path(lock_path, e))? {
-        return Err(Error::Daemon(format!(
-            "daemon pid {} did not stop within {} s",
-            m.pid,
-            STOP_TIMEOUT.as_secs()
-        )));
-    }
-    println!("stopped daemon pid {}", m.pid);
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_table_shows_each_upstream() {
-        let st = json!({
-            "daemon": {"pid": 10, "port": 4000, "version": "0.1.0", "started_at": 0, "sessions": 2, "home": "/h"},
-            "upstreams": [{"id": "fixture-ab", "state": "running", "pid": 11, "sessions": 2, "restarts": 0,
-                           "command": ["fixture", "--x"]}]
-        });
-        let out = render_status(&st, 61_000, Some("/home/me"));
-        assert!(
-            out.contains("daemon pid 10  port 4000  version 0.1.0  up 1m1s  sessions 2"),
-            "{out}"
-        );
-        assert!(out.contains("fixture-ab"), "{out}");
-        assert!(out.contains("fixture --x"), "{out}");
-    }
-
-    #[test]
-    fn relative_paths_are_found_in_arguments_and_option_values() {
-        let args: Vec<String> = ["-y", "--root=./data", "../x", "/abs", "a=./b", "."]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            relative_paths("./srv.py", &args),
-            ["./srv.py", "./data", "../x", "."]
-        );
-        assert!(relative_paths("npx", &["pkg@1".to_string()]).is_empty());
-    }
-
-    #[test]
-    fn working_directories_and_client_names_are_shortened() {
-        assert_eq!(short_dir("/home/me/proj", Some("/home/me")), "~/proj");
-        assert_eq!(short_dir("/home/me", Some("/home/me/")), "~");
-        assert_eq!(short_dir("/home/meat", Some("/home/me")), "/home/meat");
-        assert_eq!(short_dir("/x", Some("/")), "/x");
-        let long = "/srv/a/very/long/path/to/some/project/deep/inside";
-        let short = short_dir(long, None);
-        assert_eq!(short.chars().count(), 32);
-        assert!(
-            short.starts_with('…') && long.ends_with(&short[3..]),
-            "{short}"
-        );
-        assert_eq!(count_names(&["a", "a", "b"]), "a (2), b");
-        assert_eq!(count_names(&[]), "-");
-    }
 
     /// The commands of `--help` as printed: each synopsis line (without
     /// "mcpshare ") and the options listed under it.

@@ -1,6 +1,7 @@
 //! The daemon: holds `daemon.lock` for its whole life, serves HTTP on an
-//! ephemeral loopback port, owns the upstreams and the sessions, heartbeats
-//! into the manifest, and on SIGTERM/SIGINT/SIGHUP or `mcpshare stop` stops
+//! ephemeral loopback port, owns the upstreams and the sessions, runs the
+//! configured servers (`servers`), heartbeats into the manifest, reloads
+//! its config on SIGHUP, and on SIGTERM/SIGINT or `mcpshare stop` stops
 //! every upstream and removes only the files it owns.
 
 use crate::error::{Error, Result};
@@ -17,6 +18,7 @@ use crate::supervisor::child::Spawner;
 
 mod console;
 pub mod endpoint;
+pub mod servers;
 
 use crate::net::http;
 use crate::state::lock;
@@ -66,6 +68,7 @@ pub struct Daemon {
     upstream_idle: Duration,
     session_idle: Duration,
     daemon_idle: Duration,
+    servers: servers::Servers,
     /// The web console's credentials and bridge reports.
     console: crate::console::Console,
     doctor: crate::console::DoctorFn,
@@ -85,6 +88,7 @@ const ACCEPT_BACKLOG: i32 = 1024;
 /// console the doctor's findings (the doctor sits above the daemon).
 pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
     let settings = Settings::from_env()?;
+    let config_path = crate::config::path()?;
     // Never pin the directory of whoever started us (a client's project,
     // a mount to be unmounted); every path the daemon uses is absolute.
     std::env::set_current_dir("/").map_err(|e| Error::Path("/".into(), e))?;
@@ -96,8 +100,16 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
 
     let (stop_tx, stop_rx) = channel::<String>();
     let signal_tx = stop_tx.clone();
+    let (reload_tx, reload_rx) = channel::<String>();
     let mut signalled = false;
     platform::on_termination(move |sig| {
+        #[cfg(unix)]
+        if sig == libc::SIGHUP {
+            let _ = reload_tx.send("SIGHUP".into());
+            return;
+        }
+        #[cfg(not(unix))]
+        let _ = &reload_tx;
         if signalled {
             // The stop under way already ends every upstream within its
             // grace; saying so shows the signal arrived.
@@ -167,10 +179,13 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
             request_timeout: settings.request_timeout,
             asking_dir: home.dir().join("asking"),
             log_max_bytes: settings.log_max_bytes,
+            idle: None,
+            limits: Default::default(),
         },
         upstream_idle: settings.upstream_idle,
         session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
+        servers: servers::Servers::load(config_path),
         console: crate::console::Console::new(port),
         doctor,
         home,
@@ -243,6 +258,14 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
             .spawn(move || d.keep_house(&house_rx))
             .map_err(|e| Error::io("cannot start the housekeeping thread", e))?;
     }
+    daemon.start_eager(&daemon.servers.config());
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("config".into())
+            .spawn(move || d.watch_config(&reload_rx))
+            .map_err(|e| Error::io("cannot start the config thread", e))?;
+    }
 
     let reason = stop_rx.recv().unwrap_or_else(|_| "all senders gone".into());
     drop(beat_stop);
@@ -311,6 +334,24 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         return crate::console::handle(&d.console, d.as_ref(), req);
     }
     match (req.method(), path.as_str()) {
+        ("POST", "/api/upstreams") if body_names_a_server(req.body()) => {
+            match serde_json::from_slice::<servers::Ask>(req.body()) {
+                Ok(ask) => match d.register_server(&ask) {
+                    Ok(up) => http::json(req, 200, &json!({"id": up.id}), &[]),
+                    Err(e) => http::json(req, 404, &json!({"error": e}), &[]),
+                },
+                Err(e) => http::json(
+                    req,
+                    400,
+                    &json!({"error": format!("bad server request: {e}")}),
+                    &[],
+                ),
+            }
+        }
+        ("POST", "/api/reload") => match d.reload("mcpshare reload") {
+            Ok(v) => http::json(req, 200, &v, &[]),
+            Err(e) => http::json(req, 422, &json!({"error": e}), &[]),
+        },
         ("POST", "/api/upstreams") => match serde_json::from_slice::<Spec>(req.body()) {
             Ok(spec) => {
                 let up = d.register(spec);
@@ -391,6 +432,13 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         }
         _ => http::json(req, 404, &json!({"error": format!("no route {path}")}), &[]),
     }
+}
+
+/// Does a registration ask for a configured server by name (`run NAME`)
+/// rather than give a command?
+fn body_names_a_server(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("server").is_some_and(Value::is_string))
 }
 
 /// Do two specs name the same upstream? What the id hashes, compared in
@@ -488,6 +536,15 @@ impl Daemon {
 
     /// The upstream for this identity, created (not started) if new.
     pub fn register(&self, spec: Spec) -> Arc<Upstream> {
+        self.register_tuned(spec, None)
+    }
+
+    /// As [`Daemon::register`], with a configured server's own settings.
+    pub fn register_tuned(
+        &self,
+        spec: Spec,
+        server: Option<&crate::config::Server>,
+    ) -> Arc<Upstream> {
         let mut id = spec.id();
         if spec.isolated {
             id = format!(
@@ -512,12 +569,13 @@ impl Daemon {
                     spec.cwd
                 );
                 let log_path = self.home.upstream_log(&id);
+                let tuning = servers::tuning_for(&self.tuning, &spec, server);
                 Arc::new(Upstream::new(
                     id,
                     spec,
                     log_path,
                     self.spawner.clone(),
-                    self.tuning.clone(),
+                    tuning,
                 ))
             })
             .clone()
@@ -597,26 +655,48 @@ impl Daemon {
     fn reap_idle(&self) -> bool {
         self.reap_sessions();
         let mut retired = Vec::new();
+        let mut quiet = Vec::new();
         {
             let mut ups = lock(&self.upstreams);
             ups.retain(|_, up| {
-                let idle = up.idle_for().is_some_and(|t| t >= self.upstream_idle);
+                // A configured server's own idle time (zero: never), else
+                // the drop-in rule: no session for MCPSHARE_UPSTREAM_IDLE_MS.
+                let limit = up.tuning().idle.unwrap_or(self.upstream_idle);
+                if up.tuning().idle.is_some_and(|t| t.is_zero()) {
+                    return true;
+                }
+                let idle = up.idle_for().is_some_and(|t| t >= limit);
                 if idle {
                     up.retire();
-                    retired.push(up.clone());
+                    retired.push((up.clone(), limit));
+                } else if up.tuning().idle.is_some() && up.quiet_for().is_some_and(|t| t >= limit) {
+                    quiet.push((up.clone(), limit));
                 }
                 !idle
             });
         }
-        for up in retired {
+        for (up, limit) in retired {
             log!(
                 "upstream {} idle for {} ms with no session: stopping it",
                 up.id,
-                self.upstream_idle.as_millis()
+                limit.as_millis()
             );
             let _ = std::thread::Builder::new()
                 .name(format!("stop-{}", up.id))
                 .spawn(move || up.stop("idle with no session"));
+        }
+        // Sessions stay attached: their next call starts it again.
+        for (up, limit) in quiet {
+            log!(
+                "upstream {} had no call for {} s: stopping its child until the next call",
+                up.id,
+                limit.as_secs()
+            );
+            let _ = std::thread::Builder::new()
+                .name(format!("stop-{}", up.id))
+                .spawn(move || {
+                    up.pause_if_quiet(limit);
+                });
         }
         let no_upstreams = lock(&self.upstreams).is_empty();
         // An open console page keeps the daemon it watches.
@@ -707,6 +787,7 @@ impl Daemon {
                 "sessions": sessions,
             },
             "upstreams": ups,
+            "config": self.servers_status(),
             "near_misses": near,
         })
     }
@@ -760,6 +841,7 @@ mod tests {
             env: [("API_KEY".to_string(), key.to_string())].into(),
             global: false,
             isolated: false,
+            server: None,
         }
     }
 

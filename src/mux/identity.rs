@@ -26,6 +26,10 @@ pub struct Spec {
     /// Never share: an upstream for this session alone.
     #[serde(default)]
     pub isolated: bool,
+    /// The configured server this runs, by its name in mcpshare's config;
+    /// not part of the identity (two names for one command share it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Variables that describe the terminal, session or client app rather than
@@ -338,6 +342,7 @@ mod tests {
             env,
             global: false,
             isolated: false,
+            server: None,
         }
     }
 

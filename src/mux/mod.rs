@@ -4,3 +4,4 @@
 pub mod identity;
 pub mod session;
 pub mod upstream;
+pub mod view;

@@ -348,6 +348,7 @@ mod tests {
             env: Default::default(),
             global: false,
             isolated: false,
+            server: None,
         };
         let tuning = crate::mux::upstream::Tuning {
             start_timeout: std::time::Duration::from_secs(1),
@@ -356,6 +357,8 @@ mod tests {
             request_timeout: std::time::Duration::from_secs(1),
             asking_dir: "/nonexistent".into(),
             log_max_bytes: crate::log::DEFAULT_LOG_MAX_BYTES,
+            idle: None,
+            limits: Default::default(),
         };
         let spawner = crate::supervisor::child::Spawner::start().unwrap();
         let up = Upstream::new("t".into(), spec, "/nonexistent".into(), spawner, tuning);

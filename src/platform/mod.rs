@@ -1,10 +1,54 @@
 //! Every call into the OS that std does not offer, behind safe wrappers.
 //! This is the only module allowed `unsafe`; each block says why it is sound.
 //! It never decides whom to signal: callers confirm a pid's identity first.
+//!
+//! `unix.rs` and `windows.rs` hold the calls (signals, descriptors, jobs);
+//! `linux.rs`, `macos.rs` and `other.rs` what the OS says of a process
+//! (start time, parent, group, executable). The parsing they share is
+//! here, pure, and tested on every host.
 #![allow(unsafe_code)]
 
-use std::io;
-use std::path::PathBuf;
+mod limits;
+pub use limits::{limit_data, user_scopes};
+
+use std::path::{Path, PathBuf};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as imp;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as imp;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use linux as process;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as process;
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+mod other;
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+use other as process;
+#[cfg(windows)]
+use windows as process;
+
+pub use imp::{
+    child_exited, contain_child, default_signals, detach, die_with_parent, nothing_to_read,
+    on_network_fs, on_termination, pid_alive, raise_fd_limit, random_bytes, readable_before_stdin,
+    redirect_stdout_stderr, signal, signal_group, stderr_is, stdout_to_stderr, uid, widen_backlog,
+};
+
 /// The signals mcpshare sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -16,7 +60,7 @@ pub enum Signal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessId {
     pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22), 0 if unknown.
+    /// Start stamp as [`start_time`] gives it, 0 if unknown.
     pub start_time: u64,
 }
 
@@ -41,461 +85,82 @@ pub fn parse_stat_session(stat: &str) -> Option<u32> {
     rest.split_ascii_whitespace().nth(3)?.parse().ok()
 }
 
-fn read_stat(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+/// The path in `/proc/PID/exe` of a file unlinked or renamed over since it
+/// was started: the link less its " (deleted)" suffix. None when there is
+/// no such suffix (or the path is not UTF-8: left as the kernel wrote it).
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+fn without_deleted_suffix(link: &Path) -> Option<PathBuf> {
+    let s = link.to_str()?.strip_suffix(" (deleted)")?;
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+/// A macOS start time (`pbi_start_tvsec`, `pbi_start_tvusec`) as one
+/// number: microseconds since the Unix epoch, ordered like the times.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn micros_since_epoch(secs: u64, micros: u64) -> u64 {
+    secs.saturating_mul(1_000_000).saturating_add(micros)
+}
+
+/// The pids in the first `got` entries of `buf` (what `proc_listallpids`
+/// returned: a count, or -1), positive only, sorted, each once.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn listed_pids(buf: &[i32], got: i32) -> Vec<u32> {
+    let n = usize::try_from(got).unwrap_or(0).min(buf.len());
+    let mut pids: Vec<u32> = buf[..n]
+        .iter()
+        .filter_map(|&p| u32::try_from(p).ok().filter(|p| *p > 0))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The path a C call wrote into `buf`, returning `n` (bytes written, or
+/// <= 0 on failure): up to `n` bytes, cut at the first NUL.
+#[cfg(unix)]
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn path_from_c_buf(buf: &[u8], n: i32) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = usize::try_from(n).ok().filter(|n| *n > 0)?.min(buf.len());
+    let bytes = &buf[..n];
+    let bytes = bytes.split(|b| *b == 0).next().unwrap_or(bytes);
+    (!bytes.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }
 
 /// Has `pid` exited without being reaped? False where the OS does not tell.
 pub fn is_zombie(pid: u32) -> bool {
-    read_stat(pid).is_some_and(|s| {
-        s.rfind(')')
-            .is_some_and(|i| s[i + 1..].trim_start().starts_with('Z'))
-    })
+    process::is_zombie(pid)
 }
 
-/// The start time of `pid`, or None where the OS does not tell (or it is gone).
+/// The start time of `pid`, or None where the OS does not tell (or it is
+/// gone). A stamp to compare with another taken on the same machine, never
+/// a date: clock ticks since boot on Linux, microseconds since the epoch
+/// on macOS, a FILETIME on Windows. A later process has a larger stamp.
 pub fn start_time(pid: u32) -> Option<u64> {
-    parse_stat_start_time(&read_stat(pid)?)
+    process::start_time(pid)
 }
 
 /// (parent pid, process group) of `pid`, where the OS tells.
 pub fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
-    parse_stat_parent_group(&read_stat(pid)?)
+    process::parent_and_group(pid)
 }
 
 /// The session of `pid`, where the OS tells.
 pub fn session(pid: u32) -> Option<u32> {
-    parse_stat_session(&read_stat(pid)?)
+    process::session(pid)
 }
 
-/// Every pid the OS lists now (none where it does not tell).
+/// Every pid the OS lists now (none where it does not tell), sorted.
 pub fn all_pids() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids
+    process::all_pids()
 }
 
-/// The executable of `pid`, where the OS tells.
+/// The executable of `pid`, where the OS tells. A file replaced since the
+/// process started (`make install` renames a new one over it) still reads
+/// as the path it was started from, so a reinstalled daemon is recognised.
 pub fn exe(pid: u32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+    process::exe(pid)
 }
-
-/// Fill `buf` with random bytes from the OS.
-#[cfg(unix)]
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-#[cfg(not(unix))]
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    // std seeds RandomState from the OS generator; fold several fresh ones.
-    use std::hash::{BuildHasher, Hasher};
-    for chunk in buf.chunks_mut(8) {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(chunk.as_ptr() as usize);
-        let v = h.finish().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-mod imp {
-    use super::Signal;
-    use std::io;
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
-    fn signo(s: Signal) -> libc::c_int {
-        match s {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
-        }
-    }
-
-    /// `kill(pid, 0)`: alive, where EPERM (someone else's process) counts as alive.
-    pub fn pid_alive(pid: u32) -> bool {
-        let Ok(p) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if p <= 0 {
-            return false;
-        }
-        // SAFETY: kill with signal 0 only checks permission and existence.
-        let r = unsafe { libc::kill(p, 0) };
-        let exists = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        // A zombie has exited; only its parent has not reaped it yet.
-        exists && !super::is_zombie(pid)
-    }
-
-    pub fn signal(pid: u32, s: Signal) -> io::Result<()> {
-        let p = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
-        if p <= 0 {
-            return Err(io::Error::other("refusing to signal pid <= 0"));
-        }
-        // SAFETY: plain syscall on a positive pid; no memory is shared.
-        if unsafe { libc::kill(p, signo(s)) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    pub fn signal_group(pgid: u32, s: Signal) -> io::Result<()> {
-        let p = libc::pid_t::try_from(pgid).map_err(|_| io::Error::other("pgid out of range"))?;
-        if p <= 1 {
-            return Err(io::Error::other("refusing to signal process group <= 1"));
-        }
-        // SAFETY: a negative pid names a process group; p > 1 so never "all processes".
-        if unsafe { libc::kill(-p, signo(s)) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    /// Make the spawned process the leader of a new session, detached from
-    /// the caller's terminal and process group, with default signal
-    /// handling ([`default_signals`]): a daemon started by a bridge under
-    /// `nohup` would otherwise ignore the SIGHUP it means to wait for.
-    pub fn detach(cmd: &mut Command) {
-        default_signals(cmd);
-        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-
-    /// The signals the daemon and the bridge take with `sigwait`.
-    const TERMINATION: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-    /// Start the spawned program with no signal blocked and the termination
-    /// signals at their default action. A process inherits its parent's
-    /// mask and ignored signals through fork and exec, and ours blocks
-    /// SIGTERM, SIGINT and SIGHUP for `sigwait`: a server that never
-    /// unblocks them (bash, Python, Node) would never see our SIGTERM.
-    pub fn default_signals(cmd: &mut Command) {
-        // SAFETY: sigemptyset, pthread_sigmask and signal are
-        // async-signal-safe, and the sigset is a local of the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                let r = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                if r != 0 {
-                    return Err(io::Error::from_raw_os_error(r));
-                }
-                for s in TERMINATION {
-                    if libc::signal(s, libc::SIG_DFL) == libc::SIG_ERR {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
-
-    /// Put the spawned process in its own process group with default
-    /// signal handling ([`default_signals`]) and, on Linux, have the kernel
-    /// SIGKILL it when the spawning thread's process dies.
-    pub fn die_with_parent(cmd: &mut Command) {
-        cmd.process_group(0);
-        default_signals(cmd);
-        #[cfg(target_os = "linux")]
-        {
-            let parent = std::process::id();
-            // SAFETY: prctl and getppid are async-signal-safe; `parent` is a
-            // plain integer copied into the closure.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    // The parent may have died before prctl took effect.
-                    if libc::getppid() as u32 != parent {
-                        libc::_exit(1);
-                    }
-                    Ok(())
-                });
-            }
-        }
-    }
-
-    /// Point fd 1 at whatever fd 2 is (the daemon's log once it is ready).
-    pub fn stdout_to_stderr() -> io::Result<()> {
-        // SAFETY: dup2 on two valid standard descriptors.
-        if unsafe { libc::dup2(2, 1) } < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Is standard error the file at `path` (same device and inode)?
-    pub fn stderr_is(path: &std::path::Path) -> bool {
-        use std::os::fd::AsFd;
-        use std::os::unix::fs::MetadataExt;
-        let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
-            return false;
-        };
-        match (std::fs::File::from(fd).metadata(), std::fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-
-    /// Point standard error and standard output at `file` (a fresh log
-    /// after rotating the old one). Each line is one write, so none is cut.
-    pub fn redirect_stdout_stderr(file: &std::fs::File) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        for target in [2, 1] {
-            // SAFETY: dup2 of a descriptor we own onto a standard one; the
-            // old one is closed atomically and nothing holds its number.
-            if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-
-    /// Block SIGTERM, SIGINT and SIGHUP in this thread (threads spawned
-    /// afterwards inherit the mask), and run `f` with the signal number on a
-    /// named thread each time one arrives, for the life of the process: a
-    /// second signal while the first is being handled is handled too, never
-    /// left pending. Call before spawning other threads.
-    pub fn on_termination(mut f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
-        // SAFETY: sigset_t is plain data; it is initialised by sigemptyset
-        // before use, and pthread_sigmask only reads it.
-        let set = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in TERMINATION {
-                libc::sigaddset(&mut set, s);
-            }
-            let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            if r != 0 {
-                return Err(io::Error::from_raw_os_error(r));
-            }
-            set
-        };
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                loop {
-                    let mut sig: libc::c_int = 0;
-                    // SAFETY: `set` is an initialised sigset owned by this closure.
-                    let r = unsafe { libc::sigwait(&set, &mut sig) };
-                    if r != 0 {
-                        // Only an invalid set fails, and it would fail
-                        // forever. Plain stderr: the log module sits above this one.
-                        eprintln!(
-                            "mcpshare: cannot wait for signals: {}",
-                            io::Error::from_raw_os_error(r)
-                        );
-                        return;
-                    }
-                    f(sig)
-                }
-            })?;
-        Ok(())
-    }
-
-    /// Wait up to `timeout` until `s` or standard input is readable (or
-    /// closed): true when `s` is.
-    pub fn readable_before_stdin(s: &std::net::TcpStream, timeout: std::time::Duration) -> bool {
-        use std::os::fd::AsRawFd;
-        let events = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
-        let mut fds = [
-            libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        loop {
-            // SAFETY: poll on two pollfds we own, for at most `ms`.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return n > 0 && fds[0].revents & events != 0;
-        }
-    }
-
-    /// Does a peek find the socket open with nothing to read? One syscall.
-    pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut b = [0u8; 1];
-        // SAFETY: recv into a one-byte buffer we own, on a socket we own.
-        let n = unsafe {
-            libc::recv(
-                s.as_raw_fd(),
-                b.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
-    }
-
-    /// Let up to `n` connections queue for accept (std listens with 128;
-    /// Linux caps `n` at net.core.somaxconn). Calling listen again on a
-    /// listening socket only changes its backlog.
-    pub fn widen_backlog(listener: &std::net::TcpListener, n: i32) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: listen on a socket we own.
-        if unsafe { libc::listen(listener.as_raw_fd(), n) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Raise the soft limit on open descriptors to the hard limit (as far
-    /// as the OS allows) and return the limit now in force.
-    pub fn raise_fd_limit() -> Option<u64> {
-        // SAFETY: getrlimit/setrlimit read and write a struct we own.
-        unsafe {
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                return None;
-            }
-            // macOS refuses more than OPEN_MAX even when the hard limit is unlimited.
-            let ceilings = [lim.rlim_max, lim.rlim_max.min(10240)];
-            for want in ceilings {
-                if want <= lim.rlim_cur {
-                    break;
-                }
-                let raised = libc::rlimit {
-                    rlim_cur: want,
-                    rlim_max: lim.rlim_max,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                    lim.rlim_cur = want;
-                    break;
-                }
-            }
-            Some(lim.rlim_cur)
-        }
-    }
-
-    pub fn uid() -> Option<u32> {
-        // SAFETY: getuid cannot fail.
-        Some(unsafe { libc::getuid() })
-    }
-
-    /// Is this path on a network filesystem, where locks may not hold?
-    pub fn on_network_fs(path: &std::path::Path) -> Option<bool> {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::ffi::OsStrExt;
-            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-            // SAFETY: statfs writes into a zeroed struct we own; `c` is a valid C string.
-            let kind = unsafe {
-                let mut st: libc::statfs = std::mem::zeroed();
-                if libc::statfs(c.as_ptr(), &mut st) != 0 {
-                    return None;
-                }
-                st.f_type as i64
-            };
-            const NFS: i64 = 0x6969;
-            const SMB: i64 = 0x517b;
-            const CIFS: i64 = 0xff53_4d42;
-            const SMB2: i64 = 0xfe53_4d42;
-            const FUSE: i64 = 0x6573_5546;
-            Some(matches!(kind, NFS | SMB | CIFS | SMB2 | FUSE))
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = path;
-            None
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod imp {
-    use super::Signal;
-    use std::io;
-    use std::process::Command;
-
-    fn unsupported() -> io::Error {
-        io::Error::new(io::ErrorKind::Unsupported, "not supported on this platform")
-    }
-    /// Without a portable liveness call, assume alive: the lock stays the truth.
-    pub fn pid_alive(_pid: u32) -> bool {
-        true
-    }
-    pub fn signal(_pid: u32, _s: Signal) -> io::Result<()> {
-        Err(unsupported())
-    }
-    pub fn signal_group(_pgid: u32, _s: Signal) -> io::Result<()> {
-        Err(unsupported())
-    }
-    pub fn detach(_cmd: &mut Command) {}
-    pub fn default_signals(_cmd: &mut Command) {}
-    pub fn die_with_parent(_cmd: &mut Command) {}
-    pub fn stdout_to_stderr() -> io::Result<()> {
-        Ok(())
-    }
-    /// Without a portable way to tell, never: the log is then not rotated.
-    pub fn stderr_is(_path: &std::path::Path) -> bool {
-        false
-    }
-    pub fn redirect_stdout_stderr(_file: &std::fs::File) -> io::Result<()> {
-        Err(unsupported())
-    }
-    pub fn on_termination(_f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
-        Ok(())
-    }
-    pub fn raise_fd_limit() -> Option<u64> {
-        None
-    }
-    pub fn widen_backlog(_listener: &std::net::TcpListener, _n: i32) -> io::Result<()> {
-        Ok(())
-    }
-    /// Without poll, the answer is always left to a worker thread.
-    pub fn readable_before_stdin(_s: &std::net::TcpStream, _t: std::time::Duration) -> bool {
-        false
-    }
-    pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
-        if s.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let quiet =
-            matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        s.set_nonblocking(false).is_ok() && quiet
-    }
-    pub fn uid() -> Option<u32> {
-        None
-    }
-    pub fn on_network_fs(_path: &std::path::Path) -> Option<bool> {
-        None
-    }
-}
-
-pub use imp::{
-    default_signals, detach, die_with_parent, nothing_to_read, on_network_fs, on_termination,
-    pid_alive, raise_fd_limit, readable_before_stdin, redirect_stdout_stderr, signal, signal_group,
-    stderr_is, stdout_to_stderr, uid, widen_backlog,
-};
 
 /// Is `id` still the same process (alive, and where known, same start time)?
 pub fn same_process(id: &ProcessId) -> bool {
@@ -506,43 +171,6 @@ pub fn same_process(id: &ProcessId) -> bool {
         (0, _) | (_, None) => true,
         (want, Some(now)) => want == now,
     }
-}
-
-/// Has our child `pid` exited? Waits for it when `block`. The child is
-/// left unreaped (`WNOWAIT`): while it is a zombie its pid, and so its
-/// process group id, cannot be reused, and signals to that group stay
-/// safe until whoever owns it reaps it.
-#[cfg(unix)]
-pub fn child_exited(pid: u32, block: bool) -> io::Result<bool> {
-    let p = libc::id_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
-    let mut flags = libc::WEXITED | libc::WNOWAIT;
-    if !block {
-        flags |= libc::WNOHANG;
-    }
-    loop {
-        // SAFETY: siginfo_t is plain old data, zeroed before use; waitid
-        // only writes into it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on one pid with a valid siginfo_t pointer.
-        let r = unsafe { libc::waitid(libc::P_PID, p, &mut info, flags) };
-        if r == 0 {
-            // SAFETY: si_pid is valid to read for SIGCHLD-style siginfo,
-            // which waitid fills (and leaves zero when nothing changed).
-            return Ok(unsafe { info.si_pid() } != 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-pub fn child_exited(_pid: u32, _block: bool) -> io::Result<bool> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "not supported on this platform",
-    ))
 }
 
 #[cfg(test)]
@@ -581,5 +209,62 @@ mod tests {
             start_time: me.start_time + 1,
         };
         assert!(!same_process(&reused));
+    }
+
+    #[test]
+    fn a_replaced_executable_reads_as_its_path() {
+        assert_eq!(
+            without_deleted_suffix(Path::new("/usr/local/bin/mcpshare (deleted)")),
+            Some(PathBuf::from("/usr/local/bin/mcpshare"))
+        );
+        assert_eq!(
+            without_deleted_suffix(Path::new("/opt/my tool (x) (deleted)")),
+            Some(PathBuf::from("/opt/my tool (x)"))
+        );
+        assert_eq!(without_deleted_suffix(Path::new("/usr/bin/mcpshare")), None);
+        assert_eq!(without_deleted_suffix(Path::new(" (deleted)")), None);
+        assert_eq!(without_deleted_suffix(Path::new("/bin/x (deleted) ")), None);
+    }
+
+    #[test]
+    fn macos_start_times_order_like_the_times() {
+        assert_eq!(micros_since_epoch(0, 0), 0);
+        assert_eq!(
+            micros_since_epoch(1_700_000_000, 250),
+            1_700_000_000_000_250
+        );
+        assert!(micros_since_epoch(10, 999_999) < micros_since_epoch(11, 0));
+        assert_eq!(micros_since_epoch(u64::MAX, 1), u64::MAX);
+    }
+
+    #[test]
+    fn listed_pids_keep_only_what_the_call_returned() {
+        let buf = [30, 1, 0, -1, 30, 7, 99, 98];
+        assert_eq!(listed_pids(&buf, 6), vec![1, 7, 30]);
+        assert_eq!(listed_pids(&buf, -1), Vec::<u32>::new());
+        assert_eq!(listed_pids(&buf, 100), vec![1, 7, 30, 98, 99]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn c_paths_stop_at_the_count_or_the_first_nul() {
+        let mut buf = [0u8; 16];
+        buf[..9].copy_from_slice(b"/bin/true");
+        assert_eq!(path_from_c_buf(&buf, 9), Some(PathBuf::from("/bin/true")));
+        assert_eq!(path_from_c_buf(&buf, 16), Some(PathBuf::from("/bin/true")));
+        assert_eq!(path_from_c_buf(&buf, 4), Some(PathBuf::from("/bin")));
+        assert_eq!(path_from_c_buf(&buf, 0), None);
+        assert_eq!(path_from_c_buf(&buf, -1), None);
+        assert_eq!(path_from_c_buf(&[0u8; 4], 4), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn own_process_facts_are_read() {
+        let me = std::process::id();
+        assert_eq!(exe(me), std::env::current_exe().ok());
+        assert!(all_pids().contains(&me));
+        assert!(!is_zombie(me));
+        assert!(parent_and_group(me).is_some() && session(me).is_some());
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::platform;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
@@ -115,4 +116,67 @@ pub fn exit_unknown() -> std::process::ExitStatus {
 #[cfg(not(unix))]
 pub fn exit_unknown() -> std::process::ExitStatus {
     std::os::windows::process::ExitStatusExt::from_raw(0)
+}
+
+/// What one child may use (mcpshare(1), LIMITS). `memory_mb` caps its data
+/// segment (RLIMIT_DATA, inherited by its children; not RLIMIT_AS, under
+/// which Node cannot even reserve its heap). `cpus` needs a systemd user
+/// manager with cgroup v2 delegation (`systemd-run --user --scope`);
+/// without one it is not enforced, and [`command`] says so.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Limits {
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+}
+
+/// The command that starts a child: `program` with `args` in `cwd` with
+/// exactly `env`, piped stdio, dying with the daemon, within `limits`.
+/// Also what of the limits could not be applied, if anything.
+pub fn command(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+    limits: &Limits,
+) -> (Command, Option<String>) {
+    let mut unenforced = None;
+    let mut cmd = match limits.cpus {
+        Some(cpus) if platform::user_scopes() => {
+            let mut c = Command::new("systemd-run");
+            c.args(["--user", "--scope", "--quiet", "--collect"])
+                .arg(format!(
+                    "--property=CPUQuota={}%",
+                    (cpus * 100.0).round() as u64
+                ));
+            if let Some(mb) = limits.memory_mb {
+                c.arg(format!("--property=MemoryMax={mb}M"));
+            }
+            c.arg("--").arg(program).args(args);
+            c
+        }
+        Some(_) => {
+            unenforced = Some(
+                "cpus is not enforced: no systemd user manager to run the server in a scope".into(),
+            );
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    cmd.current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(mb) = limits.memory_mb {
+        platform::limit_data(&mut cmd, mb.saturating_mul(1 << 20));
+    }
+    platform::die_with_parent(&mut cmd);
+    (cmd, unenforced)
 }

@@ -14,6 +14,7 @@ mod doctor;
 mod election;
 mod identity;
 mod list_changed;
+mod portability;
 mod processes;
 mod promise;
 mod reattach;

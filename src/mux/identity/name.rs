@@ -286,6 +286,7 @@ mod tests {
             env: Default::default(),
             global: false,
             isolated: false,
+            server: None,
         };
         assert!(spec().id().starts_with("server-memory-"));
         let name = |command: &str, args: &[&str]| {

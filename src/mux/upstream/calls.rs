@@ -129,8 +129,10 @@ impl Upstream {
         msg: Message,
         direct: Option<Arc<dyn Answerer>>,
     ) -> Result<Reply, String> {
+        let mut msg = msg;
         let id = msg.id();
         let method = msg.method().unwrap_or("").to_string();
+        let view = self.view();
         let local = |result: Value| {
             Ok(Reply::Local(Message::from_value(&jsonrpc::result(
                 id.clone(),
@@ -139,6 +141,23 @@ impl Upstream {
         };
         match method.as_str() {
             "ping" => return local(json!({})),
+            "tools/call" if !view.is_plain() => {
+                let called = msg.str_at(&["params", "name"]).unwrap_or_default();
+                match view.resolve(&called) {
+                    Ok(name) if name == called => {}
+                    Ok(name) => {
+                        msg.set_at(&["params", "name"], &json!(name).to_string());
+                    }
+                    Err(crate::mux::view::Refused::Hidden(name)) => {
+                        let e = jsonrpc::error(
+                            id,
+                            jsonrpc::INVALID_PARAMS,
+                            format!("unknown tool: {name}"),
+                        );
+                        return Ok(Reply::Local(Message::from_value(&e)));
+                    }
+                }
+            }
             "logging/setLevel" => {
                 let level = msg.str_at(&["params", "level"]).unwrap_or_default();
                 let level = level.as_str();
@@ -208,6 +227,9 @@ impl Upstream {
             let key = format!("{method}\n{cursor}");
             let st = self.lock();
             if let Some(result) = st.cache.get(&key) {
+                if method == "tools/list" && !view.is_plain() {
+                    return Ok(Reply::Local(Message::result(&id, &view.present(result))));
+                }
                 return Ok(Reply::Local(Message::result(&id, result)));
             }
             cache = Some((key, st.cache_epoch));
@@ -240,6 +262,7 @@ impl Upstream {
                 to,
             };
             st.pending.insert(id, pending);
+            st.last_call = Instant::now();
             (id, st.generation)
         };
         session.track(&orig_id, id);

@@ -42,13 +42,15 @@ impl Upstream {
             }
             match st.phase {
                 Phase::Running => return Ok(running(&st)),
-                Phase::Stopping => return Err(format!("upstream {} is stopping", self.id)),
+                Phase::Stopping if !st.pausing => {
+                    return Err(format!("upstream {} is stopping", self.id));
+                }
                 Phase::Crashed if fresh => {
                     st.history.forgive();
                     st.phase = Phase::Idle;
                 }
                 Phase::Crashed => return Err(self.crashed_message(&st)),
-                Phase::Starting => {
+                Phase::Starting | Phase::Stopping => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(self.start_timeout_message());
@@ -136,15 +138,16 @@ impl Upstream {
         generation: u64,
         deadline: Instant,
     ) -> Result<Value, String> {
-        let mut cmd = Command::new(&self.spec.command);
-        cmd.args(&self.spec.args)
-            .current_dir(&self.spec.cwd)
-            .env_clear()
-            .envs(&self.spec.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        platform::die_with_parent(&mut cmd);
+        let (cmd, unenforced) = crate::supervisor::child::command(
+            &self.spec.command,
+            &self.spec.args,
+            std::path::Path::new(&self.spec.cwd),
+            &self.spec.env,
+            &self.tuning.limits,
+        );
+        if let Some(why) = unenforced {
+            crate::log!("upstream {}: {why}", self.id);
+        }
         let mut child = self.spawner.spawn(cmd).map_err(|e| {
             format!(
                 "cannot start upstream command '{}' in {}: {e}",
@@ -152,6 +155,9 @@ impl Upstream {
             )
         })?;
         let pid = child.id();
+        if let Err(e) = platform::contain_child(&child) {
+            crate::log!("upstream {}: cannot contain pid {pid}: {e}", self.id);
+        }
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -454,8 +460,26 @@ impl Upstream {
     /// Stop the child: answer every call in flight with an error naming
     /// `reason`, close stdin, then SIGTERM its process group, then SIGKILL.
     pub fn stop(&self, reason: &str) {
+        self.stop_when(reason, false, |_| true);
+    }
+
+    /// Stop a running child that has had no call in flight for `quiet`,
+    /// deciding under the same lock that no call can start meanwhile; a
+    /// call that comes while it stops waits and starts a new child. True
+    /// when it stopped one.
+    pub fn pause_if_quiet(&self, quiet: Duration) -> bool {
+        self.stop_when("no call for its idle time", true, |st| {
+            st.phase == Phase::Running && inflight(st) == 0 && st.last_call.elapsed() >= quiet
+        })
+    }
+
+    fn stop_when(&self, reason: &str, pause: bool, wanted: impl FnOnce(&State) -> bool) -> bool {
         let (child, record, pending, generation) = {
             let mut st = self.lock();
+            if !wanted(&st) {
+                return false;
+            }
+            st.pausing = pause;
             st.phase = Phase::Stopping;
             st.ended = st.generation;
             // Nobody else may signal the group from now on (it is reaped
@@ -481,9 +505,11 @@ impl Upstream {
         drop(record);
         let mut st = self.lock();
         st.phase = Phase::Idle;
+        st.pausing = false;
         st.restart_at = None;
         drop(st);
         self.changed.notify_all();
+        true
     }
 
     /// `mcpshare restart`: stop it, forget its crash history, start it again.

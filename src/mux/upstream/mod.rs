@@ -19,11 +19,12 @@ use crate::mcp::jsonrpc::{self, Kind};
 use crate::mcp::message::Message;
 use crate::mux::identity::Spec;
 use crate::mux::session::{self, Session};
+use crate::mux::view::ToolView;
 use crate::platform;
 use crate::pool::{QueueRx, QueueTx, lock, queue};
 use crate::state::registry::{Record, Registration};
 use crate::supervisor::child::{
-    EXIT_GRACE, STDIN_CLOSE_GRACE, STDIN_QUEUE, Spawner, exit_signal, reap, write_loop,
+    EXIT_GRACE, Limits, STDIN_CLOSE_GRACE, STDIN_QUEUE, Spawner, exit_signal, reap, write_loop,
 };
 use crate::supervisor::lifecycle::{
     AfterCrash, CRASH_LIMIT, CRASH_WINDOW, CrashHistory, PING_FAILURES, PING_TIMEOUT, Phase,
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -75,6 +76,12 @@ pub struct Tuning {
     pub asking_dir: PathBuf,
     /// Its log file rotates past this size (MCPSHARE_LOG_MAX_BYTES).
     pub log_max_bytes: u64,
+    /// A configured server's idle time: its child stops after this long
+    /// with no call in flight (zero: never). None for the drop-in path,
+    /// whose upstreams stop once no session is left (see the daemon).
+    pub idle: Option<Duration>,
+    /// What the child may use.
+    pub limits: Limits,
 }
 
 /// What a session's request became.
@@ -121,6 +128,11 @@ struct State {
     subscribers: HashMap<String, usize>,
     /// Since when no session is attached.
     idle_since: Instant,
+    /// When the last call of a session began or ended.
+    last_call: Instant,
+    /// Stopping for want of calls, not for good: a call waits, then starts
+    /// a new child.
+    pausing: bool,
     /// The running child's registry record, removed when it is reaped.
     record: Option<Registration>,
     /// The newest generation whose end was dealt with (exit, stop or a
@@ -171,6 +183,8 @@ pub struct Upstream {
     roots_known: Condvar,
     /// Removed from the daemon for idleness: never start again.
     retired: AtomicBool,
+    /// Which tools clients see, and by what names (configured servers).
+    view: Mutex<Arc<ToolView>>,
 }
 
 impl Upstream {
@@ -208,6 +222,8 @@ impl Upstream {
                 applied_level: None,
                 subscribers: HashMap::new(),
                 idle_since: Instant::now(),
+                last_call: Instant::now(),
+                pausing: false,
                 record: None,
                 ended: 0,
                 exit: None,
@@ -219,6 +235,7 @@ impl Upstream {
             roots: Mutex::new(RootsBook::default()),
             roots_known: Condvar::new(),
             retired: AtomicBool::new(false),
+            view: Mutex::new(Arc::new(ToolView::default())),
         }
     }
 
@@ -346,6 +363,41 @@ impl Upstream {
         let st = self.lock();
         matches!(st.phase, Phase::Idle | Phase::Running | Phase::Crashed)
             .then(|| st.idle_since.elapsed())
+    }
+
+    /// How long its running child has had no call in flight; None when a
+    /// call is in flight or no child runs.
+    pub fn quiet_for(&self) -> Option<Duration> {
+        let st = self.lock();
+        (st.phase == Phase::Running && inflight(&st) == 0).then(|| st.last_call.elapsed())
+    }
+
+    /// What clients see of its tools.
+    pub fn view(&self) -> Arc<ToolView> {
+        lock(&self.view).clone()
+    }
+
+    /// Show clients its tools through `view` from now on; sessions are told
+    /// their tool list changed when it did.
+    pub fn set_view(&self, view: ToolView) {
+        {
+            let mut current = lock(&self.view);
+            if **current == view {
+                return;
+            }
+            *current = Arc::new(view);
+        }
+        for s in self.live_sessions() {
+            s.push(Message::from_value(&jsonrpc::notification(
+                "notifications/tools/list_changed",
+                None,
+            )));
+        }
+    }
+
+    /// The settings it was created with.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// Mark as removed from the daemon; it will not start again.

@@ -97,11 +97,15 @@ impl Upstream {
         let Some(id) = msg.id().as_u64() else {
             return;
         };
+        let mut viewed = None;
         let p = {
             let mut st = self.lock();
             let Some(p) = st.pending.remove(&id) else {
                 return;
             };
+            if p.session.is_some() {
+                st.last_call = Instant::now();
+            }
             self.wake_waiters(&st);
             if let Some((key, epoch)) = &p.cache
                 && *epoch == st.cache_epoch
@@ -109,8 +113,20 @@ impl Upstream {
             {
                 st.cache.insert(key.clone(), result.to_string());
             }
+            if let Some((key, _)) = &p.cache
+                && key.starts_with("tools/list\n")
+                && let Some(result) = msg.raw_at(&["result"])
+            {
+                let view = self.view();
+                if !view.is_plain() {
+                    viewed = Some(view.present(result));
+                }
+            }
             p
         };
+        if let Some(result) = viewed {
+            msg = Message::result(&msg.id(), &result);
+        }
         if let Some(s) = &p.session {
             s.untrack(&p.orig_id);
             msg.set_id(&p.orig_id);

@@ -69,6 +69,8 @@ pub struct Bridge {
     pool: Pool,
     /// This bridge's registry record, removed on exit.
     registration: Mutex<Option<Registration>>,
+    /// What this bridge met, for the daemon's console.
+    reporter: crate::console::report::Reporter,
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {
@@ -100,6 +102,7 @@ pub fn run(home: Home, spec: Spec) -> i32 {
             ),
         ),
         registration: Mutex::new(registration),
+        reporter: Default::default(),
     });
     let b = bridge.clone();
     let signalled = move |sig| b.exit(&format!("mcpshare run was stopped by signal {sig}"));

@@ -168,7 +168,10 @@ fn refusal(status: u16, body: &str) -> Refusal {
 /// The Origin of a page served to this Host: what a same-origin request
 /// must carry.
 fn same_origin(req: &Request) -> Option<String> {
-    Some(format!("http://{}", req.header("Host")?.to_ascii_lowercase()))
+    Some(format!(
+        "http://{}",
+        req.header("Host")?.to_ascii_lowercase()
+    ))
 }
 
 /// The checks of a page request by its head, before its body is read:
@@ -359,7 +362,12 @@ fn act(c: &Console, b: &dyn Backend, req: Request, what: &str, l: &auth::Login) 
                 "{}=; Path={PAGE_PATH}; HttpOnly; SameSite=Strict; Max-Age=0",
                 c.cookie_name()
             );
-            page_json(req, 200, &json!({"logged_out": true}), &[("Set-Cookie", &clear)]);
+            page_json(
+                req,
+                200,
+                &json!({"logged_out": true}),
+                &[("Set-Cookie", &clear)],
+            );
         }
         ["daemon", "stop"] => {
             b.stop_daemon("stop requested from the console");
@@ -369,11 +377,15 @@ fn act(c: &Console, b: &dyn Backend, req: Request, what: &str, l: &auth::Login) 
             crate::log!("console: {action} upstream {id}");
             let done = match *action {
                 "restart" => b.restart(id).map(|pid| json!({"id": id, "pid": pid})),
-                "stop" => b.stop_server(id).map(|()| json!({"id": id, "stopped": true})),
+                "stop" => b
+                    .stop_server(id)
+                    .map(|()| json!({"id": id, "stopped": true})),
                 "enable" | "disable" => b
                     .set_enabled(id, *action == "enable")
                     .map(|()| json!({"id": id, "enabled": *action == "enable"})),
-                _ => Err(Failure::NotFound(format!("no action {action} for a server"))),
+                _ => Err(Failure::NotFound(format!(
+                    "no action {action} for a server"
+                ))),
             };
             match done {
                 Ok(v) => page_json(req, 200, &v, &[]),
@@ -399,9 +411,8 @@ fn end_session(b: &dyn Backend, id: &str) -> Result<Value, Failure> {
         .ok_or_else(|| Failure::NotFound(format!("no session {id} in this daemon")))?;
     let signalled = match &s.bridge {
         Some(p) if p.start_time != 0 && crate::platform::same_process(p) => {
-            crate::platform::signal(p.pid, crate::platform::Signal::Term).map_err(|e| {
-                Failure::Failed(format!("cannot signal bridge pid {}: {e}", p.pid))
-            })?;
+            crate::platform::signal(p.pid, crate::platform::Signal::Term)
+                .map_err(|e| Failure::Failed(format!("cannot signal bridge pid {}: {e}", p.pid)))?;
             crate::log!("console: session {id}: signalled its bridge pid {}", p.pid);
             Some(p.pid)
         }

@@ -129,7 +129,13 @@ try {
   await serverWithPid(pidA).waitFor({ timeout: WAIT_MS });
   await serverWithPid(pidB).waitFor({ timeout: WAIT_MS });
   await page.locator("#doctor li[data-check]").first().waitFor({ timeout: WAIT_MS });
-  step("both servers (running, with their pids) and both sessions (client names) are shown, and the doctor's findings");
+  await waitFor("both bridges' start reports", async () =>
+    (await page.locator('[data-session] li[data-kind="started"]').count()) === 2);
+  for (const name of ["e2e-client-a", "e2e-client-b"]) {
+    const version = page.locator("[data-session] h3", { hasText: name + " 1.0.0" });
+    if ((await version.count()) !== 1) throw new Error(`no session shows ${name} 1.0.0`);
+  }
+  step("both servers (running, with their pids), both sessions (client name and version, each with its bridge's start report) and the doctor's findings are shown");
   await page.screenshot({ path: join(shots, "01-overview.png"), fullPage: true });
 
   const cardA = page.locator(`[data-server]`).filter({ has: page.locator(`dd[data-fact="pid"]`, { hasText: new RegExp(`^${pidA}$`) }) });

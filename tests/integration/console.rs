@@ -113,10 +113,7 @@ fn login_with(port: u16, code: &str) -> Answer {
         port,
         "POST",
         "/console/login",
-        &[
-            ("Origin", &origin),
-            ("Content-Type", "application/json"),
-        ],
+        &[("Origin", &origin), ("Content-Type", "application/json")],
         &json!({"code": code}).to_string(),
     )
 }
@@ -143,22 +140,42 @@ fn the_printed_url_logs_in_once_for_an_httponly_strict_cookie() {
     assert!(page.body.contains("<script src=\"/console/app.js\""));
     let csp = page.header("Content-Security-Policy").unwrap();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
-    assert_eq!(page.header("X-Content-Type-Options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        page.header("X-Content-Type-Options").as_deref(),
+        Some("nosniff")
+    );
     assert_eq!(page.header("X-Frame-Options").as_deref(), Some("DENY"));
-    for (path, kind) in [("/console/app.js", "text/javascript"), ("/console/app.css", "text/css")] {
+    for (path, kind) in [
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
         let a = raw(port, "GET", path, &[], "");
         assert_eq!(a.status, 200, "{path}");
-        assert!(a.header("Content-Type").unwrap().starts_with(kind), "{path}");
-        assert_eq!(a.header("X-Content-Type-Options").as_deref(), Some("nosniff"));
+        assert!(
+            a.header("Content-Type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(
+            a.header("X-Content-Type-Options").as_deref(),
+            Some("nosniff")
+        );
     }
 
     let a = login_with(port, &code);
     assert_eq!(a.status, 200, "{}", a.body);
     let set = a.header("Set-Cookie").unwrap();
-    for part in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
         assert!(set.contains(part), "{part} missing from {set}");
     }
-    assert!(set.starts_with(&format!("mcpshare_console_{port}=")), "{set}");
+    assert!(
+        set.starts_with(&format!("mcpshare_console_{port}=")),
+        "{set}"
+    );
     assert!(a.json()["csrf"].as_str().is_some_and(|t| t.len() == 64));
 
     // Replayed: the code is spent.
@@ -171,7 +188,11 @@ fn the_printed_url_logs_in_once_for_an_httponly_strict_cookie() {
     let (_, fresh) = console_url(&home);
     let q = raw(port, "GET", &format!("/console?code={fresh}"), &[], "");
     assert_eq!(q.status, 400, "{}", q.body);
-    assert_eq!(login_with(port, &fresh).status, 200, "the fresh code was spent");
+    assert_eq!(
+        login_with(port, &fresh).status,
+        200,
+        "the fresh code was spent"
+    );
 }
 
 #[test]
@@ -184,7 +205,10 @@ fn every_state_changing_request_needs_cookie_csrf_and_same_origin() {
     let missing_csrf = p.post(path, &[("X-CSRF-Token", "")]);
     assert_eq!(missing_csrf.status, 401, "{}", missing_csrf.body);
     assert!(missing_csrf.body.contains("X-CSRF-Token"));
-    assert_eq!(p.post(path, &[("X-CSRF-Token", &"f".repeat(64))]).status, 401);
+    assert_eq!(
+        p.post(path, &[("X-CSRF-Token", &"f".repeat(64))]).status,
+        401
+    );
     assert_eq!(p.post(path, &[("Cookie", "")]).status, 401);
     let foreign = p.post(path, &[("Origin", "http://evil.example")]);
     assert_eq!(foreign.status, 403, "{}", foreign.body);
@@ -221,7 +245,13 @@ fn a_dns_rebinding_host_is_refused() {
         );
         assert_eq!(a.status, 403, "Host {host}");
     }
-    let ok = raw(p.port, "GET", "/console/api/whoami", &[("Cookie", &p.cookie)], "");
+    let ok = raw(
+        p.port,
+        "GET",
+        "/console/api/whoami",
+        &[("Cookie", &p.cookie)],
+        "",
+    );
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["csrf"].as_str(), Some(p.csrf.as_str()));
 }
@@ -243,8 +273,15 @@ fn a_cookie_from_another_daemon_start_is_refused() {
     };
     let a = stale.post("/console/api/servers/nosuch/restart", &[]);
     assert_eq!(a.status, 401, "{}", a.body);
-    assert!(a.body.contains("not from this daemon's start"), "{}", a.body);
-    assert_eq!(new.post("/console/api/servers/nosuch/restart", &[]).status, 404);
+    assert!(
+        a.body.contains("not from this daemon's start"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        new.post("/console/api/servers/nosuch/restart", &[]).status,
+        404
+    );
 }
 
 /// The live feed, read event by event off a raw connection.
@@ -255,7 +292,8 @@ struct Feed {
 impl Feed {
     fn open(p: &Page) -> Feed {
         let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         write!(
             s,
             "GET /console/api/feed HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: {}\r\n\r\n",
@@ -315,18 +353,30 @@ fn the_feed_shows_servers_sessions_logs_and_reports_and_the_actions_act() {
     let log = feed
         .until(WAIT, |e| e["kind"] == "log" && e["id"] == json!(id))
         .expect("the upstream's log tail");
-    assert!(log.to_string().contains(&format!("fixture pid {up_pid} started")), "{log}");
+    assert!(
+        log.to_string()
+            .contains(&format!("fixture pid {up_pid} started")),
+        "{log}"
+    );
     assert!(feed.until(WAIT, |e| e["kind"] == "doctor").is_some());
 
     // A bridge's report shows beside its session, live.
     let m = home.manifest().unwrap();
     let bearer = format!("Bearer {}", m["token"].as_str().unwrap());
     let report = json!({"pid": bridge_pid, "kind": "error", "message": "request timed out"});
-    let a = raw(p.port, "POST", "/api/events", &[("Authorization", &bearer)], &report.to_string());
+    let a = raw(
+        p.port,
+        "POST",
+        "/api/events",
+        &[("Authorization", &bearer)],
+        &report.to_string(),
+    );
     assert_eq!(a.status, 202, "{}", a.body);
     let shown = feed
         .until(WAIT, |e| {
-            e["kind"] == "state" && e["sessions"][0]["events"][0]["message"] == "request timed out"
+            let events = e["sessions"][0]["events"].as_array();
+            e["kind"] == "state"
+                && events.is_some_and(|ev| ev.iter().any(|e| e["message"] == "request timed out"))
         })
         .is_some();
     assert!(shown, "the report never reached the feed");
@@ -339,7 +389,8 @@ fn the_feed_shows_servers_sessions_logs_and_reports_and_the_actions_act() {
     home.seen_upstreams.lock().unwrap().push(new_pid);
     let started = format!("fixture pid {new_pid} started");
     assert!(
-        feed.until(WAIT, |e| e["kind"] == "log" && e.to_string().contains(&started))
+        feed.until(WAIT, |e| e["kind"] == "log"
+            && e.to_string().contains(&started))
             .is_some(),
         "the restarted server's first line never arrived"
     );
@@ -348,16 +399,30 @@ fn the_feed_shows_servers_sessions_logs_and_reports_and_the_actions_act() {
     let a = p.post(&format!("/console/api/sessions/{sid}/end"), &[]);
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["signalled"], json!(bridge_pid));
-    assert!(bridge.wait_exit(WAIT).is_some(), "the bridge outlived its session");
+    assert!(
+        bridge.wait_exit(WAIT).is_some(),
+        "the bridge outlived its session"
+    );
 
     // Unknown actions and unsupported ones say so.
-    assert_eq!(p.post(&format!("/console/api/servers/{id}/explode"), &[]).status, 404);
-    assert_eq!(p.post(&format!("/console/api/servers/{id}/disable"), &[]).status, 501);
+    assert_eq!(
+        p.post(&format!("/console/api/servers/{id}/explode"), &[])
+            .status,
+        404
+    );
+    assert_eq!(
+        p.post(&format!("/console/api/servers/{id}/disable"), &[])
+            .status,
+        501
+    );
 
     // Stop the daemon from the page.
     let daemon = home.daemon_pid().unwrap();
     assert_eq!(p.post("/console/api/daemon/stop", &[]).status, 202);
-    assert!(wait_until(WAIT, || !pid_alive(daemon)), "the daemon outlived its stop");
+    assert!(
+        wait_until(WAIT, || !pid_alive(daemon)),
+        "the daemon outlived its stop"
+    );
 }
 
 #[test]
@@ -365,10 +430,16 @@ fn stopping_a_server_from_the_page_stops_its_child() {
     let home = TestHome::new("console-stop-server");
     let (_bridge, up_pid) = home.client();
     let p = login(&home);
-    let id = home.status()["upstreams"][0]["id"].as_str().unwrap().to_string();
+    let id = home.status()["upstreams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let a = p.post(&format!("/console/api/servers/{id}/stop"), &[]);
     assert_eq!(a.status, 200, "{}", a.body);
-    assert!(wait_until(WAIT, || !pid_alive(up_pid)), "the server outlived its stop");
+    assert!(
+        wait_until(WAIT, || !pid_alive(up_pid)),
+        "the server outlived its stop"
+    );
     assert_eq!(home.status()["upstreams"][0]["pid"], Value::Null);
 }
 
@@ -380,13 +451,94 @@ fn bridge_reports_need_the_bearer_token_and_are_bounded() {
     let bearer = format!("Bearer {}", m["token"].as_str().unwrap());
     let auth = [("Authorization", bearer.as_str())];
     let good = json!({"pid": 4242, "kind": "started", "client_name": "c", "client_version": "1"});
-    assert_eq!(raw(port, "POST", "/api/events", &[], &good.to_string()).status, 401);
-    assert_eq!(raw(port, "POST", "/api/events", &auth, &good.to_string()).status, 202);
+    assert_eq!(
+        raw(port, "POST", "/api/events", &[], &good.to_string()).status,
+        401
+    );
+    assert_eq!(
+        raw(port, "POST", "/api/events", &auth, &good.to_string()).status,
+        202
+    );
     let bad = json!({"pid": 4242, "kind": "gossip"});
-    assert_eq!(raw(port, "POST", "/api/events", &auth, &bad.to_string()).status, 400);
+    assert_eq!(
+        raw(port, "POST", "/api/events", &auth, &bad.to_string()).status,
+        400
+    );
     let huge = json!({"pid": 4242, "kind": "error", "message": "x".repeat(9000)});
     let a = raw(port, "POST", "/api/events", &auth, &huge.to_string());
     assert_eq!(a.status, 413, "{}", a.body);
     // The login-code route is the bearer token's too.
     assert_eq!(raw(port, "POST", "/api/console/code", &[], "").status, 401);
+}
+
+#[test]
+fn each_bridge_reports_its_start_its_errors_and_its_stop_beside_its_session() {
+    let home = TestHome::new("console-bridge-reports");
+    let (mut bridge, _) = home.client();
+    let pid = json!(bridge.pid());
+    let p = login(&home);
+    let mut feed = Feed::open(&p);
+    let st = feed
+        .until(WAIT, |e| {
+            e["kind"] == "state" && e["sessions"][0]["events"][0]["kind"] == "started"
+        })
+        .expect("the bridge's start beside its session");
+    let s = &st["sessions"][0];
+    assert_eq!(s["bridge_pid"], pid);
+    assert_eq!(s["client_name"], "mcpshare-test");
+    assert_eq!(s["client_version"], "1");
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_eq!(s["events"][0]["cwd"], json!(cwd));
+
+    // The daemon dies under a call: the bridge answers its client with an
+    // error, re-attaches to a new daemon, and tells that one both.
+    home.sleep_in_flight(&mut bridge, json!("in-flight"), 30_000);
+    let daemon = home.daemon_pid().unwrap();
+    signal(daemon, libc::SIGKILL);
+    let lost = bridge.response(&json!("in-flight"), WAIT);
+    let lost = lost["error"]["message"]
+        .as_str()
+        .expect("an error")
+        .to_string();
+    assert!(wait_until(WAIT, || !pid_alive(daemon)));
+    assert!(bridge.call_text(json!(2), "echo", json!({"text": "hi"})) == "hi");
+    let p = login(&home);
+    let mut feed = Feed::open(&p);
+    let st = feed
+        .until(WAIT, |e| {
+            e["kind"] == "state"
+                && e["sessions"][0]["events"].as_array().is_some_and(|ev| {
+                    ev.iter().any(|e| {
+                        e["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("re-attached"))
+                    })
+                })
+        })
+        .expect("the re-attach beside the new session");
+    let events = st["sessions"][0]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "error" && e["message"] == json!(lost)),
+        "the error the client got is not reported: {events:?}"
+    );
+
+    // Its stop, once its session is gone, shows among the bridges.
+    bridge.close_stdin();
+    assert!(bridge.wait_exit(WAIT).is_some());
+    let st = feed.until(WAIT, |e| {
+        e["kind"] == "state"
+            && e["bridges"].as_array().is_some_and(|b| {
+                b.iter().any(|b| {
+                    b["pid"] == pid
+                        && b["events"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|e| e["kind"] == "stopped")
+                })
+            })
+    });
+    assert!(st.is_some(), "the bridge's stop never showed");
 }

@@ -209,6 +209,8 @@ pub const DAEMON_ENVIRONMENT: &[&str] = &[
     "TZ",
     "TMPDIR",
     "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "MCPSHARE_CONFIG",
     "RUST_BACKTRACE",
     "MCPSHARE_TEST_REPORTED_VERSION",
 ];

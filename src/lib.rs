@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up (a folder never imports one above it): `platform`,
 //! `state`, `net` and `mcp`, `supervisor`, `mux`, `daemon` and `bridge`
-//! (with `election` between them), `doctor`, `cli`.
+//! (with `election` between them), `orphans` and `doctor`, `cli`.
 #![deny(unsafe_code)]
 
 pub mod error;
@@ -28,6 +28,8 @@ pub mod daemon;
 
 pub mod bridge;
 pub mod election;
+
+pub mod orphans;
 
 pub mod doctor;
 

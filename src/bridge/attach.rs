@@ -286,7 +286,6 @@ impl Bridge {
             election::ensure_daemon(&self.home, Instant::now() + election::STARTUP_TIMEOUT)
                 .map_err(other)?;
         let client = Client::new(&manifest);
-        let spec = serde_json::to_value(&self.spec).unwrap_or(Value::Null);
         let bytes = serde_json::to_vec(init).unwrap_or_default();
         let failed = |e: SendError| match e {
             SendError::NotReached(e) => ConnectError::Gone(format!("mcpshare daemon: {e}")),
@@ -295,7 +294,12 @@ impl Bridge {
         let mut registrations = 0;
         let (upstream, path, reply, waited) = loop {
             let (status, body) = client
-                .call("POST", "/api/upstreams", Some(&spec), CONTROL_TIMEOUT)
+                .call(
+                    "POST",
+                    "/api/upstreams",
+                    Some(&self.target),
+                    CONTROL_TIMEOUT,
+                )
                 .map_err(failed)?;
             let Some(upstream) = body
                 .get("id")

@@ -49,7 +49,9 @@ pub const MAX_OPEN_REQUESTS: usize = 64;
 /// the stream threads and the watchdog.
 pub struct Bridge {
     home: Home,
-    spec: Spec,
+    /// What the daemon is asked for: a [`Spec`], or a configured server by
+    /// name (the daemon's `POST /api/upstreams` body).
+    target: Value,
     max: usize,
     link: Mutex<Link>,
     link_changed: Condvar,
@@ -74,13 +76,40 @@ pub struct Bridge {
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {
+    run_for(home, serde_json::to_value(&spec).unwrap_or(Value::Null))
+}
+
+/// `mcpshare run NAME`: the bridge for configured server `server`. The
+/// daemon resolves the name in its config; this client's environment is
+/// sent for the `${VAR}` references of the entry only.
+pub fn run_server(
+    home: Home,
+    server: &str,
+    cwd: &str,
+    isolated: bool,
+    config: &std::path::Path,
+) -> i32 {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let target = serde_json::json!({
+        "server": server,
+        "cwd": cwd,
+        "env": env,
+        "config": config,
+        "isolated": isolated,
+    });
+    run_for(home, target)
+}
+
+fn run_for(home: Home, target: Value) -> i32 {
     let registration =
         Registration::write(&home.processes_dir(), Record::for_self("bridge", "stdio"))
             .inspect_err(|e| crate::log!("cannot write the registry record: {e}"))
             .ok();
     let bridge = Arc::new(Bridge {
         home,
-        spec,
+        target,
         max: jsonrpc::max_message(),
         link: Mutex::new(Link::default()),
         link_changed: Condvar::new(),

@@ -8,10 +8,13 @@ mod console;
 mod daemon;
 mod doctor;
 mod logs;
+pub mod orphans;
 mod restart;
 mod run;
+mod servers;
 mod status;
 mod stop;
+mod tools;
 
 use crate::election;
 use crate::error::{Error, Result};
@@ -30,8 +33,8 @@ pub struct CommandDoc {
 pub const COMMANDS: &[CommandDoc] = &[
     CommandDoc {
         name: "run",
-        synopsis: "mcpshare run [--isolated] [--global] -- COMMAND [ARGS...]",
-        about: "Speak MCP on stdio, sharing one upstream COMMAND with every client of the same identity",
+        synopsis: "mcpshare run [--isolated] [--global] -- COMMAND [ARGS...] | mcpshare run [--isolated] NAME",
+        about: "Speak MCP on stdio, sharing one upstream COMMAND (or configured server NAME) with every client of the same identity",
         options: &[
             ("--isolated", "give this client an upstream of its own"),
             ("--global", "share across working directories"),
@@ -81,6 +84,24 @@ pub const COMMANDS: &[CommandDoc] = &[
         options: &[("--json", "print the checks as a JSON array")],
     },
     CommandDoc {
+        name: "reload",
+        synopsis: "mcpshare reload",
+        about: "Make the daemon read its config again: restart only servers whose launch fields changed",
+        options: &[],
+    },
+    CommandDoc {
+        name: "tools",
+        synopsis: "mcpshare tools NAME [--json]",
+        about: "List the tools of configured server NAME (started through the daemon if needed)",
+        options: &[("--json", "print the tools as a JSON array")],
+    },
+    CommandDoc {
+        name: "call",
+        synopsis: "mcpshare call NAME TOOL [JSON | KEY=VALUE...] [--json]",
+        about: "Call TOOL of configured server NAME and print its result; exit 1 if the tool reports an error",
+        options: &[("--json", "print the whole result as JSON")],
+    },
+    CommandDoc {
         name: "doctor processes",
         synopsis: "mcpshare doctor processes [--json] [--cleanup-stale-records]",
         about: "List every registry record with what the OS says of its pid now",
@@ -89,6 +110,71 @@ pub const COMMANDS: &[CommandDoc] = &[
             (
                 "--cleanup-stale-records",
                 "remove the records of dead processes (never signals anything)",
+            ),
+        ],
+    },
+    CommandDoc {
+        name: "add",
+        synopsis: "mcpshare add NAME [-e K=V]... [--cwd DIR] [--lazy] [--eager] [--share MODE] [--url URL] [--sse] [--header K:V]... [--source DIR] [--runtime R] [-- COMMAND [ARGS...]]",
+        about: "Add server NAME to the config file: a COMMAND, a remote --url, or a project --source",
+        options: &[
+            (
+                "-e",
+                "set K=V in the server's environment (V may be ${VAR})",
+            ),
+            ("--cwd", "run COMMAND in DIR"),
+            ("--lazy", "start it at its first use (the default)"),
+            ("--eager", "start it with the daemon"),
+            ("--share", "shared (default), per-cwd or per-client"),
+            ("--url", "a remote Streamable HTTP server at URL"),
+            ("--sse", "the remote server speaks the older SSE transport"),
+            ("--header", "send header K:V to the remote server"),
+            (
+                "--source",
+                "a node, bun or python project in DIR: detect, install, add",
+            ),
+            ("--runtime", "node, bun or python, in place of detection"),
+        ],
+    },
+    CommandDoc {
+        name: "remove",
+        synopsis: "mcpshare remove NAME",
+        about: "Remove server NAME from the config file",
+        options: &[],
+    },
+    CommandDoc {
+        name: "enable",
+        synopsis: "mcpshare enable NAME",
+        about: "Enable server NAME in the config file",
+        options: &[],
+    },
+    CommandDoc {
+        name: "disable",
+        synopsis: "mcpshare disable NAME",
+        about: "Disable server NAME in the config file (its entry stays)",
+        options: &[],
+    },
+    CommandDoc {
+        name: "list",
+        synopsis: "mcpshare list [--json]",
+        about: "List the config file's servers (never an env or header value)",
+        options: &[("--json", "print one JSON object")],
+    },
+    CommandDoc {
+        name: "edit",
+        synopsis: "mcpshare edit",
+        about: "Edit the config file in $EDITOR; saved only when valid",
+        options: &[],
+    },
+    CommandDoc {
+        name: "orphans",
+        synopsis: "mcpshare orphans [--json] [--stop PID[@START]...]",
+        about: "List this user's MCP servers left running without their client; end the ones named",
+        options: &[
+            ("--json", "print a JSON array"),
+            (
+                "--stop",
+                "end the named trees, each judged again first (PID or PID@START)",
             ),
         ],
     },
@@ -110,6 +196,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "MCPSHARE_LOG_MAX_BYTES",
     "MCPSHARE_SESSION_IDLE_SECS",
     "MCPSHARE_TEST_REPORTED_VERSION",
+    "MCPSHARE_CONFIG",
+    "XDG_CONFIG_HOME",
+    "EDITOR",
+    "VISUAL",
 ];
 
 pub fn help() -> String {
@@ -193,6 +283,21 @@ pub enum Invocation {
         global: bool,
         argv: Vec<String>,
     },
+    RunServer {
+        isolated: bool,
+        name: String,
+    },
+    Reload,
+    Tools {
+        name: String,
+        json: bool,
+    },
+    Call {
+        name: String,
+        tool: String,
+        args: Vec<String>,
+        json: bool,
+    },
     Daemon,
     Status {
         json: bool,
@@ -217,6 +322,13 @@ pub enum Invocation {
     },
     Console {
         open: bool,
+    },
+    /// add, remove, enable, disable, list, edit: the config file's servers.
+    Servers(servers::Command),
+    Orphans {
+        json: bool,
+        /// `--stop` and the pids after it.
+        stop: Option<Vec<orphans::Target>>,
     },
 }
 
@@ -293,6 +405,54 @@ where
                 Invocation::Doctor { json }
             })
         }
+        "reload" => {
+            match parser.next()? {
+                None => {}
+                Some(Long("help") | Short('h')) => return help("reload"),
+                Some(arg) => return Err(arg.unexpected().into()),
+            }
+            Ok(Invocation::Reload)
+        }
+        "tools" | "call" => {
+            let mut json = false;
+            let mut words: Vec<String> = Vec::new();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') if command == "tools" => return help("tools"),
+                    Long("help") | Short('h') => return help("call"),
+                    Long("json") => json = true,
+                    Value(v) => words.push(v.string()?),
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            let needed = if command == "tools" { 1 } else { 2 };
+            if words.len() < needed || (command == "tools" && words.len() > 1) {
+                return Ok(Invocation::Usage {
+                    command: if command == "tools" { "tools" } else { "call" },
+                    problem: format!(
+                        "{command} needs {}",
+                        if command == "tools" {
+                            "one configured server's NAME"
+                        } else {
+                            "a configured server's NAME and a TOOL"
+                        }
+                    ),
+                    hint: "see 'mcpshare list' for the configured servers",
+                });
+            }
+            let name = words.remove(0);
+            Ok(if command == "tools" {
+                Invocation::Tools { name, json }
+            } else {
+                let tool = words.remove(0);
+                Invocation::Call {
+                    name,
+                    tool,
+                    args: words,
+                    json,
+                }
+            })
+        }
         "logs" => {
             let (mut id, mut n, mut follow) = (None, 100u64, false);
             while let Some(arg) = parser.next()? {
@@ -328,6 +488,35 @@ where
             })
         }
         "console" => console::parse(&mut parser),
+        "add" => servers::parse("add", &mut parser),
+        "remove" => servers::parse("remove", &mut parser),
+        "enable" => servers::parse("enable", &mut parser),
+        "disable" => servers::parse("disable", &mut parser),
+        "list" => servers::parse("list", &mut parser),
+        "edit" => servers::parse("edit", &mut parser),
+        "orphans" => {
+            let (mut json, mut stop) = (false, None);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') => return help("orphans"),
+                    Long("json") => json = true,
+                    Long("stop") => stop = Some(Vec::new()),
+                    Value(v) if stop.is_some() => {
+                        let t = orphans::parse_target(&v.string()?)?;
+                        stop.get_or_insert_with(Vec::new).push(t);
+                    }
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            if stop.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Invocation::Usage {
+                    command: "orphans",
+                    problem: "--stop needs the pid of each tree to end".into(),
+                    hint: "list them with 'mcpshare orphans'; nothing is ever stopped by name",
+                });
+            }
+            Ok(Invocation::Orphans { json, stop })
+        }
         "help" => parse_help(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
@@ -366,7 +555,15 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     use lexopt::prelude::*;
     let (mut isolated, mut global) = (false, false);
     let mut argv: Vec<String> = Vec::new();
-    while let Some(arg) = parser.next()? {
+    // `run -- COMMAND` runs a command; `run NAME` a configured server.
+    let mut dashed = false;
+    loop {
+        if let Some(raw) = parser.try_raw_args()
+            && raw.peek() == Some(std::ffi::OsStr::new("--"))
+        {
+            dashed = true;
+        }
+        let Some(arg) = parser.next()? else { break };
         match arg {
             Long("help") | Short('h') => {
                 return Ok(Invocation::Help {
@@ -390,8 +587,30 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     if argv.is_empty() {
         return Ok(Invocation::Usage {
             command: "run",
-            problem: "run needs the MCP server's command after '--'".into(),
-            hint: "for example: mcpshare run -- npx -y @modelcontextprotocol/server-memory",
+            problem: "run needs a configured server's NAME, or the MCP server's command after '--'"
+                .into(),
+            hint: "for example: mcpshare run memory, or mcpshare run -- npx -y @modelcontextprotocol/server-memory",
+        });
+    }
+    if !dashed {
+        if argv.len() > 1 || global {
+            return Ok(Invocation::Usage {
+                command: "run",
+                problem: format!(
+                    "'mcpshare run {}' names a configured server, which takes no {}",
+                    argv[0],
+                    if global {
+                        "--global (its share policy decides)"
+                    } else {
+                        "arguments"
+                    }
+                ),
+                hint: "to run a command, put it after '--': mcpshare run -- COMMAND [ARGS...]",
+            });
+        }
+        return Ok(Invocation::RunServer {
+            isolated,
+            name: argv.remove(0),
         });
     }
     Ok(Invocation::Run {
@@ -448,6 +667,15 @@ fn run_cli() -> Result<i32> {
             global,
             argv,
         } => run::run(isolated, global, argv),
+        Invocation::RunServer { isolated, name } => run::run_server(isolated, &name),
+        Invocation::Reload => reload(),
+        Invocation::Tools { name, json } => tools::tools(&name, json),
+        Invocation::Call {
+            name,
+            tool,
+            args,
+            json,
+        } => tools::call(&name, &tool, &args, json),
         Invocation::Daemon => daemon::run(),
         Invocation::Status { json } => status::status(&Home::existing()?, json),
         Invocation::Stop { force } => {
@@ -465,12 +693,65 @@ fn run_cli() -> Result<i32> {
         Invocation::Logs { id, n, follow } => logs::logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart::restart(&Home::existing()?, &id),
         Invocation::Console { open } => console::run(&Home::open()?, open),
+        Invocation::Servers(c) => servers::run(c),
+        Invocation::Orphans { json, stop: None } => orphans::list(json),
+        Invocation::Orphans {
+            json,
+            stop: Some(targets),
+        } => orphans::stop(&targets, json),
     }
 }
 
 /// The live daemon, or None when none runs; a hung or foreign one is an error.
 fn live_daemon(home: &Home) -> Result<Option<crate::state::manifest::Manifest>> {
     election::find_daemon(home, Instant::now() + election::STARTUP_TIMEOUT)
+}
+
+/// `mcpshare reload`: the daemon applies its config again; with no daemon
+/// running, the config is only checked (a daemon reads it when it starts).
+fn reload() -> Result<i32> {
+    let path = crate::config::path()?;
+    let home = Home::open()?;
+    let Some(m) = live_daemon(&home)? else {
+        crate::config::load(&path)?;
+        println!(
+            "no daemon running; {} is valid and is read when one starts",
+            path.display()
+        );
+        return Ok(0);
+    };
+    let (code, body) = control(&m, "POST", "/api/reload", CONTROL_TIMEOUT)?;
+    if code != 200 {
+        return Err(Error::Daemon(format!(
+            "the daemon keeps its last good config: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        )));
+    }
+    if body["changed"] != serde_json::json!(true) {
+        println!("{}: no change", path.display());
+        return Ok(0);
+    }
+    let list = |k: &str| {
+        let names: Vec<&str> = body[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!(
+        "reloaded {}: restarting {}; stopped {}; filters updated for {}",
+        path.display(),
+        list("restarted"),
+        list("stopped"),
+        list("updated")
+    );
+    Ok(0)
 }
 
 /// How long `status` and `stop` wait for the daemon's control API.

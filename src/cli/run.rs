@@ -34,6 +34,22 @@ pub(super) fn run(isolated: bool, global: bool, mut argv: Vec<String>) -> Result
     Ok(crate::bridge::run(home, spec))
 }
 
+/// `mcpshare run NAME`: configured server NAME, resolved by the daemon in
+/// its config (the same file as ours, or it says so).
+pub(super) fn run_server(isolated: bool, name: &str) -> Result<i32> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the working directory", e))?;
+    let config = crate::config::path()?;
+    let home = Home::open()?;
+    Ok(crate::bridge::run_server(
+        home,
+        name,
+        &cwd.display().to_string(),
+        isolated,
+        &config,
+    ))
+}
+
 /// The relative paths among a server's command and arguments (also as the
 /// value of `--opt=PATH`): `.`, `..`, or names starting `./` or `../`.
 fn relative_paths<'a>(command: &'a str, args: &'a [String]) -> Vec<&'a str> {

@@ -53,8 +53,73 @@ pub(super) fn status(home: &Home, as_json: bool) -> Result<i32> {
         "{}",
         render_status(&st, log::unix_millis(), user_home.as_deref())
     );
+    print!("{}", render_servers(&st));
     print!("{}", render_near_misses(&st));
     Ok(0)
+}
+
+/// The configured servers: name, state (with why or when), pids, sessions;
+/// and the config's error, if its newest version is not in force.
+pub fn render_servers(st: &Value) -> String {
+    let config = &st["config"];
+    let servers = config["servers"].as_array().cloned().unwrap_or_default();
+    let mut s = String::new();
+    if let Some(e) = config["error"].as_str() {
+        s.push_str(&format!(
+            "\nconfig not applied (the last good one runs): {e}\n"
+        ));
+    }
+    if servers.is_empty() {
+        return s;
+    }
+    s.push_str(&format!(
+        "\nconfigured servers ({}):\n",
+        config["path"].as_str().unwrap_or("?")
+    ));
+    let width = servers
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    s.push_str(&format!(
+        "  {:<width$}  {:<10}  {:<8}  {:<13}  DETAIL\n",
+        "NAME", "STATE", "SESSIONS", "PIDS"
+    ));
+    for v in servers {
+        let pids: Vec<String> = v["pids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string())
+            .collect();
+        let pids = if pids.is_empty() {
+            "-".to_string()
+        } else {
+            pids.join(",")
+        };
+        let state = v["state"].as_str().unwrap_or("?");
+        let detail = match (state, v["restart_in_ms"].as_u64(), v["last_error"].as_str()) {
+            ("restarting", Some(ms), _) => format!("restarts in {} s", ms.div_ceil(1000)),
+            (_, _, Some(e)) if matches!(state, "failed" | "crashed") => e.to_string(),
+            _ => format!(
+                "{}, {}",
+                v["share"].as_str().unwrap_or("?"),
+                if v["lazy"] == json!(false) {
+                    "eager"
+                } else {
+                    "lazy"
+                }
+            ),
+        };
+        s.push_str(&format!(
+            "  {:<width$}  {state:<10}  {:<8}  {pids:<13}  {detail}\n",
+            v["name"].as_str().unwrap_or("?"),
+            v["sessions"].as_u64().unwrap_or(0),
+        ));
+    }
+    s
 }
 
 /// Upstreams of one command that did not share, each with what differs

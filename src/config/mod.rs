@@ -8,26 +8,20 @@
 
 pub mod edit;
 pub mod source;
+mod write;
+
+pub use write::{Written, lock_path, update};
 
 use crate::error::{ConfigError, Error, Result};
-use crate::state::lock;
 use edit::New;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// The longest server name. Exposed tool names are `server__tool` and
 /// clients cap tool names at 60 or 64 characters: a short server name
 /// leaves the tool its room.
 pub const MAX_NAME_LEN: usize = 32;
-
-/// How long a write waits for another mcpshare writing the file.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many times a write re-applies its edit when the file changed
-/// under it (a hand edit that does not take our lock).
-const WRITE_ATTEMPTS: usize = 5;
 
 /// The keys of our own `mcpshare` object; any other is an error there.
 pub const MCPSHARE_KEYS: &[&str] = &[
@@ -105,6 +99,44 @@ pub enum Launch {
         url: String,
         headers: BTreeMap<String, String>,
     },
+}
+
+impl Launch {
+    /// The launch with `${VAR}` references in env values, args and
+    /// headers expanded by `lookup` (the daemon's environment at start);
+    /// the error names the variable and where it is.
+    pub fn expand(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Launch, String> {
+        let one = |what: &str, s: &str| expand(s, &lookup).map_err(|e| format!("{what}: {e}"));
+        let map = |what: &str, m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), one(&format!("{what} {k}"), v)?)))
+                .collect::<std::result::Result<BTreeMap<_, _>, String>>()
+        };
+        Ok(match self {
+            Launch::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => Launch::Stdio {
+                command: command.clone(),
+                args: args
+                    .iter()
+                    .map(|a| one("args", a))
+                    .collect::<std::result::Result<_, _>>()?,
+                env: map("env", env)?,
+                cwd: cwd.clone(),
+            },
+            Launch::Remote { kind, url, headers } => Launch::Remote {
+                kind: *kind,
+                url: url.clone(),
+                headers: map("header", headers)?,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,15 +243,6 @@ pub fn path() -> Result<PathBuf> {
     Ok(base.join("mcpshare").join("config.json"))
 }
 
-/// The sibling lock file every writer of `path` holds.
-pub fn lock_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("config");
-    path.with_file_name(format!("{name}.lock"))
-}
-
 /// Read and validate the config; a missing file is an empty config.
 pub fn load(path: &Path) -> std::result::Result<Config, ConfigError> {
     match read(path)? {
@@ -252,7 +275,12 @@ pub fn read(path: &Path) -> std::result::Result<Option<String>, ConfigError> {
     }
 }
 
-fn problem(path: &Path, server: Option<&str>, message: &str, hint: Option<&str>) -> ConfigError {
+pub(super) fn problem(
+    path: &Path,
+    server: Option<&str>,
+    message: &str,
+    hint: Option<&str>,
+) -> ConfigError {
     ConfigError {
         path: path.to_path_buf(),
         server: server.map(str::to_string),
@@ -277,7 +305,7 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Config, ConfigError
         ..problem(
             path,
             None,
-            &format!("invalid JSON: {e}"),
+            &format!("invalid JSON: {}", without_position(&e.to_string())),
             Some("fix the file by hand or with 'mcpshare edit'; the last good config stays in use"),
         )
     })?;
@@ -323,6 +351,15 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Config, ConfigError
         servers.push(server);
     }
     Ok(Config { servers })
+}
+
+/// serde_json's message without its " at line L column C" (we print
+/// the position first, as compilers do).
+fn without_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
 }
 
 fn unknown_key_offset(text: &str, m: &edit::Member) -> Option<usize> {
@@ -727,90 +764,6 @@ pub fn entry(launch: &Launch, ours: Vec<(String, Value)>) -> New {
     New::Object(pairs)
 }
 
-/// What a write saw and did.
-#[derive(Debug)]
-pub struct Written {
-    /// The text before the edit (empty for a new file).
-    pub before: String,
-    pub after: String,
-}
-
-/// Apply `change` to the config at `path` and write the result: hold the
-/// sibling lock, read the current text, apply, validate, write a private
-/// temp file and rename it over the file. The edit runs on the latest
-/// bytes, so two writers both land. When the file changed between the
-/// read and the rename (a hand edit, which takes no lock), the edit is
-/// applied again to the new text. With `expected`, the text must still be
-/// what the caller read earlier (for `edit`), else nothing is written.
-/// An invalid file is never overwritten unless `expected` says the
-/// caller saw it and replaces it whole.
-pub fn update(
-    path: &Path,
-    expected: Option<&str>,
-    mut change: impl FnMut(&str) -> Result<String>,
-) -> Result<Written> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir)
-            .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
-    }
-    let lock_file = lock_path(path);
-    let _held = lock::wait_exclusive(&lock_file, Instant::now() + LOCK_TIMEOUT)
-        .map_err(|e| Error::Path(lock_file.clone(), e))?
-        .ok_or_else(|| {
-            Error::Config(problem(
-                path,
-                None,
-                &format!(
-                    "another mcpshare has held {} for {}s",
-                    lock_file.display(),
-                    LOCK_TIMEOUT.as_secs()
-                ),
-                Some("try again; if it persists, look for a stuck 'mcpshare edit'"),
-            ))
-        })?;
-    for _ in 0..WRITE_ATTEMPTS {
-        let before = read(path)?.unwrap_or_default();
-        if let Some(seen) = expected {
-            if before != seen {
-                return Err(changed(path));
-            }
-        } else {
-            parse(path, &before)?;
-        }
-        let after = change(&before)?;
-        parse(path, &after)?;
-        // A writer that ignores our lock (an editor) may have saved since
-        // the read: apply the change again to its text instead of losing it.
-        if read(path)?.unwrap_or_default() != before {
-            if expected.is_some() {
-                return Err(changed(path));
-            }
-            continue;
-        }
-        crate::state::home::write_atomic(path, after.as_bytes())
-            .map_err(|e| Error::Path(path.to_path_buf(), e))?;
-        return Ok(Written { before, after });
-    }
-    Err(changed(path))
-}
-
-fn changed(path: &Path) -> Error {
-    Error::Config(problem(
-        path,
-        None,
-        "the file changed while mcpshare was writing it; nothing was written",
-        Some("look at the file and run the command again"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,7 +829,7 @@ mod tests {
         assert_eq!((e.line, e.column), (3, 26));
         assert!(
             e.to_string()
-                .starts_with("/cfg/config.json:3:26: invalid JSON"),
+                .starts_with("/cfg/config.json:3:26: invalid JSON: trailing comma"),
             "{e}"
         );
     }
@@ -1022,6 +975,35 @@ mod tests {
         assert!(expand("${NOPE}", env).unwrap_err().contains("NOPE"));
         assert!(expand("${HOME", env).is_err());
         assert!(expand("${env:HOME}", env).is_err());
+    }
+
+    #[test]
+    fn a_launch_expands_env_args_and_headers() {
+        let c = parse(&p(), r#"{"mcpServers": {"a": {"command": "${NOT_EXPANDED}", "args": ["--dir=${D:-/tmp}"], "env": {"T": "${TOK}"}},
+            "r": {"url": "https://h", "headers": {"A": "Bearer ${TOK}"}}}}"#).unwrap();
+        let env = |k: &str| (k == "TOK").then(|| "sk".to_string());
+        let Launch::Stdio {
+            command,
+            args,
+            env: e,
+            ..
+        } = c.servers[0].launch.expand(env).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (command.as_str(), args, e["T"].as_str()),
+            ("${NOT_EXPANDED}", vec!["--dir=/tmp".to_string()], "sk")
+        );
+        let Launch::Remote { headers, .. } = c.servers[1].launch.expand(env).unwrap() else {
+            panic!()
+        };
+        assert_eq!(headers["A"], "Bearer sk");
+        let err = c.servers[1].launch.expand(|_| None).unwrap_err();
+        assert!(
+            err.starts_with("header A: environment variable TOK is not set"),
+            "{err}"
+        );
     }
 
     #[test]

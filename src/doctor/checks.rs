@@ -24,9 +24,11 @@ pub const CHECKS: &[&str] = &[
     "corrupt_records",
     "stale_clients",
     "orphaned_upstreams",
+    "foreign_orphans",
     "crashed_upstreams",
     "near_misses",
     "failing_upstreams",
+    "config",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -46,7 +48,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(
+pub(super) fn check(
     check: &'static str,
     level: Level,
     message: impl Into<String>,
@@ -343,6 +345,7 @@ pub fn checks(home: &Home) -> Vec<Check> {
             (Error, text, format!("kill -TERM -{group}"))
         },
     );
+    out.push(super::foreign_orphans::check(home, &exe));
     // Without a daemon's status there is nothing to say about crashes.
     if let Some(st) = &daemon_status {
         let upstreams = st["upstreams"].as_array().cloned().unwrap_or_default();
@@ -399,7 +402,41 @@ pub fn checks(home: &Home) -> Vec<Check> {
             },
         );
     }
+    out.push(config_check());
     out
+}
+
+/// mcpshare's config: valid (how many servers), absent, or the error with
+/// its line and column (the daemon then runs the last good one).
+fn config_check() -> Check {
+    let path = match crate::config::path() {
+        Ok(p) => p,
+        Err(e) => return check("config", Level::Info, e.to_string(), None),
+    };
+    if !path.exists() {
+        let message = format!("no config at {} (no configured servers)", path.display());
+        return check("config", Level::Ok, message, None);
+    }
+    match crate::config::load(&path) {
+        Ok(c) => {
+            let enabled = c.servers.iter().filter(|s| s.enabled).count();
+            let message = format!(
+                "{}: {} server(s), {enabled} enabled",
+                path.display(),
+                c.servers.len()
+            );
+            check("config", Level::Ok, message, None)
+        }
+        Err(e) => check(
+            "config",
+            Level::Error,
+            format!("{e} (a running daemon keeps its last good config)"),
+            Some(format!(
+                "correct {} (mcpshare edit), then: mcpshare reload",
+                path.display()
+            )),
+        ),
+    }
 }
 
 fn version_check(h: &client::Health) -> Check {

@@ -1,10 +1,12 @@
 //! `mcpshare doctor` and `doctor processes`: findings about the home, the
 //! daemon and every recorded process, each with the exact command that
-//! fixes it, printed. It only reads: it never signals a process, never
-//! writes or deletes a file and never scans process names; the CLI acts
-//! (`stop --force`, `doctor processes --cleanup-stale-records`).
+//! fixes it, printed. It only reads: it never signals a process and never
+//! writes or deletes a file; the CLI acts (`stop --force`, `doctor
+//! processes --cleanup-stale-records`, `orphans --stop`). Its one look at
+//! other processes' command lines is `foreign_orphans`, through `orphans`.
 
 mod checks;
+mod foreign_orphans;
 mod processes;
 
 pub use checks::{CHECKS, Check, Level, checks, summary};

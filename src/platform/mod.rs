@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 mod limits;
+pub mod procs;
 pub use limits::{limit_data, user_scopes};
 
 use std::path::{Path, PathBuf};

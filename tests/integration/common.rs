@@ -105,8 +105,38 @@ impl TestHome {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.env("MCPSHARE_HOME", &self.dir);
+        c.env("MCPSHARE_HOME", &self.dir)
+            .env("MCPSHARE_CONFIG", self.config_path());
         c
+    }
+
+    /// This home's mcpshare config (MCPSHARE_CONFIG of every command).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("etc").join("config.json")
+    }
+
+    /// Write the config with these `mcpServers`, as a user would.
+    pub fn write_config(&self, servers: Value) {
+        let path = self.config_path();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(&json!({"mcpServers": servers})).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+
+    /// `mcpshare run [flags] NAME` (a configured server), not initialized.
+    pub fn named(&self, name: &str, flags: &[&str]) -> Bridge {
+        let mut c = self.cmd();
+        c.arg("run").args(flags).arg(name);
+        Bridge::spawn(c)
+    }
+
+    /// [`TestHome::named`], initialized, its upstream's pid recorded.
+    pub fn named_client(&self, name: &str) -> (Bridge, u32) {
+        let mut b = self.named(name, &[]);
+        b.initialize();
+        let up = b.upstream_pid(json!("upstream-pid"));
+        self.seen_upstreams.lock().unwrap().push(up);
+        (b, up)
     }
 
     pub fn mcpshare(&self, args: &[&str]) -> Output {

@@ -16,7 +16,8 @@ if (!mcpshare || !fixture || !shots) {
 }
 const WAIT_MS = 30000;
 const home = mkdtempSync(join(tmpdir(), "mcpshare-e2e-"));
-const env = { ...process.env, MCPSHARE_HOME: home };
+// A config of its own (none): the user's configured servers stay out of it.
+const env = { ...process.env, MCPSHARE_HOME: home, MCPSHARE_CONFIG: join(home, "config.json") };
 mkdirSync(shots, { recursive: true });
 const passed = [];
 const step = (text) => {

@@ -14,11 +14,14 @@ GNU = $(RUST_HOST)
 # With vendored crates (make vendor), every cargo call stays offline.
 OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
 
-.PHONY: all static test lint man-lint vendor demo bench interop fuzz install uninstall clean
+.PHONY: all static test lint man-lint vendor demo bench interop e2e fuzz install uninstall clean
 
 # The binary `make bench` measures; the default is the static build.
 BENCH_BIN ?= target/mcpshare
 INTEROP_DIR = target/interop
+E2E_DIR = target/e2e-node
+# The browser `make e2e` drives (Debian's chromium package).
+CHROMIUM ?= $(shell command -v chromium 2>/dev/null)
 
 all: static
 
@@ -91,6 +94,16 @@ interop: static
 	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	cd $(INTEROP_DIR) && node interop.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node apps.mjs ../mcpshare
+
+# The web console in headless Chromium, driven by playwright-core from npm
+# (installed into a scratch directory, never by make test); screenshots
+# go to target/e2e/.
+e2e:
+	$(CARGO) build $(OFFLINE) --bin mcpshare --example fixture
+	mkdir -p $(E2E_DIR) target/e2e
+	cp tests/e2e/package.json tests/e2e/package-lock.json tests/e2e/console.mjs $(E2E_DIR)/
+	cd $(E2E_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	CHROMIUM=$(CHROMIUM) node $(E2E_DIR)/console.mjs target/debug/mcpshare target/debug/examples/fixture target/e2e
 
 # Fuzz the parsers of untrusted input (fuzz/, cargo-fuzz on the nightly
 # toolchain; neither is needed by make test). FUZZ_SECONDS per target.

@@ -25,6 +25,7 @@ pub mod supervisor;
 
 pub mod mux;
 
+pub mod console;
 pub mod daemon;
 
 pub mod bridge;

@@ -238,6 +238,7 @@ impl Bridge {
         self.link_changed.notify_all();
         if first {
             self.settle(&init_id, Some(Message::from_value(&answer)));
+            self.reporter.started(&conn.client, &init);
             // The client may have sent `initialized` before this answer
             // arrived, while there was no session yet to open a stream on.
             if self.client_initialized.load(Ordering::Acquire) {
@@ -245,6 +246,10 @@ impl Bridge {
             }
         } else if live {
             self.reattached(&conn);
+            let text = "re-attached: the daemon was lost, a new session was opened";
+            self.reporter.note("error", Some(text.into()));
+            self.reporter
+                .flush(&conn.client, crate::console::report::REPORT_TIMEOUT);
         }
         Ok(conn)
     }

@@ -16,6 +16,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Short enough that a bridge told to stop is gone within a second.
 const DELETE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the report of the bridge's stop may take (with the DELETE and
+/// the last writes, an exit stays under a second).
+const STOPPED_REPORT_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// How long an exiting bridge waits for a write to stdout in progress
 /// before it answers what is still open.
@@ -78,6 +81,8 @@ impl Bridge {
             link.conn.take().or_else(|| link.restoring.take())
         };
         if let Some(conn) = conn {
+            self.reporter.note("stopped", Some(why.to_string()));
+            self.reporter.flush(&conn.client, STOPPED_REPORT_TIMEOUT);
             let _ = conn
                 .client
                 .mcp_delete(&conn.path, &conn.headers(), DELETE_TIMEOUT);

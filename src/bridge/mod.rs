@@ -71,6 +71,8 @@ pub struct Bridge {
     pool: Pool,
     /// This bridge's registry record, removed on exit.
     registration: Mutex<Option<Registration>>,
+    /// What this bridge met, for the daemon's console.
+    reporter: crate::console::report::Reporter,
 }
 
 pub fn run(home: Home, spec: Spec) -> i32 {
@@ -129,6 +131,7 @@ fn run_for(home: Home, target: Value) -> i32 {
             ),
         ),
         registration: Mutex::new(registration),
+        reporter: Default::default(),
     });
     let b = bridge.clone();
     let signalled = move |sig| b.exit(&format!("mcpshare run was stopped by signal {sig}"));

@@ -107,7 +107,10 @@ impl Bridge {
         mut early: Option<(Arc<Conn>, Stage)>,
     ) -> Option<Message> {
         let id = msg.id();
-        let ours = |v: Value| Some(Message::from_value(&v));
+        let ours = |v: Value| {
+            self.reporter.note_answer(&v);
+            Some(Message::from_value(&v))
+        };
         for attempt in 0..2 {
             let (conn, outcome) = match early.take() {
                 Some((conn, stage)) => {

@@ -85,8 +85,13 @@ impl Bridge {
             cancelled
         };
         self.settle_noted();
-        let answer =
-            answer.or_else(|| (!cancelled).then(|| Message::from_value(&unanswered(id.clone()))));
+        let answer = answer.or_else(|| {
+            (!cancelled).then(|| {
+                let v = unanswered(id.clone());
+                self.reporter.note_answer(&v);
+                Message::from_value(&v)
+            })
+        });
         if let Some(answer) = answer
             && !turn.is_some_and(|t| t.write_text(answer.text()))
         {

@@ -4,6 +4,7 @@
 //! command to its own file, with the daemon look-up and control call they
 //! share. Nothing here signals a process or changes a file.
 
+mod console;
 mod daemon;
 mod doctor;
 mod logs;
@@ -77,6 +78,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "signal a hung daemon's pid, after confirming its start time and executable",
         )],
     },
+    console::DOC,
     CommandDoc {
         name: "doctor",
         synopsis: "mcpshare doctor [--json]",
@@ -357,6 +359,9 @@ pub enum Invocation {
     Restart {
         id: String,
     },
+    Console {
+        open: bool,
+    },
     /// add, remove, enable, disable, list, edit: the config file's servers.
     Servers(servers::Command),
     Orphans {
@@ -522,6 +527,7 @@ where
                 id: upstream_id(id)?,
             })
         }
+        "console" => console::parse(&mut parser),
         "add" => servers::parse("add", &mut parser),
         "remove" => servers::parse("remove", &mut parser),
         "enable" => servers::parse("enable", &mut parser),
@@ -727,6 +733,7 @@ fn run_cli() -> Result<i32> {
         }
         Invocation::Logs { id, n, follow } => logs::logs(&Home::existing()?, &id, n, follow),
         Invocation::Restart { id } => restart::restart(&Home::existing()?, &id),
+        Invocation::Console { open } => console::run(&Home::open()?, open),
         Invocation::Servers(c) => servers::run(c),
         Invocation::Orphans { json, stop: None } => orphans::list(json),
         Invocation::Orphans {

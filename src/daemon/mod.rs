@@ -16,6 +16,7 @@ use crate::state::settings::Settings;
 use crate::state::version::{self, version};
 use crate::supervisor::child::Spawner;
 
+mod console;
 pub mod endpoint;
 pub mod servers;
 
@@ -68,6 +69,9 @@ pub struct Daemon {
     session_idle: Duration,
     daemon_idle: Duration,
     servers: servers::Servers,
+    /// The web console's credentials and bridge reports.
+    console: crate::console::Console,
+    doctor: crate::console::DoctorFn,
 }
 
 pub fn random_token() -> Result<String> {
@@ -80,8 +84,9 @@ pub fn random_token() -> Result<String> {
 /// once, or requests beyond the connection limit.
 const ACCEPT_BACKLOG: i32 = 1024;
 
-/// Run the daemon in the foreground until stopped.
-pub fn run(home: Home) -> Result<()> {
+/// Run the daemon in the foreground until stopped; `doctor` gives the
+/// console the doctor's findings (the doctor sits above the daemon).
+pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
     let settings = Settings::from_env()?;
     let config_path = crate::config::path()?;
     // Never pin the directory of whoever started us (a client's project,
@@ -181,6 +186,8 @@ pub fn run(home: Home) -> Result<()> {
         session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
         servers: servers::Servers::load(config_path),
+        console: crate::console::Console::new(port),
+        doctor,
         home,
     });
     {
@@ -271,7 +278,8 @@ pub fn run(home: Home) -> Result<()> {
 
 /// Host, Origin and the bearer token, checked on every request by its
 /// head alone, before its body is read (see `http::Config::guard`); only
-/// `/health` needs no token.
+/// `/health` and the console's page (which checks its own cookie, CSRF
+/// token and same-origin `Origin`) need no token.
 fn refuse(req: &http::Request, port: u16, token: &str) -> Option<http::Refusal> {
     let text = |status: u16, body: &str| http::Refusal {
         status,
@@ -289,8 +297,14 @@ fn refuse(req: &http::Request, port: u16, token: &str) -> Option<http::Refusal> 
         return Some(text(403, "forbidden: foreign Origin\n"));
     }
     let path = req.url().split('?').next().unwrap_or("");
-    if path == "/health" || http::authorized(req, token) {
+    if path == "/health" {
         return None;
+    }
+    if crate::console::is_page(path) {
+        return crate::console::refuse(req, port);
+    }
+    if http::authorized(req, token) {
+        return crate::console::refuse_api(req, path);
     }
     Some(http::Refusal {
         status: 401,
@@ -315,6 +329,9 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
     {
         let id = id.to_string();
         return endpoint::handle(d, req, &id);
+    }
+    if crate::console::owns(&path) {
+        return crate::console::handle(&d.console, d.as_ref(), req);
     }
     match (req.method(), path.as_str()) {
         ("POST", "/api/upstreams") if body_names_a_server(req.body()) => {
@@ -634,7 +651,7 @@ impl Daemon {
     }
 
     /// Stop upstreams idle past their grace period. True when the daemon
-    /// itself is idle: no upstream and no session left.
+    /// itself is idle: no upstream, no session and no console page left.
     fn reap_idle(&self) -> bool {
         self.reap_sessions();
         let mut retired = Vec::new();
@@ -682,7 +699,8 @@ impl Daemon {
                 });
         }
         let no_upstreams = lock(&self.upstreams).is_empty();
-        no_upstreams && lock(&self.sessions).is_empty()
+        // An open console page keeps the daemon it watches.
+        no_upstreams && lock(&self.sessions).is_empty() && !self.console.watched()
     }
 
     /// Hand over to a newer mcpshare: refuse new sessions, let requests in

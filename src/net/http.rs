@@ -718,6 +718,11 @@ pub fn json_bytes(req: Request, status: u16, body: &[u8], extra: &[(&str, &str)]
     respond(req, status, extra, "application/json", body);
 }
 
+/// Respond with a body of any type (the console's page and its assets).
+pub fn bytes(req: Request, status: u16, content_type: &str, body: &[u8], extra: &[(&str, &str)]) {
+    respond(req, status, extra, content_type, body);
+}
+
 /// Respond with a status and no body.
 pub fn empty(req: Request, status: u16, extra: &[(&str, &str)]) {
     respond(req, status, extra, "", b"");

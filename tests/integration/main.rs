@@ -10,6 +10,7 @@ mod bytes;
 mod cli;
 mod clients;
 mod config;
+mod console;
 mod daemon;
 mod doctor;
 mod election;

@@ -48,6 +48,36 @@ impl Backend for Daemon {
         Ok(())
     }
 
+    /// Enable or disable the configured server that upstream `id` runs (or
+    /// the server named `id`): the config file is edited as `mcpshare
+    /// enable` edits it, and the daemon applies it as any edit (see
+    /// `servers::watch_config`).
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), Failure> {
+        let name = self
+            .upstream(id)
+            .and_then(|u| u.spec.server.clone())
+            .or_else(|| self.servers.config().get(id).map(|s| s.name.clone()))
+            .ok_or_else(|| {
+                Failure::NotFound(format!(
+                    "{id} is not a server of {}: only configured servers are enabled or disabled",
+                    self.servers.path.display()
+                ))
+            })?;
+        crate::config::update(&self.servers.path, None, |text| {
+            match crate::config::edit::set_enabled(text, &name, enabled) {
+                Ok(Some(out)) => Ok(out),
+                Ok(None) => Err(crate::error::Error::Usage(format!("no server '{name}'"))),
+                Err(e) => Err(crate::error::Error::Usage(e)),
+            }
+        })
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+        crate::log!(
+            "server {name}: {} from the console",
+            if enabled { "enabled" } else { "disabled" }
+        );
+        Ok(())
+    }
+
     fn end_session(&self, id: &str, reason: &str) {
         crate::log!("session {id}: {reason}");
         Daemon::end_session(self, id, reason);

@@ -3,7 +3,8 @@
 //! line and column), each name resolved to an upstream by its share policy,
 //! eager servers started with the daemon, idle stops, and reload, which
 //! restarts only the servers whose launch fields changed, after their calls
-//! in flight. Never writes the config file.
+//! in flight. It writes the config file only for the console's enable and
+//! disable (see `console.rs`), through `config::update` like the CLI.
 
 use super::Daemon;
 use crate::config::{self, Config, Launch, Server, Share};

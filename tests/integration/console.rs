@@ -410,10 +410,11 @@ fn the_feed_shows_servers_sessions_logs_and_reports_and_the_actions_act() {
             .status,
         404
     );
+    // Only configured servers are enabled or disabled.
     assert_eq!(
         p.post(&format!("/console/api/servers/{id}/disable"), &[])
             .status,
-        501
+        404
     );
 
     // Stop the daemon from the page.
@@ -441,6 +442,38 @@ fn stopping_a_server_from_the_page_stops_its_child() {
         "the server outlived its stop"
     );
     assert_eq!(home.status()["upstreams"][0]["pid"], Value::Null);
+}
+
+#[test]
+fn disabling_a_configured_server_from_the_page_edits_the_config_and_stops_it() {
+    let home = TestHome::new("console-disable");
+    home.write_config(json!({"fx": {"command": fixture().display().to_string(), "keep": 1}}));
+    let (_bridge, up_pid) = home.named_client("fx");
+    let p = login(&home);
+    let id = home.status()["upstreams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = p.post(&format!("/console/api/servers/{id}/disable"), &[]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let text = std::fs::read_to_string(home.config_path()).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["mcpServers"]["fx"]["mcpshare"]["enabled"],
+        json!(false),
+        "{text}"
+    );
+    assert_eq!(
+        v["mcpServers"]["fx"]["keep"],
+        json!(1),
+        "other keys are kept"
+    );
+    assert!(
+        wait_until(WAIT, || !pid_alive(up_pid)),
+        "the disabled server outlived the change"
+    );
+    let state = || home.status()["config"]["servers"][0]["state"].clone();
+    assert!(wait_until(WAIT, || state() == "disabled"), "{}", state());
 }
 
 #[test]

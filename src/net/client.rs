@@ -58,9 +58,8 @@ fn classify(e: ureq::Error) -> SendError {
             SendError::NotReached(e.to_string())
         }
         // The daemon closed the connection with the request not (wholly)
-        // read (see `wire::may_resend`). ureq does not say whether the
-        // connection was reused, so an end of stream stays `Broken`.
-        ureq::Error::Io(io) if wire::may_resend(Before::Failed(io.kind()), false) => {
+        // read (see `wire::may_resend`).
+        ureq::Error::Io(io) if wire::may_resend(Before::Failed(io.kind())) => {
             SendError::NotReached(e.to_string())
         }
         _ => SendError::Broken(e.to_string()),
@@ -439,7 +438,7 @@ fn again_if_unused(
     loop {
         let resp = send()?;
         let status = Before::Status(resp.status().as_u16());
-        if !wire::may_resend(status, true) || tries == wire::MAX_SENDS {
+        if !wire::may_resend(status) || tries == wire::MAX_SENDS {
             return Ok(resp);
         }
         tries += 1;

@@ -28,8 +28,6 @@ pub struct Sent {
     stream: TcpStream,
     request: Vec<u8>,
     conns: Arc<Conns>,
-    /// Did the connection carry an exchange before this one?
-    reused: bool,
 }
 
 impl Conns {
@@ -87,10 +85,10 @@ impl Conns {
         if let Some(mut s) = self.reuse()
             && s.write_all(&request).is_ok()
         {
-            return Ok(self.sent(s, request, true));
+            return Ok(self.sent(s, request));
         }
         let s = self.connect_and_write(&request)?;
-        Ok(self.sent(s, request, false))
+        Ok(self.sent(s, request))
     }
 
     /// Write `request` only if an idle connection takes it at once: for a
@@ -98,30 +96,29 @@ impl Conns {
     pub fn send_reusing(self: &Arc<Self>, request: &[u8]) -> Option<Sent> {
         let mut s = self.reuse()?;
         s.write_all(request).ok()?;
-        Some(self.sent(s, request.to_vec(), true))
+        Some(self.sent(s, request.to_vec()))
     }
 
     fn connect_and_write(&self, request: &[u8]) -> Result<TcpStream, SendError> {
         let mut s = self.connect()?;
         s.write_all(request)
-            .map_err(|e| before_reply("sending to the daemon", e, false))?;
+            .map_err(|e| before_reply("sending to the daemon", e))?;
         Ok(s)
     }
 
-    fn sent(self: &Arc<Self>, stream: TcpStream, request: Vec<u8>, reused: bool) -> Sent {
+    fn sent(self: &Arc<Self>, stream: TcpStream, request: Vec<u8>) -> Sent {
         Sent {
             stream,
             request,
             conns: self.clone(),
-            reused,
         }
     }
 }
 
 /// A failure before any byte of the reply: not reached when the resend
 /// rule says the daemon did not read the request.
-fn before_reply(doing: &str, e: io::Error, reused: bool) -> SendError {
-    if wire::may_resend(Before::Failed(e.kind()), reused) {
+fn before_reply(doing: &str, e: io::Error) -> SendError {
+    if wire::may_resend(Before::Failed(e.kind())) {
         SendError::NotReached(format!(
             "the daemon closed the connection without reading the request: {e}"
         ))
@@ -150,13 +147,11 @@ impl Sent {
     /// Read the reply's head, leaving a 408's resend (a connect, and a wait
     /// for the answer) to the caller.
     pub fn receive_head(self) -> Head {
-        match read_reply(self.stream, &self.conns, self.reused) {
-            Ok(r) if wire::may_resend(Before::Status(r.status), self.reused) => {
-                Head::Unused(Again {
-                    request: self.request,
-                    conns: self.conns,
-                })
-            }
+        match read_reply(self.stream, &self.conns) {
+            Ok(r) if wire::may_resend(Before::Status(r.status)) => Head::Unused(Again {
+                request: self.request,
+                conns: self.conns,
+            }),
             reply => Head::Reply(reply),
         }
     }
@@ -180,9 +175,8 @@ impl Again {
     pub fn receive(self) -> Result<Reply, SendError> {
         for attempt in 2..=wire::MAX_SENDS {
             let s = self.conns.connect_and_write(&self.request)?;
-            let reply = read_reply(s, &self.conns, false)?;
-            if !wire::may_resend(Before::Status(reply.status), false) || attempt == wire::MAX_SENDS
-            {
+            let reply = read_reply(s, &self.conns)?;
+            if !wire::may_resend(Before::Status(reply.status)) || attempt == wire::MAX_SENDS {
                 return Ok(reply);
             }
         }
@@ -191,17 +185,17 @@ impl Again {
 }
 
 /// Read a reply's head from `stream`, which carried a request just now.
-fn read_reply(stream: TcpStream, conns: &Arc<Conns>, reused: bool) -> Result<Reply, SendError> {
+fn read_reply(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> {
     let mut r = BufReader::new(stream);
     // Before any byte of the reply, the resend rule tells a request the
     // daemon never read (not reached) from one it may have acted on.
     match r.fill_buf() {
         Ok([]) => {
             let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
-            return Err(before_reply("reading the daemon's answer", eof, reused));
+            return Err(before_reply("reading the daemon's answer", eof));
         }
         Ok(_) => {}
-        Err(e) => return Err(before_reply("reading the daemon's answer", e, reused)),
+        Err(e) => return Err(before_reply("reading the daemon's answer", e)),
     }
     let (head, rest) = reply_head(&mut r)?;
     let keep_alive = head.keep_alive() && !matches!(rest, Rest::UntilClose);
@@ -374,6 +368,68 @@ mod tests {
         let r = post(&conns);
         server.join().unwrap();
         assert!(matches!(r, Err(SendError::NotReached(_))), "{r:?}");
+    }
+
+    /// A server that answers each connection with `answers` in turn, after
+    /// reading a request; what it read comes back from the join.
+    fn scripted(answers: Vec<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                s.write_all(&answer).unwrap();
+            }
+            seen
+        });
+        (addr, server)
+    }
+
+    /// The client reads replies as strictly as the server reads requests.
+    #[test]
+    fn an_ambiguous_or_oversized_reply_head_is_refused() {
+        let many: String = (0..=wire::MAX_HEADER_LINES)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nok"
+                .to_string(),
+            "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok".to_string(),
+            "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok".to_string(),
+            format!("HTTP/1.1 200 OK\r\n{many}Content-Length: 2\r\n\r\nok"),
+        ] {
+            let (addr, server) = scripted(vec![bad.clone().into_bytes()]);
+            let t = Duration::from_secs(10);
+            let r = post(&Conns::new(addr, t, t, 8));
+            server.join().unwrap();
+            assert!(matches!(r, Err(SendError::Broken(_))), "{bad:?}: {r:?}");
+        }
+        // A chunk not followed by its CRLF fails the body's read.
+        let (addr, server) = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n".to_vec(),
+        ]);
+        let t = Duration::from_secs(10);
+        let r = post(&Conns::new(addr, t, t, 8));
+        server.join().unwrap();
+        assert!(matches!(r, Err(SendError::Broken(_))), "{r:?}");
+    }
+
+    /// A connection closed after the request went out, before any byte of
+    /// the reply, may follow a request the daemon read (it was killed
+    /// mid-call): not sent again, and not called unread.
+    #[test]
+    fn an_end_of_stream_before_the_reply_is_broken_and_not_resent() {
+        let (addr, server) = scripted(vec![Vec::new()]);
+        let t = Duration::from_secs(10);
+        let r = post(&Conns::new(addr, t, t, 8));
+        let seen = server.join().unwrap();
+        assert!(matches!(r, Err(SendError::Broken(_))), "{r:?}");
+        assert_eq!(seen.len(), 1, "sent once");
     }
 
     /// A request that meets a 408 (the daemon closed the connection as

@@ -478,24 +478,23 @@ pub enum Before {
     Failed(io::ErrorKind),
 }
 
-/// The one resend rule: may a request that met `what` go out again, because
-/// the daemon certainly did not act on it? `reused` is whether it went out
-/// on a kept-alive connection that had carried an exchange before.
+/// The one resend rule: may a request that met `what` go out again,
+/// because the daemon certainly did not act on it?
 ///
 /// - 408 as the reply: the daemon closed the connection as unused without
 ///   reading the request (`http::close_unused`).
 /// - A reset or a broken pipe before any byte of the reply: the daemon
 ///   closed with our bytes unread (exiting); it reads a request whole
 ///   before acting on it.
-/// - An end of stream before any byte of the reply, on a reused connection
-///   only: the daemon closed that idle connection as ours went out. On a
-///   new connection it may follow a request the daemon read.
-pub fn may_resend(what: Before, reused: bool) -> bool {
+///
+/// Never an end of stream, even on a reused kept-alive connection: a daemon
+/// killed after reading the request closes its end just as one closing an
+/// idle connection would, so the request may have run.
+pub fn may_resend(what: Before) -> bool {
     use io::ErrorKind::*;
     match what {
         Before::Status(status) => status == 408,
         Before::Failed(ConnectionReset | BrokenPipe) => true,
-        Before::Failed(UnexpectedEof) => reused,
         Before::Failed(_) => false,
     }
 }
@@ -854,20 +853,18 @@ mod tests {
     #[test]
     fn the_resend_rule() {
         use io::ErrorKind::*;
-        for (what, reused, resend) in [
-            (Before::Status(408), false, true),
-            (Before::Status(408), true, true),
-            (Before::Status(200), true, false),
-            (Before::Status(503), true, false),
-            (Before::Failed(ConnectionReset), false, true),
-            (Before::Failed(BrokenPipe), false, true),
-            (Before::Failed(UnexpectedEof), true, true),
-            (Before::Failed(UnexpectedEof), false, false),
-            (Before::Failed(TimedOut), true, false),
-            (Before::Failed(WouldBlock), true, false),
-            (Before::Failed(InvalidData), true, false),
+        for (what, resend) in [
+            (Before::Status(408), true),
+            (Before::Status(200), false),
+            (Before::Status(503), false),
+            (Before::Failed(ConnectionReset), true),
+            (Before::Failed(BrokenPipe), true),
+            (Before::Failed(UnexpectedEof), false),
+            (Before::Failed(TimedOut), false),
+            (Before::Failed(WouldBlock), false),
+            (Before::Failed(InvalidData), false),
         ] {
-            assert_eq!(may_resend(what, reused), resend, "{what:?} reused={reused}");
+            assert_eq!(may_resend(what), resend, "{what:?}");
         }
     }
 }

@@ -332,7 +332,9 @@ fn connection(
                 let mut b = vec![0; n as usize];
                 reader.read_exact(&mut b).map(|()| b).map_err(WireError::Io)
             }
-            Framing::Length(_) | Framing::UntilClose => Err(WireError::BodyTooLarge),
+            Framing::Length(_) => Err(WireError::BodyTooLarge),
+            // Only a response's framing; a request's never reads so.
+            Framing::UntilClose => Err(WireError::Malformed("a request body needs a length")),
         };
         // The handler reads nothing more; the next request's clock starts
         // with its first byte.

@@ -183,7 +183,8 @@ fn trim(buf: &[u8], mut r: Range<usize>) -> Range<usize> {
 /// Read one head: None when the stream ends before its first byte. A
 /// request's may follow blank lines; a response's may not.
 pub fn read_head(r: &mut impl BufRead, side: Side) -> Result<Option<Head>, WireError> {
-    let mut buf = Vec::new();
+    // Sized for the daemon's and the bridge's heads: one allocation each.
+    let mut buf = Vec::with_capacity(512);
     let line = loop {
         let start = buf.len();
         let left = MAX_HEAD_BYTES - start;
@@ -199,7 +200,7 @@ pub fn read_head(r: &mut impl BufRead, side: Side) -> Result<Option<Head>, WireE
         }
     };
     let (start, status) = start_line(&buf, line, side)?;
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(8);
     loop {
         let from = buf.len();
         let left = MAX_HEAD_BYTES - from;

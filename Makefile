@@ -14,7 +14,7 @@ GNU = $(RUST_HOST)
 # With vendored crates (make vendor), every cargo call stays offline.
 OFFLINE := $(if $(wildcard vendor/.vendored),--offline,)
 
-.PHONY: all static test lint man-lint vendor demo bench interop e2e fuzz install uninstall clean
+.PHONY: all static test lint man-lint vendor demo bench interop e2e fuzz fuzz-smoke install uninstall clean
 
 # The binary `make bench` measures; the default is the static build.
 BENCH_BIN ?= target/mcpshare
@@ -106,15 +106,23 @@ e2e:
 	CHROMIUM=$(CHROMIUM) node $(E2E_DIR)/console.mjs target/debug/mcpshare target/debug/examples/fixture target/e2e
 
 # Fuzz the parsers of untrusted input (fuzz/, cargo-fuzz on the nightly
-# toolchain; neither is needed by make test). FUZZ_SECONDS per target.
-FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = http_request chunked_body jsonrpc_lines state_files
+# toolchain; neither is needed by make test). FUZZ_SECONDS per target; a
+# crash stops the run and leaves its input in fuzz/artifacts/<target>/ (copy
+# it to fuzz/regressions/<target>/ so make test replays it: see README).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = http_request chunked_body http_response jsonrpc_lines state_files
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	rustup toolchain install nightly --profile minimal >/dev/null
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+		mkdir -p corpus/$$t && \
+		$(CARGO) +nightly fuzz run $$t corpus/$$t regressions/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+# Each target briefly, failing on any crash: for CI.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 install: static
 	install -d $(BINDIR) $(MANDIR)

@@ -5,6 +5,7 @@
 use crate::mcp::jsonrpc::{Line, LineReader};
 use crate::mcp::message::Message;
 use crate::net::h1::{Conns, Sent};
+use crate::net::wire::{self, Before};
 use crate::state::manifest::Manifest;
 use serde_json::Value;
 use std::io::{self, BufReader, Read};
@@ -57,10 +58,8 @@ fn classify(e: ureq::Error) -> SendError {
             SendError::NotReached(e.to_string())
         }
         // The daemon closed the connection with the request not (wholly)
-        // read: a broken pipe stops the write, and a reset means data of
-        // ours was still unread when it closed (a daemon exiting). It reads
-        // a whole request before acting on it, so this one never ran.
-        ureq::Error::Io(io) if matches!(io.kind(), BrokenPipe | ConnectionReset) => {
+        // read (see `wire::may_resend`).
+        ureq::Error::Io(io) if wire::may_resend(Before::Failed(io.kind())) => {
             SendError::NotReached(e.to_string())
         }
         _ => SendError::Broken(e.to_string()),
@@ -429,16 +428,17 @@ impl Client {
     }
 }
 
-/// Send a request again, at most twice more, while the daemon answers 408:
-/// it closed the kept-alive connection as unused before reading the request
-/// (see `http::serve`), so the request was not acted on.
+/// Send a request again while its reply's status allows by the resend rule
+/// (a 408: the daemon closed the kept-alive connection as unused before
+/// reading the request), up to `wire::MAX_SENDS` times in all.
 fn again_if_unused(
     send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
     let mut tries = 1;
     loop {
         let resp = send()?;
-        if resp.status().as_u16() != 408 || tries == 3 {
+        let status = Before::Status(resp.status().as_u16());
+        if !wire::may_resend(status) || tries == wire::MAX_SENDS {
             return Ok(resp);
         }
         tries += 1;

@@ -6,6 +6,7 @@
 //! of known length, or chunks (SSE).
 
 use crate::net::client::{Reply, SendError};
+use crate::net::wire::{self, Before, Chunks, Side};
 use crate::pool::lock;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,9 +29,6 @@ pub struct Sent {
     request: Vec<u8>,
     conns: Arc<Conns>,
 }
-
-/// Answers sent this many times over are given up on (see `receive`).
-const MAX_SENDS: usize = 3;
 
 impl Conns {
     pub fn new(
@@ -89,9 +87,7 @@ impl Conns {
         {
             return Ok(self.sent(s, request));
         }
-        let mut s = self.connect()?;
-        s.write_all(&request)
-            .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
+        let s = self.connect_and_write(&request)?;
         Ok(self.sent(s, request))
     }
 
@@ -103,12 +99,31 @@ impl Conns {
         Some(self.sent(s, request.to_vec()))
     }
 
+    fn connect_and_write(&self, request: &[u8]) -> Result<TcpStream, SendError> {
+        let mut s = self.connect()?;
+        s.write_all(request)
+            .map_err(|e| before_reply("sending to the daemon", e))?;
+        Ok(s)
+    }
+
     fn sent(self: &Arc<Self>, stream: TcpStream, request: Vec<u8>) -> Sent {
         Sent {
             stream,
             request,
             conns: self.clone(),
         }
+    }
+}
+
+/// A failure before any byte of the reply: not reached when the resend
+/// rule says the daemon did not read the request.
+fn before_reply(doing: &str, e: io::Error) -> SendError {
+    if wire::may_resend(Before::Failed(e.kind())) {
+        SendError::NotReached(format!(
+            "the daemon closed the connection without reading the request: {e}"
+        ))
+    } else {
+        SendError::Broken(format!("{doing}: {e}"))
     }
 }
 
@@ -121,7 +136,7 @@ impl Sent {
 
     /// Read the reply's head. A 408 means the daemon closed this connection
     /// as unused without reading the request: it is sent again, on a new
-    /// connection, up to `MAX_SENDS` times in all.
+    /// connection, up to `wire::MAX_SENDS` times in all.
     pub fn receive(self) -> Result<Reply, SendError> {
         match self.receive_head() {
             Head::Reply(reply) => reply,
@@ -132,8 +147,8 @@ impl Sent {
     /// Read the reply's head, leaving a 408's resend (a connect, and a wait
     /// for the answer) to the caller.
     pub fn receive_head(self) -> Head {
-        match read_head(self.stream, &self.conns) {
-            Ok(r) if r.status == 408 => Head::Unused(Again {
+        match read_reply(self.stream, &self.conns) {
+            Ok(r) if wire::may_resend(Before::Status(r.status)) => Head::Unused(Again {
                 request: self.request,
                 conns: self.conns,
             }),
@@ -155,15 +170,13 @@ pub struct Again {
 }
 
 impl Again {
-    /// Send again and read the reply's head, while it is a 408 and the
-    /// request has gone out fewer than `MAX_SENDS` times.
+    /// Send again and read the reply's head, while the resend rule allows
+    /// and the request has gone out fewer than `wire::MAX_SENDS` times.
     pub fn receive(self) -> Result<Reply, SendError> {
-        for attempt in 2..=MAX_SENDS {
-            let mut s = self.conns.connect()?;
-            s.write_all(&self.request)
-                .map_err(|e| SendError::Broken(format!("sending to the daemon: {e}")))?;
-            let reply = read_head(s, &self.conns)?;
-            if reply.status != 408 || attempt == MAX_SENDS {
+        for attempt in 2..=wire::MAX_SENDS {
+            let s = self.conns.connect_and_write(&self.request)?;
+            let reply = read_reply(s, &self.conns)?;
+            if !wire::may_resend(Before::Status(reply.status)) || attempt == wire::MAX_SENDS {
                 return Ok(reply);
             }
         }
@@ -171,95 +184,102 @@ impl Again {
     }
 }
 
+/// Read a reply's head from `stream`, which carried a request just now.
+fn read_reply(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> {
+    let mut r = BufReader::new(stream);
+    // Before any byte of the reply, the resend rule tells a request the
+    // daemon never read (not reached) from one it may have acted on.
+    match r.fill_buf() {
+        Ok([]) => {
+            let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
+            return Err(before_reply("reading the daemon's answer", eof));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(before_reply("reading the daemon's answer", e)),
+    }
+    let (head, rest) = reply_head(&mut r)?;
+    let keep_alive = head.keep_alive() && !matches!(rest, Rest::UntilClose);
+    let session = head.header("Mcp-Session-Id").map(str::to_string);
+    let content_type = head.header("Content-Type").unwrap_or("").to_string();
+    let mut body = Body {
+        r: Some(r),
+        rest,
+        conns: conns.clone(),
+        keep_alive,
+    };
+    if body.rest.ended() {
+        // Nothing to read (a 202): the connection is free at once.
+        body.done();
+    }
+    Ok(Reply::new(
+        head.status(),
+        session,
+        content_type,
+        Box::new(body),
+    ))
+}
+
+/// A reply's head, read with the wire's limits and strictness, and what
+/// its body holds. Apart from the socket, so the fuzzer reads replies alike.
+pub(crate) fn reply_head(r: &mut impl BufRead) -> Result<(wire::Head, Rest), SendError> {
+    let head = wire::read_head(r, Side::Response)
+        .map_err(broken)?
+        .ok_or_else(|| broken("connection closed"))?;
+    let rest = match wire::framing(&head, Side::Response).map_err(broken)? {
+        wire::Framing::Length(n) => Rest::Length(n),
+        wire::Framing::Chunked => Rest::Chunked(Chunks::new()),
+        wire::Framing::UntilClose => Rest::UntilClose,
+    };
+    Ok((head, rest))
+}
+
+/// What remains of a reply's body.
+pub(crate) enum Rest {
+    Length(u64),
+    Chunked(Chunks),
+    UntilClose,
+}
+
+impl Rest {
+    /// Is the body wholly read?
+    pub(crate) fn ended(&self) -> bool {
+        match self {
+            Rest::Length(left) => *left == 0,
+            Rest::Chunked(c) => c.ended(),
+            Rest::UntilClose => false,
+        }
+    }
+
+    /// Read body bytes into `buf`: 0 at its end (or for an empty `buf`).
+    pub(crate) fn read(&mut self, r: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Rest::Length(left) => {
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                if want == 0 {
+                    return Ok(0);
+                }
+                let n = r.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                *left -= n as u64;
+                Ok(n)
+            }
+            Rest::Chunked(c) => Ok(c.read(r, buf)?),
+            Rest::UntilClose => r.read(buf),
+        }
+    }
+}
+
 fn broken(e: impl std::fmt::Display) -> SendError {
     SendError::Broken(format!("reading the daemon's answer: {e}"))
-}
-
-fn read_line(r: &mut impl BufRead) -> Result<String, SendError> {
-    let mut line = String::new();
-    match r.take(64 * 1024).read_line(&mut line) {
-        Ok(0) => Err(broken("connection closed")),
-        Ok(_) if !line.ends_with('\n') => Err(broken("header line too long or cut short")),
-        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
-        Err(e) => Err(broken(e)),
-    }
-}
-
-fn read_head(stream: TcpStream, conns: &Arc<Conns>) -> Result<Reply, SendError> {
-    let mut r = BufReader::new(stream);
-    // A reset before any byte of the reply: the daemon closed the
-    // connection with the request unread (it was exiting), so the request
-    // never reached it. An end of stream instead may follow a request that
-    // was read, and stays `Broken`.
-    if let Err(e) = r.fill_buf()
-        && e.kind() == io::ErrorKind::ConnectionReset
-    {
-        return Err(SendError::NotReached(format!(
-            "the daemon closed the connection without reading the request: {e}"
-        )));
-    }
-    let status_line = read_line(&mut r)?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| status_line.starts_with("HTTP/1."))
-        .ok_or_else(|| broken(format!("bad status line {status_line:?}")))?;
-    let (mut length, mut chunked, mut keep_alive) = (None, false, true);
-    let (mut session, mut content_type) = (None, String::new());
-    for _ in 0..100 {
-        let line = read_line(&mut r)?;
-        if line.is_empty() {
-            let framing = match (chunked, length) {
-                (true, _) => Framing::Chunked { left: 0 },
-                (false, Some(n)) => Framing::Length(n),
-                (false, None) => {
-                    keep_alive = false;
-                    Framing::UntilClose
-                }
-            };
-            let mut body = Body {
-                r: Some(r),
-                framing,
-                conns: conns.clone(),
-                keep_alive,
-            };
-            if matches!(body.framing, Framing::Length(0)) {
-                // Nothing to read (a 202): the connection is free at once.
-                body.done();
-            }
-            return Ok(Reply::new(status, session, content_type, Box::new(body)));
-        }
-        let Some((k, v)) = line.split_once(':') else {
-            return Err(broken(format!("bad header line {line:?}")));
-        };
-        let v = v.trim();
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = Some(v.parse::<u64>().map_err(broken)?),
-            "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
-            "connection" => keep_alive = !v.eq_ignore_ascii_case("close"),
-            "mcp-session-id" => session = Some(v.to_string()),
-            "content-type" => content_type = v.to_string(),
-            _ => {}
-        }
-    }
-    Err(broken("too many headers"))
-}
-
-enum Framing {
-    Length(u64),
-    /// `left` bytes remain of the current chunk; 0 before the next size line.
-    Chunked {
-        left: u64,
-    },
-    UntilClose,
 }
 
 /// A reply's body. Read to its end, it hands a kept-alive connection back
 /// for reuse; dropped before that, the connection closes.
 struct Body {
     r: Option<BufReader<TcpStream>>,
-    framing: Framing,
+    rest: Rest,
     conns: Arc<Conns>,
     keep_alive: bool,
 }
@@ -273,21 +293,6 @@ impl Body {
             self.conns.put_back(r.into_inner());
         }
     }
-
-    fn chunk_line(r: &mut BufReader<TcpStream>) -> io::Result<String> {
-        read_line(r).map_err(|e| io::Error::other(e.to_string()))
-    }
-}
-
-/// Read at most `left` bytes (at least one) and count them off `left`.
-fn read_within(r: &mut impl Read, buf: &mut [u8], left: &mut u64) -> io::Result<usize> {
-    let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-    let n = r.read(&mut buf[..want])?;
-    if n == 0 {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    *left -= n as u64;
-    Ok(n)
 }
 
 impl Read for Body {
@@ -295,42 +300,11 @@ impl Read for Body {
         let Some(r) = self.r.as_mut() else {
             return Ok(0);
         };
-        if buf.is_empty() {
-            return Ok(0);
+        let n = self.rest.read(r, buf)?;
+        if self.rest.ended() {
+            self.done();
         }
-        match &mut self.framing {
-            Framing::Length(0) => {
-                self.done();
-                Ok(0)
-            }
-            Framing::Length(left) => {
-                let n = read_within(r, buf, left)?;
-                if *left == 0 {
-                    self.done();
-                }
-                Ok(n)
-            }
-            Framing::Chunked { left } => {
-                if *left == 0 {
-                    let line = Body::chunk_line(r)?;
-                    let size = crate::net::http::chunk_size(&line)
-                        .ok_or_else(|| io::Error::other(format!("bad chunk size {line:?}")))?;
-                    if size == 0 {
-                        while !Body::chunk_line(r)?.is_empty() {}
-                        self.done();
-                        return Ok(0);
-                    }
-                    *left = size;
-                }
-                let n = read_within(r, buf, left)?;
-                if *left == 0 {
-                    let mut crlf = [0u8; 2];
-                    r.read_exact(&mut crlf)?;
-                }
-                Ok(n)
-            }
-            Framing::UntilClose => r.read(buf),
-        }
+        Ok(n)
     }
 }
 
@@ -394,6 +368,68 @@ mod tests {
         let r = post(&conns);
         server.join().unwrap();
         assert!(matches!(r, Err(SendError::NotReached(_))), "{r:?}");
+    }
+
+    /// A server that answers each connection with `answers` in turn, after
+    /// reading a request; what it read comes back from the join.
+    fn scripted(answers: Vec<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                s.write_all(&answer).unwrap();
+            }
+            seen
+        });
+        (addr, server)
+    }
+
+    /// The client reads replies as strictly as the server reads requests.
+    #[test]
+    fn an_ambiguous_or_oversized_reply_head_is_refused() {
+        let many: String = (0..=wire::MAX_HEADER_LINES)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nok"
+                .to_string(),
+            "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok".to_string(),
+            "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok".to_string(),
+            format!("HTTP/1.1 200 OK\r\n{many}Content-Length: 2\r\n\r\nok"),
+        ] {
+            let (addr, server) = scripted(vec![bad.clone().into_bytes()]);
+            let t = Duration::from_secs(10);
+            let r = post(&Conns::new(addr, t, t, 8));
+            server.join().unwrap();
+            assert!(matches!(r, Err(SendError::Broken(_))), "{bad:?}: {r:?}");
+        }
+        // A chunk not followed by its CRLF fails the body's read.
+        let (addr, server) = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n".to_vec(),
+        ]);
+        let t = Duration::from_secs(10);
+        let r = post(&Conns::new(addr, t, t, 8));
+        server.join().unwrap();
+        assert!(matches!(r, Err(SendError::Broken(_))), "{r:?}");
+    }
+
+    /// A connection closed after the request went out, before any byte of
+    /// the reply, may follow a request the daemon read (it was killed
+    /// mid-call): not sent again, and not called unread.
+    #[test]
+    fn an_end_of_stream_before_the_reply_is_broken_and_not_resent() {
+        let (addr, server) = scripted(vec![Vec::new()]);
+        let t = Duration::from_secs(10);
+        let r = post(&Conns::new(addr, t, t, 8));
+        let seen = server.join().unwrap();
+        assert!(matches!(r, Err(SendError::Broken(_))), "{r:?}");
+        assert_eq!(seen.len(), 1, "sent once");
     }
 
     /// A request that meets a 408 (the daemon closed the connection as

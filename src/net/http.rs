@@ -12,24 +12,19 @@
 //! when two connections arrive together, leaving one queued behind
 //! long-lived streams. One thread per connection has no such queue.)
 
+use crate::net::wire::{self, Framing, Side, WireError};
 use crate::pool::Limit;
 use serde_json::Value;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Longest request head (request line and headers) accepted.
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
-
 /// One request, its body already read. Answering it (with one of the
 /// functions below, or an [`Sse`] stream) consumes it.
 pub struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    head: wire::Head,
     body: Vec<u8>,
     out: Arc<TcpStream>,
     keep_alive: bool,
@@ -38,11 +33,11 @@ pub struct Request {
 
 impl Request {
     pub fn method(&self) -> &str {
-        &self.method
+        self.head.method()
     }
     /// Path and query, as sent.
     pub fn url(&self) -> &str {
-        &self.target
+        self.head.target()
     }
     pub fn body(&self) -> &[u8] {
         &self.body
@@ -52,10 +47,7 @@ impl Request {
         std::mem::take(&mut self.body)
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.head.header(name)
     }
 }
 
@@ -263,13 +255,6 @@ impl Read for Patient<'_> {
     }
 }
 
-pub(crate) struct Head {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    keep_alive: bool,
-}
-
 fn connection(
     stream: TcpStream,
     accepted: Instant,
@@ -301,47 +286,28 @@ fn connection(
         if p.deadline.is_none() && !idle {
             p.deadline = Some(Instant::now() + config.head_timeout);
         }
-        let head = match read_head(&mut reader) {
+        let head = match wire::read_head(&mut reader, Side::Request) {
             Ok(Some(h)) => h,
             Ok(None) if reader.get_ref().cut == Some(Cut::Reaped) => {
                 return close_unused(&stream);
             }
             Ok(None) => return,
             Err(e) if reader.get_ref().cut.is_some() => return too_slow(&stream, "head", &e),
-            Err(e) => {
-                let _ = raw_response(
-                    &stream,
-                    400,
-                    &[],
-                    "text/plain",
-                    e.to_string().as_bytes(),
-                    false,
-                );
-                return;
-            }
+            Err(e) => return refuse(&stream, &e),
         };
-        let find = |name: &str| {
-            head.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let framing = match framing(&head) {
+        let framing = match wire::framing(&head, Side::Request) {
             Ok(f) => f,
-            Err(why) => {
-                let _ = raw_response(&stream, 400, &[], "text/plain", why.as_bytes(), false);
-                return;
-            }
+            Err(e) => return refuse(&stream, &e),
         };
-        let expects_continue =
-            find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let expects_continue = head
+            .header("Expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let keep_alive = head.keep_alive();
         let mut req = Request {
-            method: head.method,
-            target: head.target,
-            headers: head.headers,
+            head,
             body: Vec::new(),
             out: stream.clone(),
-            keep_alive: head.keep_alive,
+            keep_alive,
             answered: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         // Host, Origin and the token are checked before any body is read
@@ -361,19 +327,21 @@ fn connection(
         }
         reader.get_mut().deadline = Some(Instant::now() + config.body_timeout);
         let body = match framing {
-            Framing::Chunked => read_chunked(&mut reader, max_body),
-            Framing::Length(n) if n <= max_body => {
-                let mut b = vec![0; n];
-                reader.read_exact(&mut b).map(|()| b)
+            Framing::Chunked => wire::read_chunked(&mut reader, max_body),
+            Framing::Length(n) if n <= max_body as u64 => {
+                let mut b = vec![0; n as usize];
+                reader.read_exact(&mut b).map(|()| b).map_err(WireError::Io)
             }
-            Framing::Length(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "too large")),
+            Framing::Length(_) => Err(WireError::BodyTooLarge),
+            // Only a response's framing; a request's never reads so.
+            Framing::UntilClose => Err(WireError::Malformed("a request body needs a length")),
         };
         // The handler reads nothing more; the next request's clock starts
         // with its first byte.
         reader.get_mut().deadline = None;
         let body = match body {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Err(WireError::BodyTooLarge) => {
                 let msg = format!(
                     "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32600,\"message\":\"message exceeds {max_body} bytes (MCPSHARE_MAX_MESSAGE_BYTES)\"}}}}"
                 );
@@ -382,7 +350,7 @@ fn connection(
             }
             Err(e) if reader.get_ref().cut.is_some() => return too_slow(&stream, "body", &e),
             // Closed by the client: nobody to answer.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
             Err(e) => {
                 let why = format!("malformed body: {e}");
                 let _ = raw_response(&stream, 400, &[], "text/plain", why.as_bytes(), false);
@@ -410,8 +378,20 @@ fn close_unused(stream: &TcpStream) {
     drain(stream);
 }
 
+/// Answer a request whose head or framing the wire refused, and close.
+fn refuse(stream: &TcpStream, e: &WireError) {
+    let _ = raw_response(
+        stream,
+        e.status(),
+        &[],
+        "text/plain",
+        e.to_string().as_bytes(),
+        false,
+    );
+}
+
 /// Close a connection whose request did not arrive in time (see [`Cut`]).
-fn too_slow(stream: &TcpStream, part: &str, e: &io::Error) {
+fn too_slow(stream: &TcpStream, part: &str, e: &WireError) {
     let msg = format!("request {part}: {e}\n");
     let _ = raw_response(stream, 408, &[], "text/plain", msg.as_bytes(), false);
     drain(stream);
@@ -433,153 +413,6 @@ fn drain(stream: &TcpStream) {
     }
 }
 
-fn read_line(reader: &mut impl BufRead, budget: &mut usize) -> io::Result<Option<String>> {
-    let mut line = Vec::new();
-    let n = reader
-        .by_ref()
-        .take(*budget as u64 + 1)
-        .read_until(b'\n', &mut line)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if n > *budget || line.last() != Some(&b'\n') {
-        return Err(io::Error::other("request head too large or cut short"));
-    }
-    *budget -= n;
-    let text =
-        String::from_utf8(line).map_err(|_| io::Error::other("request head is not UTF-8"))?;
-    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
-}
-
-pub(crate) fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
-    let mut budget = MAX_HEAD;
-    let request_line = loop {
-        match read_line(reader, &mut budget)? {
-            None => return Ok(None),
-            // Tolerate blank lines between requests.
-            Some(l) if l.is_empty() => continue,
-            Some(l) => break l,
-        }
-    };
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(io::Error::other("malformed request line"));
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return Err(io::Error::other("unsupported request line"));
-    }
-    let mut headers = Vec::new();
-    loop {
-        let Some(line) = read_line(reader, &mut budget)? else {
-            return Err(io::Error::other(
-                "connection closed inside the request head",
-            ));
-        };
-        if line.is_empty() {
-            break;
-        }
-        let Some((k, v)) = line.split_once(':') else {
-            return Err(io::Error::other("malformed header"));
-        };
-        // No whitespace before the colon (nor a folded line): two parsers
-        // could read such a header two ways.
-        if k.is_empty() || k.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err(io::Error::other("malformed header name"));
-        }
-        if headers.len() >= MAX_HEADERS {
-            return Err(io::Error::other("too many headers"));
-        }
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let connection = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Connection"))
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .unwrap_or_default();
-    let keep_alive = match version {
-        "HTTP/1.0" => connection.contains("keep-alive"),
-        _ => !connection.contains("close"),
-    };
-    Ok(Some(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        keep_alive,
-    }))
-}
-
-/// How a request's body is delimited.
-#[derive(Debug)]
-pub(crate) enum Framing {
-    Length(usize),
-    Chunked,
-}
-
-/// The body's framing, refusing what two parsers could read two ways:
-/// both Transfer-Encoding and Content-Length, a Transfer-Encoding other
-/// than exactly `chunked`, a Content-Length that is not plain digits, or
-/// two of them.
-pub(crate) fn framing(head: &Head) -> Result<Framing, &'static str> {
-    let all = |name: &str| -> Vec<&str> {
-        head.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let (te, cl) = (all("Transfer-Encoding"), all("Content-Length"));
-    match (te.as_slice(), cl.as_slice()) {
-        ([], []) => Ok(Framing::Length(0)),
-        ([_, ..], [_, ..]) => Err("both Transfer-Encoding and Content-Length"),
-        ([t], []) if t.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
-        (_, []) => Err("Transfer-Encoding must be exactly chunked"),
-        ([], [n]) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
-            .parse()
-            .map(Framing::Length)
-            .map_err(|_| "Content-Length too large"),
-        ([], [_]) => Err("Content-Length must be digits"),
-        ([], _) => Err("more than one Content-Length"),
-    }
-}
-
-/// The size a chunk-size line announces (hexadecimal, extensions ignored).
-pub fn chunk_size(line: &str) -> Option<u64> {
-    let digits = line.split(';').next().unwrap_or("").trim();
-    // Hexadecimal digits only: from_str_radix would take a leading '+'.
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(digits, 16).ok()
-}
-
-pub(crate) fn read_chunked(reader: &mut impl BufRead, max: usize) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut budget = MAX_HEAD;
-    loop {
-        let line = read_line(reader, &mut budget)?.ok_or_else(|| io::Error::other("cut short"))?;
-        let size = chunk_size(&line)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| io::Error::other("bad chunk size"))?;
-        if size == 0 {
-            while read_line(reader, &mut budget)?.is_some_and(|l| !l.is_empty()) {}
-            return Ok(body);
-        }
-        if body.len().checked_add(size).is_none_or(|n| n > max) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf)?;
-        if &crlf != b"\r\n" {
-            return Err(io::Error::other("chunk data not followed by CRLF"));
-        }
-    }
-}
-
 fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -594,6 +427,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
         415 => "Unsupported Media Type",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -855,8 +689,12 @@ pub fn accepts(req: &Request, kinds: &[&str]) -> bool {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str) -> io::Result<Option<Head>> {
-        read_head(&mut BufReader::new(raw.as_bytes()))
+    use crate::net::wire::{Framing, Head, read_chunked, read_head};
+
+    // The wire's own tests hold the tables; these keep the server's
+    // refusals in view where the server is.
+    fn parse(raw: &str) -> Result<Option<Head>, WireError> {
+        read_head(&mut BufReader::new(raw.as_bytes()), Side::Request)
     }
 
     #[test]
@@ -865,20 +703,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (h.method.as_str(), h.target.as_str(), h.keep_alive),
+            (h.method(), h.target(), h.keep_alive()),
             ("GET", "/health", true)
         );
         let h = parse("POST /x HTTP/1.1\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert!(!h.keep_alive);
+        assert!(!h.keep_alive());
         let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
-        assert!(!h.keep_alive);
+        assert!(!h.keep_alive());
         assert!(parse("").unwrap().is_none());
         assert!(parse("GARBAGE\r\n\r\n").is_err());
         assert!(parse("GET / HTTP/1.1\r\nno colon\r\n\r\n").is_err());
-        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
-        assert!(parse(&huge).is_err());
+        let huge = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(wire::MAX_HEAD_BYTES)
+        );
+        assert_eq!(parse(&huge).unwrap_err().status(), 431);
     }
 
     #[test]
@@ -889,10 +730,10 @@ mod tests {
             b"abcdefg"
         );
         let e = read_chunked(&mut BufReader::new(raw.as_bytes()), 5).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.status(), 413);
     }
 
-    fn chunked(raw: &[u8]) -> io::Result<Vec<u8>> {
+    fn chunked(raw: &[u8]) -> Result<Vec<u8>, WireError> {
         read_chunked(&mut BufReader::new(raw), 1 << 20)
     }
 
@@ -900,7 +741,12 @@ mod tests {
     fn malformed_chunks_are_refused_without_a_panic() {
         // A size that overflows once added to what came before.
         assert!(chunked(b"1\r\na\r\nFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n").is_err());
-        assert!(chunked(b"1\r\na\r\nFFFFFFFFFFFFFFFFFF\r\n").is_err());
+        assert_eq!(
+            chunked(b"1\r\na\r\nFFFFFFFFFFFFFFFFFF\r\n")
+                .unwrap_err()
+                .status(),
+            413
+        );
         // Data not followed by CRLF.
         assert!(chunked(b"1\r\nabc\r\n0\r\n\r\n").is_err());
         assert!(chunked(b"").is_err());
@@ -909,8 +755,8 @@ mod tests {
         assert_eq!(chunked(b"1\r\na\r\n0\r\n\r\n").unwrap(), b"a");
     }
 
-    fn framing_of(raw: &str) -> Result<Framing, &'static str> {
-        framing(&parse(raw).unwrap().unwrap())
+    fn framing_of(raw: &str) -> Result<Framing, WireError> {
+        wire::framing(&parse(raw).unwrap().unwrap(), Side::Request)
     }
 
     #[test]

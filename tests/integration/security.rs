@@ -344,3 +344,35 @@ fn a_request_is_refused_before_its_body_is_read() {
     );
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
 }
+
+#[test]
+fn a_head_past_its_limits_is_refused_with_431_and_the_daemon_carries_on() {
+    let home = TestHome::new("wirelimits");
+    let (_a, _) = home.client();
+    let h = Http::new(&home);
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    let long = format!("X-Long: {}\r\n", "a".repeat(16 * 1024));
+    for (what, extra) in [("101 header lines", many), ("a 16 KiB header line", long)] {
+        let raw = format!(
+            "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{extra}\r\n",
+            h.port
+        );
+        let answer = raw_exchange(h.port, raw.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 431"), "{what}: {answer:?}");
+    }
+    // Just within the limits: 100 header lines (Host, Authorization,
+    // X-Long and 97 more), one of them 16 KiB less two bytes.
+    let within: String = (0..97).map(|i| format!("X-{i}: v\r\n")).collect();
+    let ok = raw_exchange(
+        h.port,
+        format!(
+            "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n\
+             X-Long: {}\r\n{within}\r\n",
+            h.port,
+            h.token,
+            "a".repeat(16 * 1024 - 12)
+        )
+        .as_bytes(),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok:?}");
+}

@@ -311,7 +311,11 @@ impl Bridge {
                 )));
             };
             registrations += 1;
-            let path = format!("/u/{upstream}/mcp");
+            // The hub answers with its own path; an upstream with its id.
+            let path = body
+                .get("path")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("/u/{upstream}/mcp"), str::to_string);
             // The daemon answers once the upstream has started: say why we wait.
             let waiting = report_wait(upstream);
             let reply = client

@@ -102,6 +102,12 @@ pub fn run_server(
     run_for(home, target)
 }
 
+/// `mcpshare mcp`: the bridge for the hub, with this selection of servers
+/// (`{"profile", "servers", "exclude", "budget"}`; see `daemon::hub`).
+pub fn run_hub(home: Home, selection: Value) -> i32 {
+    run_for(home, serde_json::json!({ "hub": selection }))
+}
+
 fn run_for(home: Home, target: Value) -> i32 {
     let registration =
         Registration::write(&home.processes_dir(), Record::for_self("bridge", "stdio"))

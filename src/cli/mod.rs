@@ -43,6 +43,23 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: "mcp",
+        synopsis: "mcpshare mcp [--profile P] [--servers A,B] [--exclude C] [--name-budget N]",
+        about: "Speak MCP on stdio to the hub: one server over every configured, enabled server",
+        options: &[
+            (
+                "--profile",
+                "only profile P's servers and tools (config \"profiles\")",
+            ),
+            ("--servers", "only these servers (comma-separated)"),
+            ("--exclude", "not these servers (comma-separated)"),
+            (
+                "--name-budget",
+                "longest tool name clients see (default 49)",
+            ),
+        ],
+    },
+    CommandDoc {
         name: "daemon",
         synopsis: "mcpshare daemon",
         about: "Run the daemon in the foreground (clients start it on their own)",
@@ -327,6 +344,12 @@ pub enum Invocation {
         name: String,
     },
     Reload,
+    Mcp {
+        profile: Option<String>,
+        servers: Option<Vec<String>>,
+        exclude: Vec<String>,
+        budget: Option<u64>,
+    },
     Tools {
         name: String,
         json: bool,
@@ -443,6 +466,39 @@ where
                 Invocation::DoctorProcesses { json, cleanup }
             } else {
                 Invocation::Doctor { json }
+            })
+        }
+        "mcp" => {
+            let (mut profile, mut servers, mut exclude, mut budget) =
+                (None, None, Vec::new(), None);
+            let list = |v: String| -> Vec<String> {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            };
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("help") | Short('h') => return help("mcp"),
+                    Long("profile") => profile = Some(parser.value()?.string()?),
+                    Long("servers") => servers = Some(list(parser.value()?.string()?)),
+                    Long("exclude") => exclude.extend(list(parser.value()?.string()?)),
+                    Long("name-budget") => {
+                        budget = Some(
+                            parser
+                                .value()?
+                                .parse()
+                                .map_err(|_| Error::Usage("--name-budget takes a number".into()))?,
+                        )
+                    }
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Ok(Invocation::Mcp {
+                profile,
+                servers,
+                exclude,
+                budget,
             })
         }
         "reload" => {
@@ -710,6 +766,20 @@ fn run_cli() -> Result<i32> {
         } => run::run(isolated, global, argv),
         Invocation::RunServer { isolated, name } => run::run_server(isolated, &name),
         Invocation::Reload => reload(),
+        Invocation::Mcp {
+            profile,
+            servers,
+            exclude,
+            budget,
+        } => {
+            let selection = serde_json::json!({
+                "profile": profile,
+                "servers": servers,
+                "exclude": exclude,
+                "budget": budget,
+            });
+            Ok(crate::bridge::run_hub(Home::open()?, selection))
+        }
         Invocation::Tools { name, json } => tools::tools(&name, json),
         Invocation::Call {
             name,

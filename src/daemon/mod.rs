@@ -18,6 +18,7 @@ use crate::supervisor::child::Spawner;
 
 mod console;
 pub mod endpoint;
+pub mod hub;
 pub mod servers;
 
 use crate::net::http;
@@ -69,6 +70,8 @@ pub struct Daemon {
     session_idle: Duration,
     daemon_idle: Duration,
     servers: servers::Servers,
+    /// Open hub sessions, by id.
+    hubs: Mutex<HashMap<String, Arc<hub::HubSession>>>,
     /// The web console's credentials and bridge reports.
     console: crate::console::Console,
     doctor: crate::console::DoctorFn,
@@ -186,6 +189,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
         servers: servers::Servers::load(config_path),
+        hubs: Mutex::new(HashMap::new()),
         console: crate::console::Console::new(port),
         doctor,
         home,
@@ -323,6 +327,9 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         let body = json!({"status": "ok", "pid": std::process::id(), "version": version(), "protocol": manifest::PROTOCOL});
         return http::json(req, 200, &body, &[]);
     }
+    if path == "/mcp" || path == "/mcp/" || path.starts_with("/mcp/p/") {
+        return hub::handle(d, req);
+    }
     if let Some(id) = path
         .strip_prefix("/u/")
         .and_then(|r| r.strip_suffix("/mcp"))
@@ -334,6 +341,13 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         return crate::console::handle(&d.console, d.as_ref(), req);
     }
     match (req.method(), path.as_str()) {
+        ("POST", "/api/upstreams") if body_names_the_hub(req.body()) => {
+            let body = serde_json::from_slice::<Value>(req.body()).unwrap_or(Value::Null);
+            match hub::registration(&body) {
+                Ok(v) => http::json(req, 200, &v, &[]),
+                Err(e) => http::json(req, 400, &json!({"error": e}), &[]),
+            }
+        }
         ("POST", "/api/upstreams") if body_names_a_server(req.body()) => {
             match serde_json::from_slice::<servers::Ask>(req.body()) {
                 Ok(ask) => match d.register_server(&ask) {
@@ -432,6 +446,11 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         }
         _ => http::json(req, 404, &json!({"error": format!("no route {path}")}), &[]),
     }
+}
+
+/// Does a registration ask for the hub (`mcpshare mcp`)?
+fn body_names_the_hub(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("hub").is_some_and(Value::is_object))
 }
 
 /// Does a registration ask for a configured server by name (`run NAME`)
@@ -654,6 +673,7 @@ impl Daemon {
     /// itself is idle: no upstream, no session and no console page left.
     fn reap_idle(&self) -> bool {
         self.reap_sessions();
+        self.reap_hubs(self.session_idle);
         let mut retired = Vec::new();
         let mut quiet = Vec::new();
         {
@@ -785,6 +805,7 @@ impl Daemon {
                 "url": m.url,
                 "home": self.home.dir().display().to_string(),
                 "sessions": sessions,
+                "hub_sessions": self.hub_sessions(),
             },
             "upstreams": ups,
             "config": self.servers_status(),

@@ -395,6 +395,7 @@ impl Daemon {
             .cloned()
             .collect();
         self.start_eager(&Config { servers: eager });
+        self.refresh_hubs();
         log!(
             "config reload ({why}): restarted {restarted:?}, stopped {stopped:?}, filters of {updated:?}"
         );

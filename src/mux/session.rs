@@ -179,8 +179,11 @@ impl Session {
 
     /// A client-side id for a request to this client, remembering who asked.
     fn ask_id(&self, asker: Asker) -> Value {
+        // Unique across sessions too: a hub client answers the requests of
+        // several member sessions on one stream.
         let client_id = json!(format!(
-            "mcpshare-{}",
+            "mcpshare-{}-{}",
+            &self.id[..self.id.len().min(8)],
             self.next_server_request.fetch_add(1, Ordering::Relaxed)
         ));
         lock(&self.server_requests).insert(id_key(&client_id), asker);

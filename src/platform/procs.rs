@@ -58,6 +58,18 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
 }
 
 /// Split `/proc/PID/cmdline` (NUL-separated, usually NUL-terminated).
+/// `/proc/PID/environ`: NUL-separated `KEY=VALUE`; entries that are not
+/// UTF-8 or have no `=` are left out.
+pub fn parse_environ(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|e| std::str::from_utf8(e).ok())
+        .filter_map(|e| e.split_once('='))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
     let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     if bytes.is_empty() {
@@ -100,6 +112,18 @@ mod imp {
 
     pub fn resident_bytes(pid: u32) -> io::Result<u64> {
         parse_status_rss(&read(pid, "status")?).ok_or_else(|| bad(pid, "status"))
+    }
+
+    pub fn cwd_of(pid: u32) -> io::Result<String> {
+        Ok(std::fs::read_link(format!("/proc/{pid}/cwd"))?
+            .display()
+            .to_string())
+    }
+
+    pub fn environ_of(pid: u32) -> io::Result<std::collections::BTreeMap<String, String>> {
+        Ok(parse_environ(&std::fs::read(format!(
+            "/proc/{pid}/environ"
+        ))?))
     }
 
     pub fn stdin_pipe(pid: u32) -> io::Result<Option<u64>> {
@@ -176,6 +200,12 @@ mod imp {
     pub fn stdin_pipe(_pid: u32) -> io::Result<Option<u64>> {
         Err(unsupported())
     }
+    pub fn cwd_of(_pid: u32) -> io::Result<String> {
+        Err(unsupported())
+    }
+    pub fn environ_of(_pid: u32) -> io::Result<std::collections::BTreeMap<String, String>> {
+        Err(unsupported())
+    }
     pub fn pipe_ends(_pid: u32) -> io::Result<Vec<PipeEnd>> {
         Err(unsupported())
     }
@@ -192,6 +222,10 @@ pub use imp::clock_ticks_per_second;
 /// The command line of `pid`, one string per argument (empty for a kernel
 /// thread or a zombie).
 pub use imp::cmdline;
+/// The working directory of `pid` (a process of this user).
+pub use imp::cwd_of;
+/// The environment `pid` started with (a process of this user).
+pub use imp::environ_of;
 /// Every pipe end `pid` holds open (only this user's processes can be read).
 pub use imp::pipe_ends;
 /// How long ago `pid` started.

@@ -14,6 +14,7 @@ mod console;
 mod daemon;
 mod doctor;
 mod election;
+mod hub;
 mod identity;
 mod list_changed;
 mod orphans;

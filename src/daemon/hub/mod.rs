@@ -1,0 +1,1038 @@
+//! The hub: one MCP endpoint (`/mcp`, `/mcp/p/PROFILE`) over every
+//! configured, enabled server, or a profile's. It is a second [`Door`] of
+//! the same Streamable HTTP endpoint, and a hub session is one member
+//! session per server on that server's shared upstream: ids, progress,
+//! cancellation, levels, subscriptions, roots and server→client requests
+//! are routed by the same mux as on the drop-in path. The hub names tools
+//! and prompts `server__name` (see `names`), routes resources by owner,
+//! merges lists, capabilities and instructions. It never sends a request to
+//! a server that does not own the name or URI it carries.
+
+mod merge;
+pub mod names;
+
+use super::Daemon;
+use super::endpoint::{self, Door, Front, Refusal, client_process};
+use super::servers::Ask;
+use crate::config::{Config, ToolFilter};
+use crate::mcp::jsonrpc::{self, Kind};
+use crate::mcp::message::Message;
+use crate::mux::session::Session;
+use crate::mux::upstream::{Answerer, Reply, Upstream};
+use crate::net::http::Request;
+use crate::pool::{QueueTx, lock};
+use names::Names;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Pages of one server's list read at most.
+const MAX_PAGES: usize = 100;
+/// The scheme of a resource URI two servers both claim, as clients see it:
+/// `mcpshare-hub://SERVER/ORIGINAL`.
+const SHARED_URI: &str = "mcpshare-hub://";
+
+/// Which servers a hub session sees.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// A profile of the config file (`/mcp/p/NAME`).
+    pub profile: Option<String>,
+    /// Only these servers (`?servers=a,b`).
+    pub servers: Option<Vec<String>>,
+    /// Not these (`?exclude=c`).
+    pub exclude: Vec<String>,
+    /// The tool name budget (`?budget=N`).
+    pub budget: usize,
+}
+
+impl Selection {
+    /// The selection of a hub URL: its path and query.
+    pub fn from_url(url: &str) -> Result<Selection, String> {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let profile = match path {
+            "/mcp" | "/mcp/" => None,
+            p => match p
+                .strip_prefix("/mcp/p/")
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            {
+                Some(name) => Some(name.to_string()),
+                None => return Err(format!("no hub endpoint {p}: use /mcp or /mcp/p/PROFILE")),
+            },
+        };
+        let mut sel = Selection {
+            profile,
+            budget: names::DEFAULT_BUDGET,
+            ..Selection::default()
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let list = || {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
+            match k {
+                "servers" => sel.servers = Some(list()),
+                "exclude" => sel.exclude = list(),
+                "budget" => {
+                    sel.budget = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= names::MIN_BUDGET && *n <= 256)
+                        .ok_or_else(|| {
+                            format!(
+                                "bad budget {v:?}: a whole number from {} to 256",
+                                names::MIN_BUDGET
+                            )
+                        })?
+                }
+                other => return Err(format!("unknown hub parameter {other:?}")),
+            }
+        }
+        Ok(sel)
+    }
+
+    /// The URL of this selection (what `from_url` reads back).
+    pub fn to_url(&self) -> String {
+        let mut url = match &self.profile {
+            Some(p) => format!("/mcp/p/{p}"),
+            None => "/mcp".to_string(),
+        };
+        let mut query = Vec::new();
+        if let Some(s) = &self.servers {
+            query.push(format!("servers={}", s.join(",")));
+        }
+        if !self.exclude.is_empty() {
+            query.push(format!("exclude={}", self.exclude.join(",")));
+        }
+        if self.budget != names::DEFAULT_BUDGET && self.budget != 0 {
+            query.push(format!("budget={}", self.budget));
+        }
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        url
+    }
+
+    /// The enabled servers this selection sees, and the profile's filter
+    /// on qualified tool names (`server__tool`).
+    pub fn choose(
+        &self,
+        config: &Config,
+        profiles: &Value,
+    ) -> Result<(Vec<String>, ToolFilter), String> {
+        let mut filter = ToolFilter::default();
+        let mut wanted: Option<Vec<String>> = self.servers.clone();
+        if let Some(p) = &self.profile {
+            let Some(profile) = profiles.get(p) else {
+                return Err(format!("no profile '{p}' in the config's \"profiles\""));
+            };
+            let strings = |v: &Value| jsonrpc::strings(v);
+            if let Some(s) = profile.get("servers") {
+                let listed = strings(s);
+                wanted = Some(match wanted {
+                    Some(w) => w.into_iter().filter(|n| listed.contains(n)).collect(),
+                    None => listed,
+                });
+            }
+            if let Some(t) = profile.get("tools") {
+                filter.allow = t.get("allow").map(strings);
+                filter.deny = t.get("deny").map(strings).unwrap_or_default();
+            }
+        }
+        if let Some(w) = &wanted
+            && let Some(unknown) = w.iter().find(|n| config.get(n).is_none())
+        {
+            return Err(format!("no server '{unknown}' in the config"));
+        }
+        let chosen = config
+            .servers
+            .iter()
+            .filter(|s| s.enabled)
+            .filter(|s| wanted.as_ref().is_none_or(|w| w.contains(&s.name)))
+            .filter(|s| !self.exclude.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        Ok((chosen, filter))
+    }
+}
+
+/// The `profiles` object of the config file (kept there beside
+/// `mcpServers`), or null.
+fn profiles(path: &std::path::Path) -> Value {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("profiles").cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Serve a request on the hub's endpoint.
+pub fn handle(d: &Arc<Daemon>, req: Request) {
+    match Selection::from_url(req.url()) {
+        Ok(selection) => endpoint::serve(d, req, &HubDoor { selection }),
+        Err(e) => endpoint::rpc_error(req, 404, Value::Null, -32001, &e),
+    }
+}
+
+struct HubDoor {
+    selection: Selection,
+}
+
+impl Door for HubDoor {
+    fn session(&self, d: &Arc<Daemon>, sid: &str) -> Result<Arc<dyn Front>, Refusal> {
+        match lock(&d.hubs).get(sid) {
+            Some(h) if h.selection == self.selection && !h.is_closed() => Ok(h.clone()),
+            _ => Err((404, -32001, "Session not found".to_string())),
+        }
+    }
+
+    fn open(
+        &self,
+        d: &Arc<Daemon>,
+        req: &Request,
+        msg: &Message,
+    ) -> Result<(Value, Arc<dyn Front>), (u16, Value)> {
+        let (result, hub) = HubSession::open(d, req, msg, &self.selection)
+            .map_err(|e| (200, jsonrpc::error(Value::Null, jsonrpc::UNAVAILABLE, e)))?;
+        lock(&d.hubs).insert(hub.id.clone(), hub.clone());
+        Ok((result, hub))
+    }
+
+    fn end(&self, d: &Arc<Daemon>, sid: &str, reason: &str) {
+        d.end_hub(sid, reason);
+    }
+}
+
+/// A server started for a hub session: its upstream and `initialize` result.
+type Started = Result<(Arc<Upstream>, Value), String>;
+
+/// One server of a hub session: its member session on the server's upstream.
+#[derive(Clone)]
+struct Member {
+    server: String,
+    session: Arc<Session>,
+}
+
+/// Resource URIs as clients see them → (server, the server's URI).
+#[derive(Default)]
+struct Owners {
+    uris: HashMap<String, (String, String)>,
+    /// Template literal prefixes (before the first `{`) → server.
+    templates: Vec<(String, String)>,
+}
+
+pub struct HubSession {
+    pub id: String,
+    version: String,
+    selection: Selection,
+    daemon: Weak<Daemon>,
+    client: Option<crate::platform::ProcessId>,
+    client_name: Option<String>,
+    /// The client's capabilities, given to each member session.
+    capabilities: Value,
+    /// Where and with what environment the client runs, for the servers'
+    /// `${VAR}` references and `per-cwd` servers.
+    cwd: String,
+    env: BTreeMap<String, String>,
+    filter: Mutex<ToolFilter>,
+    members: Mutex<Vec<Member>>,
+    tools: Mutex<Names>,
+    prompts: Mutex<Names>,
+    owners: Mutex<Owners>,
+    stream: Mutex<Option<QueueTx<Message>>>,
+    closed: AtomicBool,
+    last_seen: Mutex<Instant>,
+    next_id: AtomicU64,
+}
+
+impl HubSession {
+    fn open(
+        d: &Arc<Daemon>,
+        req: &Request,
+        msg: &Message,
+        selection: &Selection,
+    ) -> Result<(Value, Arc<HubSession>), String> {
+        let params = msg.value_at(&["params"]).unwrap_or(Value::Null);
+        let version = jsonrpc::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+        let client = client_process(req);
+        let (cwd, env) = match &client {
+            Some(c) => (
+                crate::platform::procs::cwd_of(c.pid).unwrap_or_default(),
+                crate::platform::procs::environ_of(c.pid).unwrap_or_default(),
+            ),
+            None => (String::new(), BTreeMap::new()),
+        };
+        let config = d.servers.config();
+        let (chosen, filter) = selection.choose(&config, &profiles(&d.servers.path))?;
+        if chosen.is_empty() {
+            return Err(format!(
+                "no enabled server for the hub in {}; hint: mcpshare add NAME -- COMMAND",
+                d.servers.path.display()
+            ));
+        }
+        let hub = Arc::new(HubSession {
+            id: super::random_token().map_err(|e| e.to_string())?,
+            version: version.to_string(),
+            selection: selection.clone(),
+            daemon: Arc::downgrade(d),
+            client,
+            client_name: params
+                .pointer("/clientInfo/name")
+                .and_then(Value::as_str)
+                .map(String::from),
+            capabilities: params.get("capabilities").cloned().unwrap_or(json!({})),
+            cwd,
+            env,
+            filter: Mutex::new(filter),
+            members: Mutex::new(Vec::new()),
+            tools: Mutex::new(Names::default()),
+            prompts: Mutex::new(Names::default()),
+            owners: Mutex::new(Owners::default()),
+            stream: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            last_seen: Mutex::new(Instant::now()),
+            next_id: AtomicU64::new(1),
+        });
+        // Every server starts at once; the slowest bounds the wait.
+        let started: Vec<(String, Started)> = std::thread::scope(|s| {
+            let handles: Vec<_> = chosen
+                .iter()
+                .map(|name| {
+                    let hub = &hub;
+                    (
+                        name.clone(),
+                        s.spawn(move || {
+                            let up = d.register_server(&hub.ask(name))?;
+                            let init = up.ensure_running(true)?;
+                            Ok((up, init))
+                        }),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(n, h)| {
+                    (
+                        n,
+                        h.join()
+                            .unwrap_or_else(|_| Err("its start panicked".into())),
+                    )
+                })
+                .collect()
+        });
+        let (mut inits, mut unavailable, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        for (server, outcome) in started {
+            match outcome {
+                Ok((up, init)) => {
+                    members.push(hub.member(d, &server, &up));
+                    inits.push((server, init));
+                }
+                Err(e) => {
+                    crate::log!("hub session {}: server {server} unavailable: {e}", hub.id);
+                    unavailable.push((server, e));
+                }
+            }
+        }
+        if members.is_empty() {
+            let why: Vec<String> = unavailable
+                .iter()
+                .map(|(s, e)| format!("{s}: {e}"))
+                .collect();
+            return Err(format!(
+                "no server of the hub could start: {}",
+                why.join("; ")
+            ));
+        }
+        *lock(&hub.members) = members;
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": merge::capabilities(&inits),
+            "serverInfo": {"name": "mcpshare", "version": env!("CARGO_PKG_VERSION")},
+        });
+        if let Some(text) = merge::instructions(&inits, &unavailable) {
+            result["instructions"] = json!(text);
+        }
+        Ok((result, hub))
+    }
+
+    /// How this session asks the daemon for server `name`.
+    fn ask(&self, name: &str) -> Ask {
+        Ask {
+            server: name.to_string(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            config: None,
+            isolated: false,
+        }
+    }
+
+    /// A member session on `up` for server `server`.
+    fn member(&self, d: &Daemon, server: &str, up: &Arc<Upstream>) -> Member {
+        let session = d.new_session(
+            up,
+            self.version.clone(),
+            self.capabilities.clone(),
+            self.client.clone(),
+            self.client_name.clone(),
+        );
+        if let Some(tx) = lock(&self.stream).as_ref() {
+            session.open_stream(tx.clone());
+        }
+        Member {
+            server: server.to_string(),
+            session,
+        }
+    }
+
+    /// The members, each attached again if its session ended (its server
+    /// restarted on a config change, or was stopped); a server gone from
+    /// the config leaves, and the client is told its lists changed.
+    fn members(&self) -> Vec<Member> {
+        let Some(d) = self.daemon.upgrade() else {
+            return lock(&self.members).clone();
+        };
+        let current = lock(&self.members).clone();
+        if current.iter().all(|m| !m.session.is_closed()) {
+            return current;
+        }
+        let mut changed = false;
+        let mut next = Vec::new();
+        for m in current {
+            if !m.session.is_closed() {
+                next.push(m);
+                continue;
+            }
+            changed = true;
+            match d.register_server(&self.ask(&m.server)) {
+                Ok(up) => next.push(self.member(&d, &m.server, &up)),
+                Err(e) => crate::log!("hub session {}: server {} left: {e}", self.id, m.server),
+            }
+        }
+        *lock(&self.members) = next.clone();
+        if changed {
+            self.lists_changed();
+        }
+        next
+    }
+
+    /// The config changed: take in servers it now selects, let go of those
+    /// it no longer does, and tell the client its lists changed.
+    pub fn refresh(&self, d: &Daemon) {
+        let Ok((chosen, filter)) = self
+            .selection
+            .choose(&d.servers.config(), &profiles(&d.servers.path))
+        else {
+            return;
+        };
+        *lock(&self.filter) = filter;
+        let current = lock(&self.members).clone();
+        let mut next: Vec<Member> = Vec::new();
+        for m in current {
+            if chosen.contains(&m.server) {
+                next.push(m);
+            } else {
+                d.end_session(&m.session.id, "its server left the hub");
+            }
+        }
+        for name in &chosen {
+            if next.iter().any(|m| &m.server == name) {
+                continue;
+            }
+            match d.register_server(&self.ask(name)) {
+                Ok(up) => next.push(self.member(d, name, &up)),
+                Err(e) => crate::log!("hub session {}: server {name} unavailable: {e}", self.id),
+            }
+        }
+        *lock(&self.members) = next;
+        self.lists_changed();
+    }
+
+    fn lists_changed(&self) {
+        for list in ["tools", "prompts", "resources"] {
+            self.push(Message::from_value(&jsonrpc::notification(
+                &format!("notifications/{list}/list_changed"),
+                None,
+            )));
+        }
+    }
+
+    /// A message of the hub's own on the client's stream (dropped when no
+    /// stream is open: the client lists afresh when it attaches).
+    fn push(&self, msg: Message) {
+        if let Some(tx) = lock(&self.stream).as_ref() {
+            let _ = tx.try_send(msg);
+        }
+    }
+
+    fn member_named(&self, server: &str) -> Option<Member> {
+        self.members().into_iter().find(|m| m.server == server)
+    }
+
+    /// Ask a member and wait (bounded) for the result.
+    fn ask_member(&self, m: &Member, method: &str, params: Value) -> Result<Value, String> {
+        let id = json!(format!(
+            "mcpshare-hub-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ));
+        let msg = Message::from_value(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        );
+        let timeout = m.session.upstream.tuning().request_timeout;
+        let answer = match m.session.upstream.clone().request(&m.session, msg, None)? {
+            Reply::Local(a) => a,
+            Reply::Forwarded(rx) => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(a) if a.kind() == Kind::Response => break a,
+                        Ok(_) => continue,
+                        Err(_) => {
+                            Front::timed_out(m.session.as_ref(), &id);
+                            return Err(format!("{method} of {} got no answer", m.server));
+                        }
+                    }
+                }
+            }
+        };
+        let v = answer.to_value().unwrap_or(Value::Null);
+        match v.get("error") {
+            Some(e) => Err(e["message"].as_str().unwrap_or("error").to_string()),
+            None => Ok(v["result"].clone()),
+        }
+    }
+
+    /// Every page of `method` from one member.
+    fn all_pages(&self, m: &Member, method: &str, field: &str) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        let mut params = json!({});
+        for _ in 0..MAX_PAGES {
+            let page = self.ask_member(m, method, params)?;
+            items.extend(page[field].as_array().cloned().unwrap_or_default());
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(c) => params = json!({"cursor": c}),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// A merged list of every member's: `field` of `method`, each item
+    /// tagged with its server.
+    fn gather(&self, method: &str, field: &str) -> Vec<(String, Value)> {
+        let members = self.members();
+        let lists: Vec<(String, Result<Vec<Value>, String>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = members
+                .iter()
+                .filter(|m| self.serves(m, method))
+                .map(|m| {
+                    (
+                        m.server.clone(),
+                        s.spawn(move || self.all_pages(m, method, field)),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("panicked".into()))))
+                .collect()
+        });
+        let mut out = Vec::new();
+        for (server, items) in lists {
+            match items {
+                Ok(items) => out.extend(items.into_iter().map(|i| (server.clone(), i))),
+                Err(e) => crate::log!("hub session {}: {method} of {server}: {e}", self.id),
+            }
+        }
+        out
+    }
+
+    /// Does this member's server offer what `method` lists?
+    fn serves(&self, m: &Member, method: &str) -> bool {
+        let cap = method.split('/').next().unwrap_or("");
+        m.session
+            .upstream
+            .ensure_running(false)
+            .map(|init| init.pointer(&format!("/capabilities/{cap}")).is_some())
+            .unwrap_or(false)
+    }
+
+    /// tools/list or prompts/list: every server's, under exposed names.
+    fn named_list(&self, method: &str, field: &str) -> Value {
+        let items = self.gather(method, field);
+        let filter = lock(&self.filter).clone();
+        let items: Vec<(String, Value)> = items
+            .into_iter()
+            .filter(|(server, item)| {
+                let name = item["name"].as_str().unwrap_or("");
+                field != "tools" || filter.admits(&names::qualified(server, name))
+            })
+            .collect();
+        let pairs: Vec<(String, String)> = items
+            .iter()
+            .map(|(s, i)| (s.clone(), i["name"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let budget = if field == "tools" {
+            self.selection.budget
+        } else {
+            256
+        };
+        let assigned = Names::assign(&pairs, budget);
+        let out: Vec<Value> = items
+            .into_iter()
+            .map(|(server, mut item)| {
+                let name = item["name"].as_str().unwrap_or("").to_string();
+                if let Some(e) = assigned.exposed(&server, &name) {
+                    item["name"] = json!(e);
+                }
+                item
+            })
+            .collect();
+        let names = if field == "tools" {
+            &self.tools
+        } else {
+            &self.prompts
+        };
+        *lock(names) = assigned;
+        json!({ field: out })
+    }
+
+    /// resources/list and resources/templates/list: URIs kept, but one
+    /// that two servers claim is rewritten per server.
+    fn resource_list(&self, method: &str, field: &str, key: &str) -> Value {
+        let items = self.gather(method, field);
+        let mut claims: HashMap<String, usize> = HashMap::new();
+        for (_, item) in &items {
+            *claims
+                .entry(item[key].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        let mut owners = lock(&self.owners);
+        if key == "uriTemplate" {
+            owners.templates.clear();
+        }
+        let out: Vec<Value> = items
+            .into_iter()
+            .map(|(server, mut item)| {
+                let uri = item[key].as_str().unwrap_or("").to_string();
+                if key == "uriTemplate" {
+                    let prefix = uri.split('{').next().unwrap_or("").to_string();
+                    owners.templates.push((prefix, server));
+                    return item;
+                }
+                let exposed = if claims.get(&uri).copied().unwrap_or(0) > 1 {
+                    format!("{SHARED_URI}{server}/{uri}")
+                } else {
+                    uri.clone()
+                };
+                item[key] = json!(exposed);
+                owners.uris.insert(exposed, (server, uri));
+                item
+            })
+            .collect();
+        json!({ field: out })
+    }
+
+    /// The member that owns a resource URI, and the URI it knows.
+    fn owner_of(&self, uri: &str) -> Option<(Member, String)> {
+        let known = {
+            let owners = lock(&self.owners);
+            owners.uris.get(uri).cloned().or_else(|| {
+                owners
+                    .templates
+                    .iter()
+                    .filter(|(p, _)| !p.is_empty() && uri.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, s)| (s.clone(), uri.to_string()))
+            })
+        };
+        let (server, original) = match known {
+            Some(k) => k,
+            None => {
+                // Not listed yet: the rewritten form names its server; a
+                // hub with one server that has resources owns everything.
+                if let Some(rest) = uri.strip_prefix(SHARED_URI)
+                    && let Some((server, original)) = rest.split_once('/')
+                {
+                    (server.to_string(), original.to_string())
+                } else {
+                    let mut with = self
+                        .members()
+                        .into_iter()
+                        .filter(|m| self.serves(m, "resources/list"));
+                    let only = with.next()?;
+                    if with.next().is_some() {
+                        return None;
+                    }
+                    (only.server, uri.to_string())
+                }
+            }
+        };
+        Some((self.member_named(&server)?, original))
+    }
+
+    /// The member and its own name behind an exposed tool or prompt name.
+    fn resolve(&self, names: &Mutex<Names>, exposed: &str) -> Option<(Member, String)> {
+        let found = lock(names)
+            .resolve(exposed)
+            .map(|(s, n)| (s.to_string(), n.to_string()));
+        let (server, name) = match found {
+            Some(f) => f,
+            // Called before any list: the plain `server__name` form.
+            None => names::split(exposed).map(|(s, n)| (s.to_string(), n.to_string()))?,
+        };
+        Some((self.member_named(&server)?, name))
+    }
+
+    fn forward(
+        &self,
+        m: &Member,
+        msg: Message,
+        direct: Option<Arc<dyn Answerer>>,
+    ) -> Result<Reply, String> {
+        m.session.upstream.clone().request(&m.session, msg, direct)
+    }
+}
+
+impl Front for HubSession {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn seen(&self) {
+        *lock(&self.last_seen) = Instant::now();
+        for m in lock(&self.members).iter() {
+            m.session.seen();
+        }
+    }
+
+    fn request(
+        self: Arc<Self>,
+        mut msg: Message,
+        direct: Option<Arc<dyn Answerer>>,
+    ) -> Result<Reply, String> {
+        let id = msg.id();
+        let method = msg.method().unwrap_or("").to_string();
+        let answer = |v: Value| Ok(Reply::Local(Message::from_value(&v)));
+        let local = |result: Value| answer(jsonrpc::result(id.clone(), result));
+        let error = |code: i64, text: String| answer(jsonrpc::error(id.clone(), code, text));
+        let listing = matches!(
+            method.as_str(),
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
+        );
+        if listing && msg.raw_at(&["params", "cursor"]).is_some() {
+            return error(
+                jsonrpc::INVALID_PARAMS,
+                "invalid cursor: the hub lists everything in one page".into(),
+            );
+        }
+        match method.as_str() {
+            "ping" => local(json!({})),
+            "tools/list" => local(self.named_list("tools/list", "tools")),
+            "prompts/list" => local(self.named_list("prompts/list", "prompts")),
+            "resources/list" => local(self.resource_list("resources/list", "resources", "uri")),
+            "resources/templates/list" => local(self.resource_list(
+                "resources/templates/list",
+                "resourceTemplates",
+                "uriTemplate",
+            )),
+            "tools/call" | "prompts/get" => {
+                let exposed = msg.str_at(&["params", "name"]).unwrap_or_default();
+                let names = if method == "tools/call" {
+                    &self.tools
+                } else {
+                    &self.prompts
+                };
+                let what = if method == "tools/call" {
+                    "tool"
+                } else {
+                    "prompt"
+                };
+                let Some((m, name)) = self.resolve(names, &exposed) else {
+                    return error(
+                        jsonrpc::INVALID_PARAMS,
+                        format!("unknown {what}: {exposed}"),
+                    );
+                };
+                if method == "tools/call"
+                    && !lock(&self.filter).admits(&names::qualified(&m.server, &name))
+                {
+                    return error(jsonrpc::INVALID_PARAMS, format!("unknown tool: {exposed}"));
+                }
+                msg.set_at(&["params", "name"], &json!(name).to_string());
+                self.forward(&m, msg, direct)
+            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let uri = msg.str_at(&["params", "uri"]).unwrap_or_default();
+                let Some((m, original)) = self.owner_of(&uri) else {
+                    return error(
+                        jsonrpc::INVALID_PARAMS,
+                        format!("no server of the hub owns resource {uri}; list resources first"),
+                    );
+                };
+                if original == uri {
+                    return self.forward(&m, msg, direct);
+                }
+                // A rewritten URI: the server gets its own, the client
+                // gets back the one it asked for.
+                let mut params = msg.value_at(&["params"]).unwrap_or(json!({}));
+                params["uri"] = json!(original);
+                match self.ask_member(&m, &method, params) {
+                    Ok(mut result) => {
+                        for c in result["contents"].as_array_mut().into_iter().flatten() {
+                            if c["uri"] == json!(original) {
+                                c["uri"] = json!(uri);
+                            }
+                        }
+                        local(result)
+                    }
+                    Err(e) => error(jsonrpc::UNAVAILABLE, e),
+                }
+            }
+            "completion/complete" => {
+                let reference = msg.value_at(&["params", "ref"]).unwrap_or(Value::Null);
+                let target = match reference["type"].as_str() {
+                    Some("ref/prompt") => {
+                        let exposed = reference["name"].as_str().unwrap_or("");
+                        self.resolve(&self.prompts, exposed).map(|(m, name)| {
+                            msg.set_at(&["params", "ref", "name"], &json!(name).to_string());
+                            m
+                        })
+                    }
+                    Some("ref/resource") => {
+                        let uri = reference["uri"].as_str().unwrap_or("");
+                        self.owner_of(uri).map(|(m, original)| {
+                            msg.set_at(&["params", "ref", "uri"], &json!(original).to_string());
+                            m
+                        })
+                    }
+                    _ => None,
+                };
+                match target {
+                    Some(m) => self.forward(&m, msg, direct),
+                    None => error(
+                        jsonrpc::INVALID_PARAMS,
+                        "no server of the hub owns that reference".into(),
+                    ),
+                }
+            }
+            "logging/setLevel" => {
+                for m in self.members() {
+                    let r = self.forward(
+                        &m,
+                        Message::from_value(&msg.to_value().unwrap_or(Value::Null)),
+                        None,
+                    );
+                    if let Err(e) = r {
+                        crate::log!("hub session {}: setLevel on {}: {e}", self.id, m.server);
+                    }
+                }
+                local(json!({}))
+            }
+            _ => error(
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("Method not found: the hub does not serve {method}"),
+            ),
+        }
+    }
+
+    fn timed_out(&self, id: &Value) {
+        for m in lock(&self.members).iter() {
+            if m.session.tracks(id) {
+                Front::timed_out(m.session.as_ref(), id);
+            }
+        }
+    }
+
+    fn notification(&self, msg: Message) {
+        let members = lock(&self.members).clone();
+        if msg.method() == Some("notifications/cancelled") {
+            let target = msg
+                .value_at(&["params", "requestId"])
+                .unwrap_or(Value::Null);
+            if let Some(m) = members.iter().find(|m| m.session.tracks(&target)) {
+                m.session.deliver_notification(msg);
+            }
+            return;
+        }
+        for m in members {
+            let copy = Message::from_value(&msg.to_value().unwrap_or(Value::Null));
+            m.session.deliver_notification(copy);
+        }
+    }
+
+    fn response(&self, msg: Message) {
+        let members = lock(&self.members).clone();
+        for m in members {
+            let copy = Message::from_value(&msg.to_value().unwrap_or(Value::Null));
+            if m.session.deliver_response(copy) {
+                return;
+            }
+        }
+        crate::log!(
+            "hub session {}: dropping a response to an unknown request",
+            self.id
+        );
+    }
+
+    fn open_stream(&self, tx: QueueTx<Message>) -> bool {
+        let mut stream = lock(&self.stream);
+        if stream.is_some() {
+            return false;
+        }
+        for m in lock(&self.members).iter() {
+            m.session.open_stream(tx.clone());
+        }
+        *stream = Some(tx);
+        true
+    }
+
+    fn stream_opened(&self) {
+        for m in lock(&self.members).iter() {
+            m.session.ask_roots_once();
+        }
+    }
+
+    fn close_stream(&self) {
+        lock(&self.stream).take();
+        for m in lock(&self.members).iter() {
+            m.session.close_stream();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Daemon {
+    /// End hub session `sid` and its member sessions.
+    pub fn end_hub(&self, sid: &str, reason: &str) {
+        let Some(hub) = lock(&self.hubs).remove(sid) else {
+            return;
+        };
+        hub.closed.store(true, Ordering::Release);
+        let members = std::mem::take(&mut *lock(&hub.members));
+        for m in members {
+            self.end_session(&m.session.id, reason);
+        }
+    }
+
+    /// End hub sessions whose client process is gone, or (without one) that
+    /// were idle past the session idle time.
+    pub(super) fn reap_hubs(&self, idle: Duration) {
+        let ending: Vec<(String, String)> = lock(&self.hubs)
+            .values()
+            .filter_map(|h| match &h.client {
+                Some(c) if !crate::platform::same_process(c) => {
+                    Some((h.id.clone(), format!("client process {} exited", c.pid)))
+                }
+                Some(_) => None,
+                None => {
+                    let quiet = lock(&h.last_seen).elapsed();
+                    let streaming = lock(&h.stream).is_some();
+                    (!streaming && quiet >= idle)
+                        .then(|| (h.id.clone(), format!("idle for {} s", quiet.as_secs())))
+                }
+            })
+            .collect();
+        for (id, why) in ending {
+            crate::log!("hub session {id}: {why}; ending it");
+            self.end_hub(&id, &why);
+        }
+    }
+
+    /// The config changed: every hub session takes in the new set.
+    pub(super) fn refresh_hubs(&self) {
+        let hubs: Vec<Arc<HubSession>> = lock(&self.hubs).values().cloned().collect();
+        for h in hubs {
+            h.refresh(self);
+        }
+    }
+
+    /// How many hub sessions are open.
+    pub fn hub_sessions(&self) -> usize {
+        lock(&self.hubs).len()
+    }
+}
+
+/// The path a bridge for `mcpshare mcp` talks to (answer to its
+/// registration `{"hub": {...}}`).
+pub fn registration(body: &Value) -> Result<Value, String> {
+    let h = &body["hub"];
+    let list = |k: &str| jsonrpc::strings(&h[k]);
+    let selection = Selection {
+        profile: h["profile"].as_str().map(String::from),
+        servers: h
+            .get("servers")
+            .filter(|v| v.is_array())
+            .map(|_| list("servers")),
+        exclude: list("exclude"),
+        budget: h["budget"]
+            .as_u64()
+            .map_or(names::DEFAULT_BUDGET, |b| b as usize),
+    };
+    // Round-trip through the URL, so its checks apply here too.
+    let url = selection.to_url();
+    Selection::from_url(&url)?;
+    Ok(json!({"id": "hub", "path": url}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_read_back_from_their_url() {
+        let s = Selection::from_url("/mcp/p/work?servers=a,b&exclude=c&budget=40").unwrap();
+        assert_eq!(s.profile.as_deref(), Some("work"));
+        assert_eq!(s.servers, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(s.exclude, ["c"]);
+        assert_eq!(s.budget, 40);
+        assert_eq!(Selection::from_url(&s.to_url()).unwrap(), s);
+        assert_eq!(Selection::from_url("/mcp").unwrap().to_url(), "/mcp");
+        assert!(Selection::from_url("/mcp/x").is_err());
+        assert!(Selection::from_url("/mcp?budget=3").is_err());
+        assert!(Selection::from_url("/mcp?what=1").is_err());
+    }
+
+    #[test]
+    fn a_selection_chooses_enabled_servers_of_its_profile() {
+        let text = r#"{"mcpServers": {
+            "a": {"command": "sh"}, "b": {"command": "sh"},
+            "c": {"command": "sh", "mcpshare": {"enabled": false}}}}"#;
+        let config = crate::config::parse(std::path::Path::new("/c.json"), text).unwrap();
+        let profiles = json!({"p": {"servers": ["b", "c"], "tools": {"deny": ["b__x"]}}});
+        let all = Selection::from_url("/mcp").unwrap();
+        assert_eq!(all.choose(&config, &profiles).unwrap().0, ["a", "b"]);
+        let (chosen, filter) = Selection::from_url("/mcp/p/p")
+            .unwrap()
+            .choose(&config, &profiles)
+            .unwrap();
+        assert_eq!(chosen, ["b"]);
+        assert!(!filter.admits("b__x") && filter.admits("b__y"));
+        let ex = Selection::from_url("/mcp?exclude=a").unwrap();
+        assert_eq!(ex.choose(&config, &profiles).unwrap().0, ["b"]);
+        assert!(
+            Selection::from_url("/mcp/p/none")
+                .unwrap()
+                .choose(&config, &profiles)
+                .is_err()
+        );
+        assert!(
+            Selection::from_url("/mcp?servers=zz")
+                .unwrap()
+                .choose(&config, &profiles)
+                .is_err()
+        );
+    }
+}

@@ -287,10 +287,6 @@ impl Bridge {
                 .map_err(other)?;
         let client = Client::new(&manifest);
         let bytes = serde_json::to_vec(init).unwrap_or_default();
-        let failed = |e: SendError| match e {
-            SendError::NotReached(e) => ConnectError::Gone(format!("mcpshare daemon: {e}")),
-            SendError::Broken(e) => ConnectError::Other(format!("mcpshare daemon: {e}")),
-        };
         let mut registrations = 0;
         let (upstream, path, reply, waited) = loop {
             let (status, body) = client
@@ -300,7 +296,17 @@ impl Bridge {
                     Some(&self.target),
                     CONTROL_TIMEOUT,
                 )
-                .map_err(failed)?;
+                // Registering changes nothing that outlives a dying daemon.
+                .map_err(|e| match e {
+                    SendError::NotReached(e) | SendError::Broken(e) => {
+                        ConnectError::Gone(format!("mcpshare daemon: {e}"))
+                    }
+                })?;
+            if status == 503 {
+                return Err(ConnectError::Gone(
+                    "mcpshare daemon: it is stopping".to_string(),
+                ));
+            }
             let Some(upstream) = body
                 .get("id")
                 .and_then(Value::as_str)
@@ -318,9 +324,15 @@ impl Bridge {
                 .map_or_else(|| format!("/u/{upstream}/mcp"), str::to_string);
             // The daemon answers once the upstream has started: say why we wait.
             let waiting = report_wait(upstream);
+            // A daemon that went away before answering `initialize` opened
+            // nothing that outlives it: elect again, as when unreachable.
             let reply = client
                 .mcp_post(&path, &McpHeaders::default(), &bytes)
-                .map_err(failed)?;
+                .map_err(|e| match e {
+                    SendError::NotReached(e) | SendError::Broken(e) => {
+                        ConnectError::Gone(format!("mcpshare daemon: {e}"))
+                    }
+                })?;
             // 404: the upstream was stopped for idleness between its
             // registration and this `initialize`: register it anew.
             if reply.status != 404 || registrations == MAX_REGISTRATIONS {

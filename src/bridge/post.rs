@@ -193,6 +193,10 @@ impl Bridge {
             404 => Err(PostError::Stale(
                 "session not found (the daemon restarted)".into(),
             )),
+            // The daemon is stopping and did not run it: the next one will.
+            503 => Err(PostError::Stale(
+                "the daemon is stopping; not run there".into(),
+            )),
             200 if reply.is_sse() => self.relay_events(reply, id, sink),
             200 => match reply.message_within(self.max) {
                 Ok(answer) => Ok(Some(answer)),

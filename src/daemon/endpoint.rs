@@ -276,6 +276,16 @@ fn post(d: &Arc<Daemon>, mut req: Request, door: &dyn Door) {
     let Ok((req, session)) = session_of(d, req, door) else {
         return;
     };
+    if kind == Kind::Request && d.is_stopping() {
+        // Not acted on: a bridge sends it again to the next daemon.
+        return rpc_error(
+            req,
+            503,
+            msg.id(),
+            jsonrpc::UNAVAILABLE,
+            "daemon is shutting down or handing over; the request was not run",
+        );
+    }
     match kind {
         Kind::Request => match method {
             "initialize" => rpc_error(

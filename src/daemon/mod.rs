@@ -341,6 +341,12 @@ fn route(d: &Arc<Daemon>, req: http::Request) {
         return crate::console::handle(&d.console, d.as_ref(), req);
     }
     match (req.method(), path.as_str()) {
+        ("POST", "/api/upstreams") if d.is_stopping() => http::json(
+            req,
+            503,
+            &json!({"error": "daemon is shutting down or handing over"}),
+            &[],
+        ),
         ("POST", "/api/upstreams") if body_names_the_hub(req.body()) => {
             let body = serde_json::from_slice::<Value>(req.body()).unwrap_or(Value::Null);
             match hub::registration(&body) {

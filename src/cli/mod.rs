@@ -9,6 +9,7 @@ mod daemon;
 mod doctor;
 mod logs;
 pub mod orphans;
+mod remote;
 mod restart;
 mod run;
 mod servers;
@@ -239,6 +240,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "HOME",
     "APPDATA",
     "CODEX_HOME",
+    "MCPSHARE_REMOTE_HEADERS",
 ];
 
 pub fn help() -> String {
@@ -370,6 +372,12 @@ pub enum Invocation {
         stop: Option<Vec<orphans::Target>>,
     },
     Clients(clients::Command),
+    /// Internal (not in `COMMANDS`): the relay the daemon runs for a
+    /// remote server.
+    Remote {
+        url: String,
+        sse: bool,
+    },
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -559,6 +567,7 @@ where
         }
         "clients" | "import" | "connect" | "disconnect" => parse_clients(&command, &mut parser),
         "help" => parse_help(&mut parser),
+        "remote" => remote::parse(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
 }
@@ -741,6 +750,7 @@ fn run_cli() -> Result<i32> {
             stop: Some(targets),
         } => orphans::stop(&targets, json),
         Invocation::Clients(c) => clients::run(c),
+        Invocation::Remote { url, sse } => remote::run(url, sse),
     }
 }
 

@@ -326,3 +326,170 @@ fn a_legacy_sse_server_is_relayed_with_its_headers() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = TcpStream::connect(("127.0.0.1", port));
 }
+
+/// What the small Streamable HTTP server saw: each request's method and
+/// session header, and whether it forgets its sessions now.
+#[derive(Default)]
+struct Http {
+    seen: Vec<(String, String)>,
+    forget: bool,
+    sessions: usize,
+}
+
+/// A Streamable HTTP server on 127.0.0.1 that answers in JSON, gives each
+/// `initialize` a new session (s1, s2, ...), has no GET stream (405), and
+/// once `forget` is set answers 404 to every session it gave.
+fn forgetful_server() -> (u16, Arc<Mutex<Http>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = Arc::new(Mutex::new(Http::default()));
+    let st = state.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let st = st.clone();
+            std::thread::spawn(move || serve_forgetful(conn, &st));
+        }
+    });
+    (port, state)
+}
+
+fn serve_forgetful(conn: TcpStream, state: &Mutex<Http>) {
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let method = line.split_whitespace().next().unwrap_or("").to_string();
+        let (mut length, mut session) = (0usize, String::new());
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = v.trim().parse().unwrap_or(0),
+                "mcp-session-id" => session = v.trim().to_string(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut s = state.lock().unwrap();
+        let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let what = msg["method"].as_str().unwrap_or(&method).to_string();
+        s.seen.push((what.clone(), session.clone()));
+        let (status, extra, answer) = if method == "GET" {
+            ("405 Method Not Allowed", String::new(), String::new())
+        } else if !session.is_empty() && s.forget {
+            ("404 Not Found", String::new(), String::new())
+        } else if method == "DELETE" || msg.get("id").is_none() {
+            ("202 Accepted", String::new(), String::new())
+        } else if what == "initialize" {
+            s.sessions += 1;
+            let result = json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                "serverInfo": {"name": "forgetful", "version": "1"}});
+            (
+                "200 OK",
+                format!("Mcp-Session-Id: s{}\r\n", s.sessions),
+                json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string(),
+            )
+        } else {
+            let result = if what == "tools/list" {
+                json!({"tools": []})
+            } else {
+                json!({})
+            };
+            let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result});
+            ("200 OK", String::new(), reply.to_string())
+        };
+        drop(s);
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+            answer.len()
+        );
+        if conn.write_all(head.as_bytes()).is_err() || conn.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_forgotten_session_is_an_error_then_a_restart_and_stdin_end_deletes_the_session() {
+    let home = TestHome::new("remoteforget");
+    let (port, state) = forgetful_server();
+    home.write_config(json!({"f": {"url": format!("http://127.0.0.1:{port}/mcp")}}));
+    let mut r = run_named(&home, "f", "");
+    r.initialize();
+    let first = upstream_of(&home, "f");
+    let pid = first["pid"].as_u64().unwrap() as u32;
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let list = r.request(json!(1), "tools/list", json!({}));
+    assert_eq!(list["result"]["tools"], json!([]), "{list}");
+    assert!(
+        state
+            .lock()
+            .unwrap()
+            .seen
+            .contains(&("tools/list".into(), "s1".into())),
+        "the session's id goes with each message: {:?}",
+        state.lock().unwrap().seen
+    );
+
+    state.lock().unwrap().forget = true;
+    // A call: the daemon answers a repeated tools/list from its cache.
+    let gone = r.call(json!(2), "any", json!({}));
+    let e = gone["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{gone}"));
+    assert!(
+        e.contains("HTTP 404") && e.contains(&port.to_string()),
+        "{e}"
+    );
+    state.lock().unwrap().forget = false;
+    // Not a new session behind the client's back: the relay exits and the
+    // daemon starts a new one, as after a crash.
+    assert!(
+        wait_until(WAIT, || state.lock().unwrap().sessions == 2
+            && upstream_of(&home, "f")["state"] == "running"),
+        "no restart: {:?}",
+        state.lock().unwrap().seen
+    );
+    let again = upstream_of(&home, "f");
+    assert_ne!(again["pid"], first["pid"], "{again}");
+    assert_eq!(again["restarts"], json!(1), "{again}");
+    home.seen_upstreams
+        .lock()
+        .unwrap()
+        .push(again["pid"].as_u64().unwrap() as u32);
+    let call = r.call(json!(3), "any", json!({}));
+    assert_eq!(call["result"], json!({}), "{call}");
+    assert!(
+        state
+            .lock()
+            .unwrap()
+            .seen
+            .contains(&("tools/call".into(), "s2".into())),
+        "{:?}",
+        state.lock().unwrap().seen
+    );
+
+    drop(r);
+    let out = home.mcpshare(&["stop"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(WAIT, || state
+            .lock()
+            .unwrap()
+            .seen
+            .contains(&("DELETE".into(), "s2".into()))),
+        "stdin's end DELETEs the session: {:?}",
+        state.lock().unwrap().seen
+    );
+}

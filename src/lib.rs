@@ -30,6 +30,7 @@ pub mod daemon;
 
 pub mod bridge;
 pub mod election;
+pub mod remote;
 
 pub mod orphans;
 

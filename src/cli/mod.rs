@@ -9,6 +9,7 @@ mod daemon;
 mod doctor;
 mod logs;
 pub mod orphans;
+mod remote;
 mod restart;
 mod run;
 mod servers;
@@ -256,6 +257,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "HOME",
     "APPDATA",
     "CODEX_HOME",
+    "MCPSHARE_REMOTE_HEADERS",
 ];
 
 pub fn help() -> String {
@@ -393,6 +395,12 @@ pub enum Invocation {
         stop: Option<Vec<orphans::Target>>,
     },
     Clients(clients::Command),
+    /// Internal (not in `COMMANDS`): the relay the daemon runs for a
+    /// remote server.
+    Remote {
+        url: String,
+        sse: bool,
+    },
 }
 
 /// Parse the arguments after the program name; runs nothing.
@@ -615,6 +623,7 @@ where
         }
         "clients" | "import" | "connect" | "disconnect" => parse_clients(&command, &mut parser),
         "help" => parse_help(&mut parser),
+        "remote" => remote::parse(&mut parser),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
     }
 }
@@ -811,6 +820,7 @@ fn run_cli() -> Result<i32> {
             stop: Some(targets),
         } => orphans::stop(&targets, json),
         Invocation::Clients(c) => clients::run(c),
+        Invocation::Remote { url, sse } => remote::run(url, sse),
     }
 }
 

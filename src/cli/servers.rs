@@ -298,6 +298,12 @@ fn add(path: &Path, a: Add) -> Result<i32> {
                 "give the server's full URL",
             ));
         }
+        if let Err(e) = crate::remote::check_url(&url) {
+            let (what, hint) = e
+                .split_once("; hint: ")
+                .unwrap_or((&e, "give the server's full URL"));
+            return Err(bad(path, &name, what.to_string(), hint));
+        }
         Launch::Remote {
             kind: if a.sse {
                 RemoteKind::Sse

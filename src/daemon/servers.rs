@@ -7,7 +7,7 @@
 //! disable (see `console.rs`), through `config::update` like the CLI.
 
 use super::Daemon;
-use crate::config::{self, Config, Launch, Server, Share};
+use crate::config::{self, Config, Launch, RemoteKind, Server, Share};
 use crate::log;
 use crate::mux::identity::Spec;
 use crate::mux::upstream::{Tuning, Upstream};
@@ -149,7 +149,8 @@ impl Servers {
     }
 }
 
-/// The upstream spec of a configured stdio server for a client in `cwd`:
+/// The upstream spec of a configured server for a client in `cwd` (a
+/// remote one's is [`remote_spec`]'s):
 /// the daemon's environment plus the entry's `env`, `${VAR}` references
 /// resolved by `lookup`, `{cwd}` in the arguments of a `per-cwd` server
 /// replaced by the client's directory.
@@ -159,17 +160,16 @@ pub fn spec_for(
     isolated: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Spec, String> {
-    let Launch::Stdio {
-        command,
-        args,
-        env,
-        cwd: dir,
-    } = &server.launch
-    else {
-        return Err(format!(
-            "server '{}' is a remote server: mcpshare does not connect to remote servers yet",
-            server.name
-        ));
+    let (command, args, env, dir) = match &server.launch {
+        Launch::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => (command, args, env, cwd),
+        Launch::Remote { kind, url, headers } => {
+            return remote_spec(server, *kind, url, headers, cwd, isolated, lookup);
+        }
     };
     let expand =
         |s: &str| config::expand(s, lookup).map_err(|e| format!("server '{}': {e}", server.name));
@@ -206,6 +206,58 @@ pub fn spec_for(
         global: !per_cwd,
         isolated: isolated || server.share == Share::PerClient,
         server: Some(server.name.clone()),
+    })
+}
+
+/// The upstream spec of a configured remote server: mcpshare itself as
+/// the child (`mcpshare remote [--sse] URL`, see the remote module), the
+/// headers, `${VAR}` references resolved by `lookup`, in its environment
+/// (MCPSHARE_REMOTE_HEADERS) rather than its argv, which `ps` shows.
+fn remote_spec(
+    server: &Server,
+    kind: RemoteKind,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    cwd: &str,
+    isolated: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Spec, String> {
+    let name = &server.name;
+    crate::remote::check_url(url).map_err(|e| format!("server '{name}': {e}"))?;
+    let values = headers
+        .iter()
+        .map(|(k, v)| {
+            let v = config::expand(v, lookup)
+                .map_err(|e| format!("server '{name}': header {k}: {e}"))?;
+            Ok((k.clone(), v))
+        })
+        .collect::<Result<BTreeMap<_, _>, String>>()?;
+    let exe = std::env::current_exe().map_err(|e| {
+        format!("server '{name}': cannot find mcpshare's own executable to relay to {url}: {e}")
+    })?;
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    env.insert(
+        crate::remote::HEADERS_VAR.to_string(),
+        serde_json::to_string(&values).unwrap_or_default(),
+    );
+    let mut args = vec!["remote".to_string()];
+    if kind == RemoteKind::Sse {
+        args.push("--sse".into());
+    }
+    args.push(url.to_string());
+    let per_cwd = server.share == Share::PerCwd;
+    Ok(Spec {
+        command: exe.display().to_string(),
+        args,
+        cwd: if per_cwd && !cwd.is_empty() {
+            cwd.to_string()
+        } else {
+            std::env::var("HOME").unwrap_or_else(|_| "/".into())
+        },
+        env,
+        global: !per_cwd,
+        isolated: isolated || server.share == Share::PerClient,
+        server: Some(name.clone()),
     })
 }
 
@@ -580,6 +632,37 @@ mod tests {
         let absent = server(r#"{"command": "surely-not-a-command-here"}"#);
         let e = spec_for(&absent, "/", false, &|_| None).unwrap_err();
         assert!(e.contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn a_remote_spec_runs_mcpshare_with_the_headers_in_its_environment() {
+        let s = server(
+            r#"{"type": "sse", "url": "http://127.0.0.1:9/sse",
+                "headers": {"Authorization": "Bearer ${TOKEN}"}}"#,
+        );
+        let lookup = |k: &str| (k == "TOKEN").then(|| "t0k".to_string());
+        let spec = spec_for(&s, "/proj", false, &lookup).unwrap();
+        assert_eq!(spec.args, ["remote", "--sse", "http://127.0.0.1:9/sse"]);
+        assert!(!spec.args.iter().any(|a| a.contains("t0k")));
+        let headers: Value = serde_json::from_str(&spec.env[crate::remote::HEADERS_VAR]).unwrap();
+        assert_eq!(headers, json!({"Authorization": "Bearer t0k"}));
+        assert_eq!(
+            spec.command,
+            std::env::current_exe().unwrap().display().to_string()
+        );
+        assert!(spec.global);
+
+        let e = spec_for(&s, "/", false, &|_| None).unwrap_err();
+        assert!(
+            e.contains("TOKEN") && e.contains("header Authorization"),
+            "{e}"
+        );
+        let tls = server(r#"{"url": "https://example.com/mcp"}"#);
+        let e = spec_for(&tls, "/", false, &|_| None).unwrap_err();
+        assert!(
+            e.contains("https://example.com/mcp") && e.contains("mcp-remote"),
+            "{e}"
+        );
     }
 
     #[test]

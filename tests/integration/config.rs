@@ -315,7 +315,7 @@ fn list_never_prints_secret_values() {
         "add",
         "r",
         "--url",
-        "https://h.invalid/mcp",
+        "http://h.invalid/mcp",
         "--header",
         "Authorization: Bearer sk-live-456",
     ]);

@@ -22,6 +22,7 @@ mod portability;
 mod processes;
 mod promise;
 mod reattach;
+mod remote;
 mod roots;
 mod routing;
 mod security;

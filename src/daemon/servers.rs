@@ -232,9 +232,12 @@ fn remote_spec(
             Ok((k.clone(), v))
         })
         .collect::<Result<BTreeMap<_, _>, String>>()?;
-    let exe = std::env::current_exe().map_err(|e| {
-        format!("server '{name}': cannot find mcpshare's own executable to relay to {url}: {e}")
-    })?;
+    // After a reinstall this names the new binary at the same path.
+    let exe = crate::platform::exe(std::process::id())
+        .or_else(|| std::env::current_exe().ok())
+        .ok_or_else(|| {
+            format!("server '{name}': cannot find mcpshare's own executable to relay to {url}")
+        })?;
     let mut env: BTreeMap<String, String> = std::env::vars().collect();
     env.insert(
         crate::remote::HEADERS_VAR.to_string(),

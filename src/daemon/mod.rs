@@ -72,6 +72,8 @@ pub struct Daemon {
     servers: servers::Servers,
     /// Open hub sessions, by id.
     hubs: Mutex<HashMap<String, Arc<hub::HubSession>>>,
+    /// What the hub last saw of each configured server.
+    catalog: hub::Catalog,
     /// The web console's credentials and bridge reports.
     console: crate::console::Console,
     doctor: crate::console::DoctorFn,
@@ -190,6 +192,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         daemon_idle: settings.daemon_idle,
         servers: servers::Servers::load(config_path),
         hubs: Mutex::new(HashMap::new()),
+        catalog: hub::Catalog::new(home.dir().join("catalog")),
         console: crate::console::Console::new(port),
         doctor,
         home,

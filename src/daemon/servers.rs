@@ -412,6 +412,7 @@ impl Daemon {
         for o in &old.servers {
             match new.get(&o.name) {
                 None => {
+                    self.catalog.forget(&o.name);
                     self.retire_server(&o.name, "it was removed from the config");
                     stopped.push(o.name.clone());
                 }

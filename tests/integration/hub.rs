@@ -314,3 +314,50 @@ fn a_config_edit_tells_attached_hub_clients_and_answers_their_calls() {
     }
     pid_of(&home, &mut x, "c__pid", "3");
 }
+
+#[test]
+fn a_lazy_server_stays_listed_from_its_catalog_and_starts_on_a_call() {
+    let home = TestHome::new("hubcatalog");
+    write(
+        &home,
+        json!({"mcpServers": {"a": fx("a", json!({"idle_secs": 1})), "b": fx("b", json!({}))}}),
+    );
+    let state = |name: &str| {
+        home.status()["config"]["servers"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let first = {
+        let mut h = hub(&home, &[]);
+        let names = tool_names(&mut h, "l");
+        assert!(names.contains(&"a__echo".to_string()));
+        pid_of(&home, &mut h, "a__pid", "p")
+    };
+    // The first hub client went away; a stops after its idle second.
+    assert!(wait_until(WAIT, || !pid_alive(first)));
+    assert!(
+        wait_until(WAIT, || state("a")["state"] == "stopped"),
+        "{}",
+        state("a")
+    );
+    let mut h = hub(&home, &[]);
+    assert_eq!(
+        state("a")["state"],
+        "stopped",
+        "initialize did not start a lazy server"
+    );
+    let names = tool_names(&mut h, "l2");
+    assert!(
+        names.contains(&"a__echo".to_string()),
+        "listed from the catalog: {names:?}"
+    );
+    assert_eq!(
+        state("a")["state"],
+        "stopped",
+        "listing did not start it either"
+    );
+    let again = pid_of(&home, &mut h, "a__pid", "p2");
+    assert_ne!(again, first, "a call started it");
+    pid_of(&home, &mut h, "b__pid", "p3");
+}

@@ -8,8 +8,11 @@
 //! merges lists, capabilities and instructions. It never sends a request to
 //! a server that does not own the name or URI it carries.
 
+mod catalog;
 mod merge;
 pub mod names;
+
+pub use catalog::Catalog;
 
 use super::Daemon;
 use super::endpoint::{self, Door, Front, Refusal, client_process};
@@ -308,7 +311,15 @@ impl HubSession {
                         name.clone(),
                         s.spawn(move || {
                             let up = d.register_server(&hub.ask(name))?;
+                            // A lazy server not running, known from before,
+                            // waits for its first call.
+                            let lazy = d.servers.config().get(name).is_some_and(|s| s.lazy);
+                            let known = d.catalog.read(name)["init"].clone();
+                            if lazy && up.pid().is_none() && known.is_object() {
+                                return Ok((up, known));
+                            }
                             let init = up.ensure_running(true)?;
+                            d.catalog.put(name, "init", init.clone());
                             Ok((up, init))
                         }),
                     )
@@ -526,14 +537,29 @@ impl HubSession {
     /// tagged with its server.
     fn gather(&self, method: &str, field: &str) -> Vec<(String, Value)> {
         let members = self.members();
+        let d = self.daemon.upgrade();
         let lists: Vec<(String, Result<Vec<Value>, String>)> = std::thread::scope(|s| {
             let handles: Vec<_> = members
                 .iter()
                 .filter(|m| self.serves(m, method))
                 .map(|m| {
+                    let d = d.clone();
                     (
                         m.server.clone(),
-                        s.spawn(move || self.all_pages(m, method, field)),
+                        s.spawn(move || {
+                            // A server not running is listed as last seen.
+                            if let Some(d) = &d
+                                && m.session.upstream.pid().is_none()
+                                && let Some(known) = d.catalog.read(&m.server)[field].as_array()
+                            {
+                                return Ok(known.clone());
+                            }
+                            let items = self.all_pages(m, method, field)?;
+                            if let Some(d) = &d {
+                                d.catalog.put(&m.server, field, json!(items));
+                            }
+                            Ok(items)
+                        }),
                     )
                 })
                 .collect();
@@ -555,11 +581,19 @@ impl HubSession {
     /// Does this member's server offer what `method` lists?
     fn serves(&self, m: &Member, method: &str) -> bool {
         let cap = method.split('/').next().unwrap_or("");
-        m.session
-            .upstream
-            .ensure_running(false)
-            .map(|init| init.pointer(&format!("/capabilities/{cap}")).is_some())
-            .unwrap_or(false)
+        let known = self
+            .daemon
+            .upgrade()
+            .map(|d| d.catalog.read(&m.server)["init"].clone())
+            .filter(|i| i.is_object() && m.session.upstream.pid().is_none());
+        let init = match known {
+            Some(init) => init,
+            None => match m.session.upstream.ensure_running(false) {
+                Ok(init) => init,
+                Err(_) => return false,
+            },
+        };
+        init.pointer(&format!("/capabilities/{cap}")).is_some()
     }
 
     /// tools/list or prompts/list: every server's, under exposed names.

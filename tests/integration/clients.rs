@@ -511,3 +511,58 @@ fn a_wrapped_entry_reaches_the_same_tools() {
     m.ok(&["disconnect", "cursor"]);
     assert_eq!(m.read(".cursor/mcp.json"), cursor);
 }
+
+#[test]
+fn a_hub_entry_reaches_the_imported_servers_tools() {
+    let fixture = fixture().to_string_lossy().into_owned();
+    let cursor = format!(
+        "{{\n  \"mcpServers\": {{\n    \"fixture\": {{\"command\": {}, \"args\": []}}\n  }}\n}}\n",
+        json!(fixture)
+    );
+    let m = Machine::new("clients-hub", &[(".cursor/mcp.json", cursor)]);
+    let direct = tools_of(&m, &fixture, &[]);
+    m.ok(&["import", "--from", "cursor"]);
+    m.ok(&["connect", "cursor"]);
+    let v: Value = serde_json::from_str(&m.read(".cursor/mcp.json")).unwrap();
+    let entry = &v["mcpServers"]["mcpshare"];
+    assert_hub(entry, "cursor");
+    let args: Vec<String> = serde_json::from_value(entry["args"].clone()).unwrap();
+    // The client starts the entry with the user's environment: the config
+    // imported above is found under its HOME.
+    let mut c = Command::new(entry["command"].as_str().unwrap());
+    c.args(&args)
+        .env("MCPSHARE_HOME", &m.th.dir)
+        .env("HOME", &m.home)
+        .env("XDG_CONFIG_HOME", m.home.join(".config"))
+        .env_remove("MCPSHARE_CONFIG")
+        .current_dir(&m.project);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    let r = b.request(json!(1), "tools/list", json!({}));
+    let through: Vec<String> = r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = direct.iter().map(|t| format!("fixture__{t}")).collect();
+    let mut got = through.clone();
+    want.sort();
+    got.sort();
+    // The fixture pages its list; the hub gives every page at once.
+    assert!(
+        want.iter().all(|w| got.contains(w)),
+        "{want:?} not all in {got:?}"
+    );
+    assert_eq!(
+        b.call_text(json!(2), "fixture__echo", json!({"text": "via hub"})),
+        "via hub"
+    );
+    let pid: u32 = b
+        .call_text(json!(3), "fixture__pid", json!({}))
+        .parse()
+        .unwrap();
+    m.th.seen_upstreams.lock().unwrap().push(pid);
+    b.close_stdin();
+    b.wait_exit(WAIT);
+}

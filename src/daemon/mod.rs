@@ -591,6 +591,10 @@ impl Daemon {
             .collect();
         specs.sort_by(|a, b| a.0.cmp(&b.0));
         let near = crate::mux::identity::near_misses(&specs);
+        let specs_by_id: HashMap<String, String> = specs
+            .iter()
+            .filter_map(|(id, s)| Some((id.clone(), s.server.clone()?)))
+            .collect();
         // Each upstream's attached clients, by the name in their clientInfo.
         let mut clients: HashMap<String, Vec<String>> = HashMap::new();
         for s in lock(&self.sessions).values() {
@@ -606,6 +610,10 @@ impl Daemon {
                 names.sort();
                 let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
                 v["clients"] = json!(names);
+                if let Some(server) = specs_by_id.get(&v["id"].as_str().unwrap_or("").to_string()) {
+                    v["server"] = json!(server);
+                    v["tools"] = json!(self.exposed_tools(server));
+                }
                 v
             })
             .collect();

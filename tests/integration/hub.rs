@@ -59,6 +59,19 @@ fn three_servers_behind_one_endpoint_with_namespaced_tools() {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
     }
+    // Status shows each configured upstream's tools as hub clients see them.
+    let st = home.status();
+    let a = st["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["server"] == "a")
+        .cloned()
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(
+        a["tools"].as_array().unwrap().contains(&json!("a__echo")),
+        "{a}"
+    );
     // Every page of every server: the fixture paginates its own list.
     let per_server = names.iter().filter(|n| n.starts_with("a__")).count();
     assert!(per_server > 10, "{per_server} tools of a: {names:?}");

@@ -128,6 +128,7 @@ function renderServers(st) {
         ["command", (u.command || []).join(" ")], ["cwd", u.cwd], ["pid", u.pid],
         ["sessions", u.sessions], ["restarts", u.restarts], ["memory", bytes(u.rss_bytes)],
         ["clients", (u.clients || []).join(", ")],
+        ["server", u.server], ["hub tools", (u.tools || []).join(", ")],
         ["last error", u.last_error],
       ]),
       el("div", { class: "actions" },

@@ -668,6 +668,23 @@ impl Daemon {
         }
     }
 
+    /// The names the hub shows for configured server `server`'s tools,
+    /// as last seen (the catalog), with the default budget.
+    pub fn exposed_tools(&self, server: &str) -> Vec<String> {
+        let tools = self.catalog.read(server)["tools"].clone();
+        let pairs: Vec<(String, String)> = tools
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((server.to_string(), t["name"].as_str()?.to_string())))
+            .collect();
+        let names = Names::assign(&pairs, names::DEFAULT_BUDGET);
+        pairs
+            .iter()
+            .filter_map(|(s, n)| names.exposed(s, n).map(str::to_string))
+            .collect()
+    }
+
     /// How many hub sessions are open.
     pub fn hub_sessions(&self) -> usize {
         lock(&self.hubs).len()

@@ -235,6 +235,30 @@ fn colliding_resource_uris_are_rewritten_and_mapped_back() {
         read["result"]["contents"][0]["text"],
         "contents of fixture://a"
     );
+    // An update of a rewritten URI reaches the client under that URI.
+    let sub = h.request(
+        json!(20),
+        "resources/subscribe",
+        json!({"uri": "mcpshare-hub://b/fixture://a"}),
+    );
+    assert!(sub.get("result").is_some(), "{sub}");
+    tool_names(&mut h, "seen");
+    // b says its tools changed but they did not: the hub lists b again,
+    // sees the same list, and says nothing.
+    assert_eq!(h.call_text(json!(21), "b__list_changed", json!({})), "sent");
+    assert_eq!(
+        h.call_text(json!(22), "b__update", json!({"uri": "fixture://a"})),
+        "sent"
+    );
+    let up = h
+        .wait_for(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .expect("the update reached the client");
+    assert_eq!(up["params"]["uri"], "mcpshare-hub://b/fixture://a", "{up}");
+    assert_eq!(
+        h.count_method("notifications/tools/list_changed", Duration::ZERO),
+        0,
+        "an unchanged list was announced"
+    );
     let prompts = h.request(json!(3), "prompts/list", json!({}));
     let names: Vec<&str> = prompts["result"]["prompts"]
         .as_array()

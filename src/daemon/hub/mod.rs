@@ -12,6 +12,7 @@ mod catalog;
 mod lists;
 mod merge;
 pub mod names;
+mod relay;
 mod selection;
 
 pub use catalog::Catalog;
@@ -98,6 +99,8 @@ struct Owners {
 
 pub struct HubSession {
     pub id: String,
+    /// Itself, for the relay threads it starts.
+    me: Weak<HubSession>,
     version: String,
     selection: Selection,
     daemon: Weak<Daemon>,
@@ -145,8 +148,10 @@ impl HubSession {
                 d.servers.path.display()
             ));
         }
-        let hub = Arc::new(HubSession {
-            id: super::random_token().map_err(|e| e.to_string())?,
+        let id = super::random_token().map_err(|e| e.to_string())?;
+        let hub = Arc::new_cyclic(|me| HubSession {
+            id,
+            me: me.clone(),
             version: version.to_string(),
             selection: selection.clone(),
             daemon: Arc::downgrade(d),
@@ -258,13 +263,14 @@ impl HubSession {
             self.client.clone(),
             self.client_name.clone(),
         );
-        if let Some(tx) = lock(&self.stream).as_ref() {
-            session.open_stream(tx.clone());
-        }
-        Member {
+        let m = Member {
             server: server.to_string(),
             session,
+        };
+        if let Some(tx) = lock(&self.stream).clone() {
+            self.relay(&m, tx);
         }
+        m
     }
 
     /// The members, each attached again if its session ended (its server
@@ -599,7 +605,7 @@ impl Front for HubSession {
             return false;
         }
         for m in lock(&self.members).iter() {
-            m.session.open_stream(tx.clone());
+            self.relay(m, tx.clone());
         }
         *stream = Some(tx);
         true

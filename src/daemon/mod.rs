@@ -610,7 +610,7 @@ impl Daemon {
                 names.sort();
                 let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
                 v["clients"] = json!(names);
-                if let Some(server) = specs_by_id.get(&v["id"].as_str().unwrap_or("").to_string()) {
+                if let Some(server) = specs_by_id.get(v["id"].as_str().unwrap_or("")) {
                     v["server"] = json!(server);
                     v["tools"] = json!(self.exposed_tools(server));
                 }

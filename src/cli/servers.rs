@@ -502,18 +502,7 @@ pub fn render_list(c: &config::Config) -> String {
 /// typing.
 fn edit(path: &Path) -> Result<i32> {
     let before = config::read(path)?.unwrap_or_default();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir)
-            .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
-    }
+    let dir = config::private_dir_of(path)?;
     let copy = dir.join(format!(".config-edit-{}.json", std::process::id()));
     let start = if before.trim().is_empty() {
         "{\n  \"mcpServers\": {}\n}\n".to_string()

@@ -10,7 +10,7 @@ pub mod edit;
 pub mod source;
 mod write;
 
-pub use write::{Written, lock_path, update};
+pub use write::{Written, lock_path, private_dir_of, update};
 
 use crate::error::{ConfigError, Error, Result};
 use edit::New;

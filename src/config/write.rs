@@ -42,11 +42,9 @@ pub struct Written {
 /// what the caller read earlier (for `edit`), else nothing is written.
 /// An invalid file is never overwritten unless `expected` says the
 /// caller saw it and replaces it whole.
-pub fn update(
-    path: &Path,
-    expected: Option<&str>,
-    mut change: impl FnMut(&str) -> Result<String>,
-) -> Result<Written> {
+/// The directory of the config file `path`, created private (0700) when
+/// it does not exist yet.
+pub fn private_dir_of(path: &Path) -> Result<&Path> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -59,6 +57,15 @@ pub fn update(
         b.create(dir)
             .map_err(|e| Error::Path(dir.to_path_buf(), e))?;
     }
+    Ok(dir)
+}
+
+pub fn update(
+    path: &Path,
+    expected: Option<&str>,
+    mut change: impl FnMut(&str) -> Result<String>,
+) -> Result<Written> {
+    private_dir_of(path)?;
     let lock_file = lock_path(path);
     let _held = lock::wait_exclusive(&lock_file, Instant::now() + LOCK_TIMEOUT)
         .map_err(|e| Error::Path(lock_file.clone(), e))?

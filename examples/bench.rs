@@ -42,14 +42,35 @@ impl Client {
         self.stdin.write_all(&line).expect("write");
     }
 
-    /// Send a request and read lines until its answer.
+    /// Is there output to read within `timeout`?
+    fn readable(&self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        if !self.out.buffer().is_empty() {
+            return true;
+        }
+        let mut p = libc::pollfd {
+            fd: self.out.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, its count 1.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        n > 0
+    }
+
+    /// Send a request and read lines until its answer (within a minute).
     fn ask(&mut self, method: &str, params: Value) -> Value {
         let id = self.next;
         self.next += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut line = String::new();
         loop {
             line.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(self.readable(left), "no answer to {method} within 60 s");
             if self.out.read_line(&mut line).expect("read") == 0 {
                 panic!("server closed stdout");
             }
@@ -70,14 +91,49 @@ impl Client {
     }
 
     fn echo(&mut self) -> Duration {
+        self.call("echo")
+    }
+
+    /// Round trip of one call of `tool` (an echo of "x").
+    fn call(&mut self, tool: &str) -> Duration {
         let t = Instant::now();
         let r = self.ask(
             "tools/call",
-            json!({"name": "echo", "arguments": {"text": "x"}}),
+            json!({"name": tool, "arguments": {"text": "x"}}),
         );
         let d = t.elapsed();
         assert!(r.get("result").is_some(), "call failed: {r}");
         d
+    }
+
+    /// The text of a call's first content item.
+    fn call_text(&mut self, tool: &str) -> String {
+        let r = self.ask("tools/call", json!({"name": tool, "arguments": {}}));
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("call of {tool} failed: {r}"))
+            .to_string()
+    }
+
+    /// tools/list, every page: the tools' names.
+    fn tool_names(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut params = json!({});
+        loop {
+            let r = self.ask("tools/list", params);
+            let tools = r["result"]["tools"]
+                .as_array()
+                .unwrap_or_else(|| panic!("tools/list failed: {r}"));
+            names.extend(
+                tools
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap_or("").to_string()),
+            );
+            match r["result"]["nextCursor"].as_str() {
+                Some(c) => params = json!({"cursor": c}),
+                None => return names,
+            }
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -98,10 +154,12 @@ impl Client {
     }
 }
 
-/// A scratch MCPSHARE_HOME whose daemon is stopped when dropped.
+/// A scratch MCPSHARE_HOME whose daemon is stopped when dropped, and
+/// maybe a config file (MCPSHARE_CONFIG) beside it.
 struct Home {
     mcpshare: PathBuf,
     dir: PathBuf,
+    config: Option<PathBuf>,
 }
 
 impl Home {
@@ -112,7 +170,25 @@ impl Home {
         Home {
             mcpshare: mcpshare.into(),
             dir,
+            config: None,
         }
+    }
+    /// A home whose daemon serves the configured servers of `config`.
+    fn with_config(mcpshare: &Path, name: &str, config: &Value) -> Home {
+        let mut home = Home::new(mcpshare, name);
+        let path = home.dir.with_extension("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).expect("config");
+        home.config = Some(path);
+        home
+    }
+    /// `mcpshare ARGS` in this home (and with its config).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.mcpshare);
+        c.args(args).env("MCPSHARE_HOME", &self.dir);
+        if let Some(config) = &self.config {
+            c.env("MCPSHARE_CONFIG", config);
+        }
+        c
     }
     fn bridge(&self, fixture: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.mcpshare);
@@ -136,10 +212,7 @@ impl Home {
             .count()
     }
     fn stop(&self) {
-        let _ = Command::new(&self.mcpshare)
-            .arg("stop")
-            .env("MCPSHARE_HOME", &self.dir)
-            .output();
+        let _ = self.command(&["stop"]).output();
     }
 }
 
@@ -147,6 +220,9 @@ impl Drop for Home {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 }
 
@@ -616,7 +692,193 @@ fn main() {
         pass(daemons == 1),
     );
 
-    // 7. Binary size.
+    // 7. The hub, `mcpshare mcp`, against `mcpshare run` on the same
+    // configured server, in one daemon.
+    let cfg = json!({"mcpServers": {"fx": {"command": fixture}}});
+    let home = Home::with_config(&mcpshare, "hub", &cfg);
+    let mut run = Client::start(home.command(&["run", "fx"]));
+    run.initialize();
+    let mut hub = Client::start(home.command(&["mcp"]));
+    hub.initialize();
+    let names = hub.tool_names();
+    assert!(
+        names.iter().any(|n| n == "fx__echo"),
+        "the hub lists no fx__echo: {names:?}"
+    );
+    let (run_pid, hub_pid) = (run.call_text("pid"), hub.call_text("fx__pid"));
+    assert_eq!(run_pid, hub_pid, "run and hub reach different servers");
+    for _ in 0..200 {
+        run.echo();
+        hub.call("fx__echo");
+    }
+    let (mut by_run, mut by_hub) = (Vec::new(), Vec::new());
+    for i in 0..500 * scale {
+        // Alternate which goes first, so that neither always follows the other.
+        if i % 2 == 0 {
+            by_run.push(micros(run.echo()));
+            by_hub.push(micros(hub.call("fx__echo")));
+        } else {
+            by_hub.push(micros(hub.call("fx__echo")));
+            by_run.push(micros(run.echo()));
+        }
+    }
+    let hub_ratio = median(&by_hub) / median(&by_run);
+    row(
+        "call p50 / p99: run NAME",
+        format!(
+            "{:.0} / {:.0} µs",
+            median(&by_run),
+            percentile(&by_run, 0.99)
+        ),
+        "baseline",
+        "",
+    );
+    row(
+        "call p50 / p99: hub (mcpshare mcp)",
+        format!(
+            "{:.0} / {:.0} µs ({hub_ratio:.2}×)",
+            median(&by_hub),
+            percentile(&by_hub, 0.99)
+        ),
+        "≤ 1.10× run",
+        pass(hub_ratio <= 1.10),
+    );
+    // Memory of a hub session: the daemon before and after more sessions,
+    // each initialized and listed.
+    let sessions = 10;
+    let hub_rss = |home: &Home, sessions: usize| {
+        let daemon = home.daemon_pid();
+        let before = rss_kib(daemon);
+        let mut more: Vec<Client> = (0..sessions)
+            .map(|_| Client::start(home.command(&["mcp"])))
+            .collect();
+        for c in more.iter_mut() {
+            c.initialize();
+            c.tool_names();
+        }
+        let after = rss_kib(daemon);
+        more.into_iter().for_each(Client::close);
+        (after as f64 - before as f64) / sessions as f64
+    };
+    let hub_session_1 = hub_rss(&home, sessions);
+    let hub_bridge = rss_kib(hub.pid());
+    let run_bridge = rss_kib(run.pid());
+    run.close();
+    hub.close();
+    drop(home);
+    // tools/list of 10 servers × 50 tools: each its own upstream (its own
+    // env), each listing 50 tools over 10 pages.
+    let (servers, extra) = (10usize, 38usize);
+    let mut own = Client::start({
+        let mut c = direct(&fixture, &[]);
+        c.env("FIXTURE_EXTRA_TOOLS", extra.to_string());
+        c
+    });
+    own.initialize();
+    let per_server = own.tool_names().len();
+    let direct_list: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            own.tool_names();
+            micros(t.elapsed())
+        })
+        .collect();
+    own.close();
+    let members: serde_json::Map<String, Value> = (0..servers)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                json!({"command": fixture, "env": {"FIXTURE_EXTRA_TOOLS": extra.to_string(), "BENCH_SERVER": i.to_string()}}),
+            )
+        })
+        .collect();
+    let home = Home::with_config(&mcpshare, "hub10", &json!({"mcpServers": members}));
+    let t = Instant::now();
+    let mut hub = Client::start(home.command(&["mcp"]));
+    hub.initialize();
+    let hub_init = micros(t.elapsed()) / 1000.0;
+    let t = Instant::now();
+    let first = hub.tool_names();
+    let first_list = micros(t.elapsed()) / 1000.0;
+    let want = servers * per_server;
+    assert_eq!(
+        first.len(),
+        want,
+        "the hub listed {} tools, not {want}",
+        first.len()
+    );
+    let distinct: std::collections::HashSet<&String> = first.iter().collect();
+    assert_eq!(distinct.len(), want, "the hub listed a name twice");
+    let status = home.command(&["status", "--json"]).output().unwrap();
+    let st: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let upstreams = st["upstreams"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        upstreams, servers,
+        "{servers} servers ran as {upstreams} upstreams"
+    );
+    let lists = if quick { 20 } else { 50 };
+    let mut listed = Vec::with_capacity(lists);
+    for _ in 0..lists {
+        let t = Instant::now();
+        let n = hub.tool_names().len();
+        listed.push(micros(t.elapsed()) / 1000.0);
+        assert_eq!(n, want, "the hub listed {n} tools, not {want}");
+    }
+    let list_p50 = median(&listed);
+    let hub_session_10 = hub_rss(&home, sessions);
+    hub.close();
+    drop(home);
+    results["hub"] = json!({
+        "call_us": {"run_p50": median(&by_run), "run_p99": percentile(&by_run, 0.99),
+            "hub_p50": median(&by_hub), "hub_p99": percentile(&by_hub, 0.99),
+            "ratio_p50": hub_ratio, "calls": by_hub.len()},
+        "memory_kib": {"daemon_per_session_1_server": hub_session_1,
+            "daemon_per_session_10_servers": hub_session_10, "sessions": sessions,
+            "hub_bridge": hub_bridge, "run_bridge": run_bridge},
+        "tools_list_ms": {"servers": servers, "tools_per_server": per_server, "tools": want,
+            "initialize": hub_init, "first": first_list, "warm_p50": list_p50,
+            "warm_p99": percentile(&listed, 0.99), "lists": lists,
+            "direct_one_server_p50": median(&direct_list) / 1000.0},
+    });
+    row(
+        "hub session, daemon RSS: 1 / 10 servers",
+        format!("{hub_session_1:.0} / {hub_session_10:.0} KiB"),
+        "",
+        "",
+    );
+    row(
+        "hub bridge RSS (run bridge)",
+        format!(
+            "{:.1} MiB ({:.1} MiB)",
+            hub_bridge as f64 / 1024.0,
+            run_bridge as f64 / 1024.0
+        ),
+        "",
+        "",
+    );
+    row(
+        &format!("hub initialize, {servers} servers (cold)"),
+        format!("{hub_init:.1} ms (first tools/list {first_list:.1} ms)"),
+        "",
+        "",
+    );
+    row(
+        &format!("tools/list, 1 server × {per_server} tools, direct"),
+        format!("p50 {:.2} ms", median(&direct_list) / 1000.0),
+        "baseline",
+        "",
+    );
+    row(
+        &format!("hub tools/list, {servers} × {per_server} tools, warm"),
+        format!(
+            "p50 {list_p50:.2} / p99 {:.2} ms",
+            percentile(&listed, 0.99)
+        ),
+        "< 5 ms",
+        pass(list_p50 < 5.0),
+    );
+
+    // 8. Binary size.
     let size = std::fs::metadata(&mcpshare).map(|m| m.len()).unwrap_or(0);
     results["binary_bytes"] = json!(size);
     row(

@@ -18,7 +18,9 @@
 //! start_roots shows the answer); FIXTURE_LIST_CHANGED_AT_START=N sends
 //! N `tools/list_changed` once initialized;
 //! FIXTURE_NOISE=1 prints a non-JSON line on stdout first; FIXTURE_STDERR=N
-//! writes N lines to stderr at start.
+//! writes N lines to stderr at start; FIXTURE_EXTRA_TOOLS=N lists N more
+//! tools, `extra_0` to `extra_{N-1}` (paged by 5 like the others), each
+//! answering with its own name.
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -117,7 +119,20 @@ const RAW_ASK: &str = r#"{"messages":[{"role":"user","content":{"type":"text","t
 fn tools() -> Vec<String> {
     let mut all = vec![ORDERED_TOOL.to_string()];
     all.extend(tools_values().iter().map(Value::to_string));
+    all.extend((0..extra_tools()).map(|i| {
+        json!({"name": format!("extra_{i}"), "description": format!("Extra tool {i}: answers with its name"),
+            "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}})
+        .to_string()
+    }));
     all
+}
+
+/// FIXTURE_EXTRA_TOOLS: how many `extra_N` tools to list after the others.
+fn extra_tools() -> usize {
+    std::env::var("FIXTURE_EXTRA_TOOLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn tools_values() -> Vec<Value> {
@@ -335,6 +350,13 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
                     .unwrap_or(0)
                     .to_string(),
             ))
+        }
+        n if n
+            .strip_prefix("extra_")
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i < extra_tools()) =>
+        {
+            Ok(text(n))
         }
         _ => Err((-32602, format!("unknown tool {name}"))),
     }

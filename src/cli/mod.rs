@@ -421,22 +421,10 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
             hint: "for example: mcpshare run memory, or mcpshare run -- npx -y @modelcontextprotocol/server-memory",
         });
     }
-    if !dashed {
-        if argv.len() > 1 || global {
-            return Ok(Invocation::Usage {
-                command: "run",
-                problem: format!(
-                    "'mcpshare run {}' names a configured server, which takes no {}",
-                    argv[0],
-                    if global {
-                        "--global (its share policy decides)"
-                    } else {
-                        "arguments"
-                    }
-                ),
-                hint: "to run a command, put it after '--': mcpshare run -- COMMAND [ARGS...]",
-            });
-        }
+    // `run NAME` alone names a configured server (or, when the config has
+    // none of that name, a command without arguments). Clients that drop
+    // the `--` (Gemini CLI does) still run `run [--global] CMD ARGS...`.
+    if !dashed && argv.len() == 1 && !global {
         return Ok(Invocation::RunServer {
             isolated,
             name: argv.remove(0),
@@ -731,6 +719,22 @@ mod tests {
                 isolated: false,
                 global: true,
                 argv: vec!["srv".into(), "--isolated".into()]
+            }
+        );
+        // Gemini CLI drops the `--`: a command with arguments still runs.
+        assert_eq!(
+            parse(["run", "--global", "node", "server.js"]).unwrap(),
+            Invocation::Run {
+                isolated: false,
+                global: true,
+                argv: vec!["node".into(), "server.js".into()]
+            }
+        );
+        assert_eq!(
+            parse(["run", "memory"]).unwrap(),
+            Invocation::RunServer {
+                isolated: false,
+                name: "memory".into()
             }
         );
         assert_eq!(

@@ -40,6 +40,11 @@ pub(super) fn run_server(isolated: bool, name: &str) -> Result<i32> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("cannot read the working directory", e))?;
     let config = crate::config::path()?;
+    // Not a configured server: a command without arguments, as `run -- NAME`.
+    let configured = crate::config::load(&config).map_or(true, |c| c.get(name).is_some());
+    if !configured && crate::config::check_name(name).is_err() || !configured && on_path(name) {
+        return run(isolated, false, vec![name.to_string()]);
+    }
     let home = Home::open()?;
     Ok(crate::bridge::run_server(
         home,
@@ -48,6 +53,13 @@ pub(super) fn run_server(isolated: bool, name: &str) -> Result<i32> {
         isolated,
         &config,
     ))
+}
+
+/// Is `name` a command found on PATH (or a path to one)?
+fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH");
+    let cwd = std::env::current_dir().ok();
+    crate::config::resolve_command(name, cwd.as_deref(), path.as_deref()).is_some()
 }
 
 /// The relative paths among a server's command and arguments (also as the

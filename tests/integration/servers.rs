@@ -327,3 +327,27 @@ fn tool_filters_and_aliases_apply_and_change_live() {
     listed.sort();
     assert_eq!(listed, ["pid", "say"]);
 }
+
+#[test]
+fn run_without_a_dash_dash_still_runs_a_command() {
+    let home = TestHome::new("nodashdash");
+    home.write_config(json!({"other": fx(json!({}))}));
+    // Gemini CLI drops the `--` of `run -- CMD`; a bare command that is not
+    // a configured server's name runs as a command too.
+    let mut c = home.cmd();
+    c.arg("run")
+        .arg("--global")
+        .arg(fixture())
+        .arg("--ignored-by-fixture");
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    let pid = b.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let mut c = home.cmd();
+    c.arg("run").arg(fixture());
+    let mut bare = Bridge::spawn(c);
+    bare.initialize();
+    let bare_pid = bare.upstream_pid(json!(2));
+    home.seen_upstreams.lock().unwrap().push(bare_pid);
+    assert_eq!(server_status(&home, "other")["state"], "stopped");
+}

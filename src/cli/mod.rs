@@ -56,8 +56,8 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "logs",
-        synopsis: "mcpshare logs ID [-n N] [-f]",
-        about: "Show the standard error of upstream ID",
+        synopsis: "mcpshare logs ID|NAME [-n N] [-f]",
+        about: "Show the standard error of upstream ID, or of configured server NAME's upstream",
         options: &[
             ("-n", "show the last N lines (default 100)"),
             ("-f", "follow: keep printing new lines"),
@@ -65,8 +65,8 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "restart",
-        synopsis: "mcpshare restart ID",
-        about: "Restart upstream ID (also after it was marked crashed)",
+        synopsis: "mcpshare restart ID|NAME",
+        about: "Restart upstream ID, or every upstream of configured server NAME (also after a crash)",
         options: &[],
     },
     CommandDoc {
@@ -661,20 +661,81 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     })
 }
 
-/// An upstream id as `status` shows it; also a safe file name.
+/// An upstream id as `status` shows it, or a configured server's name
+/// (whose characters are a subset); also a safe file name.
 fn upstream_id(id: Option<String>) -> Result<String> {
-    let id =
-        id.ok_or_else(|| Error::Usage("an upstream ID is needed (see 'mcpshare status')".into()))?;
+    let id = id.ok_or_else(|| {
+        Error::Usage("an upstream ID or server NAME is needed (see 'mcpshare status')".into())
+    })?;
     if id.is_empty()
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(Error::Usage(format!(
-            "'{id}' is not an upstream id (see 'mcpshare status')"
+            "'{id}' is not an upstream id or server name (see 'mcpshare status')"
         )));
     }
     Ok(id)
+}
+
+/// What the argument of `logs` and `restart` names, by the daemon's status.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// An upstream id the daemon knows, or nothing it knows (the caller
+    /// treats it as an id: its log file may remain).
+    Upstream,
+    /// A configured server, with its upstreams running now.
+    Server {
+        upstreams: Vec<String>,
+        state: String,
+    },
+}
+
+/// An upstream id first (ids are what `status` lists), then a configured
+/// server's name.
+fn target(status: &Value, arg: &str) -> Target {
+    let is_upstream = status["upstreams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|u| u["id"] == arg);
+    let server = status["config"]["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == arg);
+    match server {
+        Some(s) if !is_upstream => Target::Server {
+            upstreams: crate::mcp::jsonrpc::strings(&s["upstreams"]),
+            state: s["state"].as_str().unwrap_or("stopped").to_string(),
+        },
+        _ => Target::Upstream,
+    }
+}
+
+/// The running daemon's status, or None when no daemon runs.
+fn daemon_status(home: &Home) -> Result<Option<(crate::state::manifest::Manifest, Value)>> {
+    let Some(m) = live_daemon(home)? else {
+        return Ok(None);
+    };
+    let (code, body) = control(&m, "GET", "/api/status", CONTROL_TIMEOUT)?;
+    if code != 200 {
+        return Err(Error::Daemon(format!(
+            "daemon pid {} answered HTTP {code}: {body}",
+            m.pid
+        )));
+    }
+    Ok(Some((m, body)))
+}
+
+/// Whether `name` is a server of the config file (for `logs` and `restart`
+/// with no daemon running).
+fn configured(name: &str) -> bool {
+    crate::config::path()
+        .ok()
+        .and_then(|p| crate::config::load(&p).ok())
+        .is_some_and(|c| c.get(name).is_some())
 }
 
 fn run_cli() -> Result<i32> {
@@ -887,7 +948,10 @@ mod tests {
             depth -= token.matches(']').count();
             match token {
                 _ if inside => {}
-                t if t.chars().all(|c| c.is_ascii_uppercase()) => args.push("x".to_string()),
+                // A placeholder, or a choice of them (`ID|NAME`).
+                t if t.chars().all(|c| c.is_ascii_uppercase() || c == '|') => {
+                    args.push("x".to_string())
+                }
                 "--" => args.push("--".to_string()),
                 t if args.is_empty() => words.push(t.to_string()),
                 t => args.push(t.to_string()),
@@ -986,5 +1050,33 @@ mod tests {
         );
         assert!(parse(["doctor", "--cleanup-stale-records"]).is_err());
         assert!(parse(["logs", "-n", "many", "x"]).is_err());
+    }
+
+    #[test]
+    fn an_argument_is_an_upstream_id_before_a_server_name() {
+        let st = serde_json::json!({
+            "upstreams": [{"id": "memory"}, {"id": "server-memory-00ab"}],
+            "config": {"servers": [
+                {"name": "memory", "state": "running", "upstreams": ["server-memory-00ab"]},
+                {"name": "notes", "state": "running", "upstreams": ["a-1", "a-2"]},
+                {"name": "off", "state": "disabled", "upstreams": []}]}
+        });
+        assert_eq!(target(&st, "memory"), Target::Upstream);
+        assert_eq!(target(&st, "server-memory-00ab"), Target::Upstream);
+        assert_eq!(target(&st, "unknown"), Target::Upstream);
+        assert_eq!(
+            target(&st, "notes"),
+            Target::Server {
+                upstreams: vec!["a-1".into(), "a-2".into()],
+                state: "running".into()
+            }
+        );
+        assert_eq!(
+            target(&st, "off"),
+            Target::Server {
+                upstreams: vec![],
+                state: "disabled".into()
+            }
+        );
     }
 }

@@ -16,6 +16,7 @@ mod doctor;
 mod election;
 mod identity;
 mod list_changed;
+mod names;
 mod orphans;
 mod portability;
 mod processes;

@@ -2,7 +2,7 @@
 //! its file when the daemon no longer runs it; `-f` follows. A configured
 //! server's name stands for its one running upstream. It only reads.
 
-use super::{Target, configured, daemon_status, target};
+use super::target::{Target, configured, daemon_status, target};
 use crate::error::{Error, Result};
 use crate::net::client::Client;
 use crate::state::home::Home;

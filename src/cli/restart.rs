@@ -3,8 +3,9 @@
 //! the daemon owns its children. It never starts a server that is not
 //! running: a configured server starts on its next use.
 
+use super::control;
 use super::stop::STOP_TIMEOUT;
-use super::{Target, configured, control, daemon_status, target};
+use super::target::{Target, configured, daemon_status, target};
 use crate::error::{Error, Result};
 use crate::state::home::Home;
 use crate::state::manifest::Manifest;

@@ -462,7 +462,7 @@ fn states(path: &Path) -> BTreeMap<String, Value> {
     let Ok(home) = crate::state::home::Home::existing() else {
         return states;
     };
-    match super::daemon_status(&home) {
+    match super::target::daemon_status(&home) {
         Ok(Some((_, st))) => {
             let theirs = st["config"]["path"].as_str().map(PathBuf::from);
             let same = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());

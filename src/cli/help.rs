@@ -50,8 +50,8 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "logs",
-        synopsis: "mcpshare logs ID [-n N] [-f]",
-        about: "Show the standard error of upstream ID",
+        synopsis: "mcpshare logs ID|NAME [-n N] [-f]",
+        about: "Show the standard error of upstream ID, or of configured server NAME's upstream",
         options: &[
             ("-n", "show the last N lines (default 100)"),
             ("-f", "follow: keep printing new lines"),
@@ -59,8 +59,8 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "restart",
-        synopsis: "mcpshare restart ID",
-        about: "Restart upstream ID (also after it was marked crashed)",
+        synopsis: "mcpshare restart ID|NAME",
+        about: "Restart upstream ID, or every upstream of configured server NAME (also after a crash)",
         options: &[],
     },
     CommandDoc {

@@ -1,17 +1,47 @@
 //! `mcpshare logs`: an upstream's standard error, from the daemon, or from
-//! its file when the daemon no longer runs it; `-f` follows. It only reads.
+//! its file when the daemon no longer runs it; `-f` follows. A configured
+//! server's name stands for its one running upstream. It only reads.
 
-use super::live_daemon;
+use super::target::{Target, configured, daemon_status, target};
 use crate::error::{Error, Result};
 use crate::net::client::Client;
 use crate::state::home::Home;
 use serde_json::Value;
 use std::time::Duration;
 
-pub(super) fn logs(home: &Home, id: &str, n: u64, follow: bool) -> Result<i32> {
+pub(super) fn logs(home: &Home, arg: &str, n: u64, follow: bool) -> Result<i32> {
     use std::io::Write;
-    let daemon = live_daemon(home)?;
-    let client = daemon.as_ref().map(Client::new);
+    let daemon = daemon_status(home)?;
+    let id = match &daemon {
+        Some((_, st)) => match target(st, arg) {
+            Target::Upstream => arg.to_string(),
+            Target::Server { upstreams, state } => match upstreams.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(Error::Daemon(format!(
+                        "server {arg} has no upstream running ({state}); its log starts when it does"
+                    )));
+                }
+                many => {
+                    // Per-cwd and per-client servers: one log each.
+                    return Err(Error::Usage(format!(
+                        "server {arg} runs {} upstreams: {}; give one of these ids",
+                        many.len(),
+                        many.join(", ")
+                    )));
+                }
+            },
+        },
+        None if !home.upstream_log(arg).exists() && configured(arg) => {
+            return Err(Error::Daemon(format!(
+                "server {arg} is not running (no daemon runs for {}); its log starts when it does",
+                home.dir().display()
+            )));
+        }
+        None => arg.to_string(),
+    };
+    let id = id.as_str();
+    let client = daemon.as_ref().map(|(m, _)| Client::new(m));
     let first = match &client {
         Some(c) => c
             .call(

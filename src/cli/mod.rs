@@ -17,6 +17,7 @@ mod run;
 mod servers;
 mod status;
 mod stop;
+mod target;
 mod tools;
 
 mod clients;
@@ -437,17 +438,19 @@ fn parse_run(parser: &mut lexopt::Parser) -> Result<Invocation> {
     })
 }
 
-/// An upstream id as `status` shows it; also a safe file name.
+/// An upstream id as `status` shows it, or a configured server's name
+/// (whose characters are a subset); also a safe file name.
 fn upstream_id(id: Option<String>) -> Result<String> {
-    let id =
-        id.ok_or_else(|| Error::Usage("an upstream ID is needed (see 'mcpshare status')".into()))?;
+    let id = id.ok_or_else(|| {
+        Error::Usage("an upstream ID or server NAME is needed (see 'mcpshare status')".into())
+    })?;
     if id.is_empty()
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(Error::Usage(format!(
-            "'{id}' is not an upstream id (see 'mcpshare status')"
+            "'{id}' is not an upstream id or server name (see 'mcpshare status')"
         )));
     }
     Ok(id)
@@ -631,7 +634,10 @@ mod tests {
             depth -= token.matches(']').count();
             match token {
                 _ if inside => {}
-                t if t.chars().all(|c| c.is_ascii_uppercase()) => args.push("x".to_string()),
+                // A placeholder, or a choice of them (`ID|NAME`).
+                t if t.chars().all(|c| c.is_ascii_uppercase() || c == '|') => {
+                    args.push("x".to_string())
+                }
                 "--" => args.push("--".to_string()),
                 t if args.is_empty() => words.push(t.to_string()),
                 t => args.push(t.to_string()),

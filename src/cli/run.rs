@@ -42,7 +42,7 @@ pub(super) fn run_server(isolated: bool, name: &str) -> Result<i32> {
     let config = crate::config::path()?;
     // Not a configured server: a command without arguments, as `run -- NAME`.
     let configured = crate::config::load(&config).map_or(true, |c| c.get(name).is_some());
-    if !configured && crate::config::check_name(name).is_err() || !configured && on_path(name) {
+    if !configured && (crate::config::check_name(name).is_err() || on_path(name)) {
         return run(isolated, false, vec![name.to_string()]);
     }
     let home = Home::open()?;

@@ -1,7 +1,8 @@
 //! The commands that change or show the config file's servers: `add`,
 //! `remove`, `enable`, `disable`, `list`, `edit`. They work on the file
-//! only (through `crate::config`); they never talk to the daemon and never
-//! print an env or header value.
+//! (through `crate::config`); only `list` asks a running daemon for each
+//! server's state, and none starts one. They never print an env or header
+//! value.
 
 use super::Invocation;
 use crate::config::{self, Launch, RemoteKind, Runtime, Share, source};
@@ -315,8 +316,12 @@ fn add(path: &Path, a: Add) -> Result<i32> {
         }
     } else if let Some(dir) = a.source {
         let envs = path.parent().unwrap_or(Path::new(".")).join("envs");
+        // `list` and `status` show the server as installing while this runs.
+        let home = crate::state::home::Home::open()?;
+        let marker = source::Installing::begin(home.dir(), &name)?;
         eprintln!("mcpshare: installing {name} from {} ...", dir.display());
         let p = source::prepare(&name, &dir, a.runtime, &envs)?;
+        drop(marker);
         ours.push(("runtime".into(), json!(p.runtime.as_str())));
         ours.push(("source".into(), json!(p.dir.to_string_lossy())));
         match p.launch {
@@ -421,35 +426,106 @@ pub fn server_json(s: &config::Server) -> Value {
 
 fn list(path: &Path, as_json: bool) -> Result<i32> {
     let c = config::load(path)?;
+    let states = states(path);
+    // Servers being installed: `add` writes their entry once that is done.
+    let installing: Vec<&Value> = states
+        .values()
+        .filter(|v| c.get(v["name"].as_str().unwrap_or("")).is_none() && v["state"] == "installing")
+        .collect();
     if as_json {
-        let servers: Vec<Value> = c.servers.iter().map(server_json).collect();
+        let servers: Vec<Value> = c
+            .servers
+            .iter()
+            .map(|s| {
+                let mut v = server_json(s);
+                let st = state_of(s, &states);
+                for k in ["state", "restart_in_ms", "last_error", "installer_pid"] {
+                    v[k] = st[k].clone();
+                }
+                v
+            })
+            .chain(installing.iter().map(|v| (*v).clone()))
+            .collect();
         println!(
             "{}",
             json!({"config": path.to_string_lossy(), "servers": servers})
         );
         return Ok(0);
     }
-    print!("{}", render_list(&c));
-    if c.servers.is_empty() {
+    print!("{}", render_list(&c, &states));
+    if c.servers.is_empty() && installing.is_empty() {
         println!("no servers in {}", path.display());
     }
     Ok(0)
 }
 
-/// The table of `list`.
-pub fn render_list(c: &config::Config) -> String {
-    if c.servers.is_empty() {
-        return String::new();
+/// Each server's state, by name: the running daemon's (`status`'s
+/// `config.servers`) when it reads this file, and `installing` for an
+/// install under way. No daemon is started; with none, a server is
+/// `stopped` or `disabled` as the file says.
+fn states(path: &Path) -> BTreeMap<String, Value> {
+    let mut states = BTreeMap::new();
+    let Ok(home) = crate::state::home::Home::existing() else {
+        return states;
+    };
+    match super::target::daemon_status(&home) {
+        Ok(Some((_, st))) => {
+            let theirs = st["config"]["path"].as_str().map(PathBuf::from);
+            let same = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            if theirs.as_deref().map(same) == Some(same(path)) {
+                for v in st["config"]["servers"].as_array().into_iter().flatten() {
+                    if let Some(name) = v["name"].as_str() {
+                        states.insert(name.to_string(), v.clone());
+                    }
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("mcpshare: {e}; the states shown are from the file alone"),
     }
+    for (name, pid) in source::installing(home.dir()) {
+        states.insert(
+            name.clone(),
+            json!({"name": name, "state": "installing", "installer_pid": pid}),
+        );
+    }
+    states
+}
+
+/// One server's state: from `states`, else what the file says.
+fn state_of(s: &config::Server, states: &BTreeMap<String, Value>) -> Value {
+    states
+        .get(&s.name)
+        .cloned()
+        .unwrap_or_else(|| json!({"state": if s.enabled { "stopped" } else { "disabled" }}))
+}
+
+/// The STATE cell (`restarting` with when) and the line under the row
+/// that says why, for `failed` and `crashed`.
+fn state_cells(v: &Value) -> (String, Option<String>) {
+    let state = v["state"].as_str().unwrap_or("?");
+    match (state, v["restart_in_ms"].as_u64(), v["last_error"].as_str()) {
+        ("restarting", Some(ms), _) => (format!("restarting in {} s", ms.div_ceil(1000)), None),
+        ("failed" | "crashed", _, Some(e)) => (state.into(), Some(format!("{state}: {e}"))),
+        _ => (state.into(), None),
+    }
+}
+
+/// The table of `list`, with each server's state from `states`.
+pub fn render_list(c: &config::Config, states: &BTreeMap<String, Value>) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let mut rows: Vec<[String; 6]> = vec![[
-        "NAME".into(),
-        "KIND".into(),
-        "ENABLED".into(),
-        "LAZY".into(),
-        "SHARE".into(),
-        "COMMAND OR URL".into(),
-    ]];
+    let mut rows: Vec<([String; 7], Option<String>)> = vec![(
+        [
+            "NAME".into(),
+            "STATE".into(),
+            "KIND".into(),
+            "ENABLED".into(),
+            "LAZY".into(),
+            "SHARE".into(),
+            "COMMAND OR URL".into(),
+        ],
+        None,
+    )];
     for s in &c.servers {
         let (kind, what) = match &s.launch {
             Launch::Stdio {
@@ -473,25 +549,57 @@ pub fn render_list(c: &config::Config) -> String {
                 (kind.as_str(), w)
             }
         };
-        rows.push([
-            s.name.clone(),
-            kind.into(),
-            yes(s.enabled).into(),
-            yes(s.lazy).into(),
-            s.share.as_str().into(),
-            what,
-        ]);
+        let (state, why) = state_cells(&state_of(s, states));
+        rows.push((
+            [
+                s.name.clone(),
+                state,
+                kind.into(),
+                yes(s.enabled).into(),
+                yes(s.lazy).into(),
+                s.share.as_str().into(),
+                what,
+            ],
+            why,
+        ));
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+    for (name, v) in states {
+        if c.get(name).is_none() && v["state"] == "installing" {
+            let dash = || "-".to_string();
+            let what = format!("(mcpshare add, pid {})", v["installer_pid"]);
+            let cells = [
+                name.clone(),
+                "installing".into(),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+                what,
+            ];
+            rows.push((cells, None));
+        }
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|(r, _)| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for r in rows {
+    for (r, why) in rows {
         for (i, w) in widths.iter().enumerate() {
             out.push_str(&format!("{:<w$}  ", r[i]));
         }
-        out.push_str(&r[5]);
+        out.push_str(&r[6]);
         out.push('\n');
+        if let Some(why) = why {
+            out.push_str(&format!("  {why}\n"));
+        }
     }
     out
 }
@@ -666,7 +774,7 @@ mod tests {
                 "b": {"type": "http", "url": "https://h", "headers": {"Authorization": "Bearer sk-secret"}}}}"#,
         )
         .unwrap();
-        let table = render_list(&c);
+        let table = render_list(&c, &BTreeMap::new());
         assert!(!table.contains("sk-secret"), "{table}");
         assert!(
             table.contains("T=<hidden>") && table.contains("R=${TOK}"),
@@ -675,5 +783,50 @@ mod tests {
         assert!(table.contains("Authorization: <hidden>"), "{table}");
         let j = server_json(&c.servers[1]).to_string();
         assert!(!j.contains("sk-secret"), "{j}");
+    }
+
+    #[test]
+    fn list_shows_each_state_with_its_why_or_when() {
+        let c = config::parse(
+            Path::new("/c.json"),
+            r#"{"mcpServers": {"a": {"command": "x"}, "b": {"command": "y"},
+                "c": {"command": "z", "mcpshare": {"enabled": false}}, "d": {"command": "w"}}}"#,
+        )
+        .unwrap();
+        let states: BTreeMap<String, Value> = [
+            (
+                "a",
+                json!({"state": "failed", "last_error": "environment variable TOKEN is not set"}),
+            ),
+            ("b", json!({"state": "restarting", "restart_in_ms": 1500})),
+            (
+                "new",
+                json!({"name": "new", "state": "installing", "installer_pid": 77}),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let table = render_list(&c, &states);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no row {name}: {table}"))
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(row("a"), "failed");
+        assert!(
+            table.contains("  failed: environment variable TOKEN is not set"),
+            "{table}"
+        );
+        assert!(table.contains("restarting in 2 s"), "{table}");
+        assert_eq!(row("c"), "disabled");
+        assert_eq!(row("d"), "stopped");
+        assert_eq!(row("new"), "installing");
+        assert!(table.contains("pid 77"), "{table}");
     }
 }

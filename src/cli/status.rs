@@ -102,6 +102,7 @@ pub fn render_servers(st: &Value) -> String {
         let state = v["state"].as_str().unwrap_or("?");
         let detail = match (state, v["restart_in_ms"].as_u64(), v["last_error"].as_str()) {
             ("restarting", Some(ms), _) => format!("restarts in {} s", ms.div_ceil(1000)),
+            ("installing", ..) => "mcpshare add --source is installing it".into(),
             (_, _, Some(e)) if matches!(state, "failed" | "crashed") => e.to_string(),
             _ => format!(
                 "{}, {}",

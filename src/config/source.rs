@@ -244,6 +244,102 @@ pub fn prepare(name: &str, dir: &Path, runtime: Option<Runtime>, envs: &Path) ->
     })
 }
 
+/// The file that says server `name` is being installed by `add --source`:
+/// `installing/NAME` under the mcpshare home, holding the installer's pid
+/// and start stamp. `list` and `status` show such a server as `installing`.
+pub fn installing_marker(home: &Path, name: &str) -> PathBuf {
+    home.join("installing").join(name)
+}
+
+/// The servers being installed now, each with its installer's pid. A
+/// marker whose process is gone (killed mid-install) is removed.
+pub fn installing(home: &Path) -> BTreeMap<String, u32> {
+    let mut found = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(home.join("installing")) else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        // `.NAME.PID.tmp` is a marker being written.
+        if name.starts_with('.') || super::check_name(&name).is_err() {
+            continue;
+        }
+        match std::fs::read_to_string(entry.path()) {
+            Ok(text) => match live_installer(&text) {
+                Some(pid) => {
+                    found.insert(name, pid);
+                }
+                None => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            },
+            Err(_) => continue,
+        }
+    }
+    found
+}
+
+/// The pid a marker names, if that very process still runs (a reused pid
+/// has another start stamp).
+fn live_installer(text: &str) -> Option<u32> {
+    let mut words = text.split_whitespace();
+    let pid: u32 = words.next()?.parse().ok()?;
+    // 0: the platform gave no start stamp.
+    let stamp: Option<u64> = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .filter(|s| *s != 0);
+    let same = match (stamp, crate::platform::start_time(pid)) {
+        (Some(ours), Some(now)) => ours == now,
+        _ => true,
+    };
+    (crate::platform::pid_alive(pid) && same).then_some(pid)
+}
+
+/// The marker of one install, removed when dropped: on success, on an
+/// error, and on a panic alike.
+#[derive(Debug)]
+pub struct Installing {
+    path: PathBuf,
+}
+
+impl Installing {
+    /// Mark server `name` as being installed by this process; refused
+    /// while another live process installs the same name.
+    pub fn begin(home: &Path, name: &str) -> Result<Installing> {
+        if let Some(pid) = installing(home).get(name) {
+            return Err(Error::Config(ConfigError {
+                path: installing_marker(home, name),
+                server: Some(name.to_string()),
+                line: 0,
+                column: 0,
+                message: format!("is being installed by pid {pid}"),
+                hint: Some("wait for that 'mcpshare add' to finish".into()),
+            }));
+        }
+        let path = installing_marker(home, name);
+        let dir = home.join("installing");
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&dir).map_err(|e| Error::Path(dir.clone(), e))?;
+        let pid = std::process::id();
+        let stamp = crate::platform::start_time(pid).unwrap_or(0);
+        crate::state::home::write_atomic(&path, format!("{pid} {stamp}\n").as_bytes())
+            .map_err(|e| Error::Path(path.clone(), e))?;
+        Ok(Installing { path })
+    }
+}
+
+impl Drop for Installing {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 fn words(w: &[&str]) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
 }
@@ -452,5 +548,46 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("cannot run no-such-installer-mcpshare"), "{e}");
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn an_install_marker_lives_while_its_process_does() {
+        let home = project("marker-home", &[]);
+        {
+            let _mark = Installing::begin(&home, "memory").unwrap();
+            let live = installing(&home);
+            assert_eq!(live.get("memory"), Some(&std::process::id()));
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let md = std::fs::metadata(installing_marker(&home, "memory")).unwrap();
+                assert_eq!(md.permissions().mode() & 0o777, 0o600);
+            }
+            // A second install of the same name is refused while this one runs.
+            assert!(Installing::begin(&home, "memory").is_err());
+        }
+        assert!(installing(&home).is_empty(), "dropped marker removed");
+        assert!(!installing_marker(&home, "memory").exists());
+        // A dead pid's marker (and one of a reused pid) is ignored and removed.
+        let mut child = Command::new(if cfg!(windows) { "cmd" } else { "true" })
+            .args(if cfg!(windows) {
+                &["/c", "exit"][..]
+            } else {
+                &[][..]
+            })
+            .spawn()
+            .unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = installing_marker(&home, "gone");
+        std::fs::write(&stale, format!("{dead} 0\n")).unwrap();
+        let reused = installing_marker(&home, "reused");
+        std::fs::write(&reused, format!("{} 1\n", std::process::id())).unwrap();
+        let live = installing(&home);
+        assert!(!live.contains_key("gone") && !stale.exists(), "{live:?}");
+        if crate::platform::start_time(std::process::id()).is_some() {
+            assert!(!live.contains_key("reused") && !reused.exists(), "{live:?}");
+        }
+        std::fs::remove_dir_all(home).unwrap();
     }
 }

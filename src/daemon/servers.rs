@@ -551,7 +551,8 @@ impl Daemon {
     /// and `list`. Env values are never shown.
     pub fn servers_status(&self) -> Value {
         let config = self.servers.config();
-        let servers: Vec<Value> = config
+        let installing = config::source::installing(self.home.dir());
+        let mut servers: Vec<Value> = config
             .servers
             .iter()
             .map(|s| {
@@ -561,7 +562,9 @@ impl Daemon {
                     .map(|u| u.status())
                     .collect();
                 let failed = self.servers.failed(&s.name);
-                let state = if !s.enabled {
+                let state = if installing.contains_key(&s.name) {
+                    "installing"
+                } else if !s.enabled {
                     "disabled"
                 } else if let Some(st) =
                     ["running", "starting", "restarting", "crashed", "stopping"]
@@ -590,6 +593,16 @@ impl Daemon {
                 })
             })
             .collect();
+        // `add --source` writes the entry only once its install succeeded.
+        servers.extend(
+            installing
+                .iter()
+                .filter(|(name, _)| config.get(name).is_none())
+                .map(|(name, pid)| {
+                    json!({"name": name, "state": "installing", "installer_pid": pid,
+                    "enabled": true, "upstreams": [], "pids": [], "sessions": 0})
+                }),
+        );
         json!({
             "path": self.servers.path.display().to_string(),
             "error": self.servers.error(),

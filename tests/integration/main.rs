@@ -17,6 +17,7 @@ mod election;
 mod hub;
 mod identity;
 mod list_changed;
+mod names;
 mod orphans;
 mod portability;
 mod processes;

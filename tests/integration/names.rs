@@ -1,0 +1,343 @@
+//! Configured servers by name on the command line: `logs NAME`,
+//! `restart NAME`, and the STATE of `list` (from the running daemon, from
+//! the file alone, and `installing` while `add --source` installs).
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fx(extra: Value) -> Value {
+    let mut v = json!({"command": fixture().display().to_string()});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+fn server_status(home: &TestHome, name: &str) -> Value {
+    home.status()["config"]["servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `list --json`'s entry for `name` (Null when it lists none).
+fn listed(home: &TestHome, name: &str) -> Value {
+    let o = home.mcpshare(&["list", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// The STATE cell of `name`'s row in the `list` table.
+fn list_row(home: &TestHome, name: &str) -> String {
+    let o = home.mcpshare(&["list"]);
+    assert!(o.status.success(), "{o:?}");
+    out(&o)
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no row {name} in {}", out(&o)))
+        .to_string()
+}
+
+#[test]
+fn logs_and_restart_take_a_configured_servers_name() {
+    let home = TestHome::new("names-logs");
+    home.write_config(json!({
+        "fx": fx(json!({})),
+        "idle": fx(json!({})),
+        "off": fx(json!({"mcpshare": {"enabled": false}})),
+        "each": fx(json!({"mcpshare": {"share": "per-client"}})),
+    }));
+    let (mut a, pid) = home.named_client("fx");
+    let id = server_status(&home, "fx")["upstreams"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(id, "fx");
+
+    let o = home.mcpshare(&["logs", "fx"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        out(&o).contains(&format!("started pid {pid}")),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        out(&o),
+        out(&home.mcpshare(&["logs", &id])),
+        "the name shows its upstream's log"
+    );
+
+    let o = home.mcpshare(&["restart", "fx"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        out(&o).starts_with(&format!("restarted fx (upstream {id}) (pid ")),
+        "{}",
+        out(&o)
+    );
+    let new_pid = a.upstream_pid(json!("after"));
+    home.seen_upstreams.lock().unwrap().push(new_pid);
+    assert_ne!(new_pid, pid, "restart NAME started a new process");
+    assert_eq!(server_status(&home, "fx")["pids"], json!([new_pid]));
+
+    // Not running: not started by restart, and no log to show.
+    let o = home.mcpshare(&["restart", "idle"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(out(&o).contains("idle is not running (stopped); it starts on its next use"));
+    assert_eq!(server_status(&home, "idle")["upstreams"], json!([]));
+    let o = home.mcpshare(&["logs", "idle"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        err(&o).contains("server idle has no upstream running"),
+        "{}",
+        err(&o)
+    );
+    let o = home.mcpshare(&["restart", "off"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(err(&o).contains("mcpshare enable off"), "{}", err(&o));
+
+    // Two upstreams of a per-client server: logs wants one id, restart does both.
+    let (_b, p1) = home.named_client("each");
+    let (_c, p2) = home.named_client("each");
+    assert_ne!(p1, p2);
+    let ids = server_status(&home, "each")["upstreams"].clone();
+    let ids: Vec<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let o = home.mcpshare(&["logs", "each"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        err(&o).contains("runs 2 upstreams") && ids.iter().all(|i| err(&o).contains(i)),
+        "{}",
+        err(&o)
+    );
+    let o = home.mcpshare(&["restart", "each"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        out(&o).matches("restarted each (upstream ").count(),
+        2,
+        "{}",
+        out(&o)
+    );
+    assert!(wait_until(WAIT, || {
+        let s = server_status(&home, "each");
+        s["state"] == "running" && s["pids"].as_array().is_some_and(|p| p.len() == 2)
+    }));
+    for p in server_status(&home, "each")["pids"].as_array().unwrap() {
+        let p = p.as_u64().unwrap() as u32;
+        assert!(p != p1 && p != p2, "both upstreams restarted");
+        home.seen_upstreams.lock().unwrap().push(p);
+    }
+
+    // An id keeps working, and a word that is neither stays an error.
+    let o = home.mcpshare(&["restart", &id]);
+    assert!(o.status.success(), "{o:?}");
+    let o = home.mcpshare(&["restart", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let o = home.mcpshare(&["logs", "no/such"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+
+    // No daemon: restart NAME says so, starts nothing.
+    drop((a, _b, _c));
+    let o = home.mcpshare(&["stop"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = home.mcpshare(&["restart", "fx"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        out(&o).contains("fx is not running (no daemon runs)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(home.daemon_pid().filter(|p| pid_alive(*p)), None);
+    let o = home.mcpshare(&["logs", "fx"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(err(&o).contains("server fx is not running"), "{}", err(&o));
+}
+
+#[test]
+fn list_shows_each_servers_state_from_the_daemon_or_the_file() {
+    let home = TestHome::new("names-list");
+    home.write_config(json!({
+        "fx": fx(json!({"env": {"TOKEN": "sk-secret-value"}})),
+        "idle": fx(json!({})),
+        "off": fx(json!({"mcpshare": {"enabled": false}})),
+        "needs": fx(json!({"env": {"K": "${MCPSHARE_TEST_NEVER_SET}"}})),
+    }));
+    // No daemon: the file's word, and list starts none.
+    assert_eq!(listed(&home, "fx")["state"], "stopped");
+    assert_eq!(listed(&home, "off")["state"], "disabled");
+    assert!(list_row(&home, "fx").contains(" stopped "));
+    assert!(home.manifest().is_none(), "list started a daemon");
+
+    let (_a, pid) = home.named_client("fx");
+    let mut bad = home.named("needs", &[]);
+    let e = bad.initialize_error();
+    assert!(e.contains("MCPSHARE_TEST_NEVER_SET"), "{e}");
+    assert_eq!(listed(&home, "fx")["state"], "running");
+    assert_eq!(listed(&home, "idle")["state"], "stopped");
+    assert_eq!(listed(&home, "off")["state"], "disabled");
+    let needs = listed(&home, "needs");
+    assert_eq!(needs["state"], "failed", "{needs}");
+    assert!(
+        needs["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("MCPSHARE_TEST_NEVER_SET")),
+        "{needs}"
+    );
+    let o = home.mcpshare(&["list"]);
+    let table = out(&o);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[..3], ["NAME", "STATE", "KIND"], "{table}");
+    assert!(list_row(&home, "fx").contains(" running "), "{table}");
+    assert!(
+        table.contains("\n  failed: ") && table.contains("MCPSHARE_TEST_NEVER_SET"),
+        "{table}"
+    );
+    assert!(!table.contains("sk-secret-value"), "{table}");
+    assert!(!out(&home.mcpshare(&["list", "--json"])).contains("sk-secret-value"));
+    assert_eq!(server_status(&home, "fx")["pids"], json!([pid]));
+}
+
+fn available(program: &str, args: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: '{program} {}' does not run here", args.join(" "));
+    }
+    ok
+}
+
+/// A node project whose `preinstall` waits for `release` in its
+/// directory (bounded), then fails if it says "fail".
+fn held_project(home: &TestHome, name: &str) -> std::path::PathBuf {
+    let d = home.dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let files = [
+        (
+            "package.json",
+            format!(
+                r#"{{"name": "{name}", "version": "1.0.0", "main": "server.js", "scripts": {{"preinstall": "node hold.js"}}}}"#
+            ),
+        ),
+        ("server.js", "console.log('ok');\n".to_string()),
+        (
+            "hold.js",
+            "const fs = require('fs');\n\
+             const end = Date.now() + 120000;\n\
+             const t = setInterval(() => {\n\
+               if (fs.existsSync('release')) {\n\
+                 clearInterval(t);\n\
+                 process.exit(fs.readFileSync('release', 'utf8') === 'fail' ? 7 : 0);\n\
+               }\n\
+               if (Date.now() > end) process.exit(9);\n\
+             }, 20);\n"
+                .to_string(),
+        ),
+    ];
+    for (f, body) in files {
+        std::fs::write(d.join(f), body).unwrap();
+    }
+    d
+}
+
+/// `mcpshare add NAME --source DIR`, running (not waited for).
+fn start_add(home: &TestHome, name: &str, dir: &std::path::Path) -> std::process::Child {
+    let mut c = home.cmd();
+    c.args(["add", name, "--source", dir.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+/// Wait (bounded) for a child's exit; killed by pid when it overruns.
+fn finish(mut child: std::process::Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(Duration::from_secs(120), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("add --source did not finish");
+    })
+}
+
+#[test]
+fn installing_shows_in_list_and_status_while_add_source_runs() {
+    if !available("npm", &["--version"]) {
+        return;
+    }
+    let home = TestHome::new("names-installing");
+    home.write_config(json!({"fx": fx(json!({}))}));
+    // A daemon, so that status reports it too.
+    let (_a, _) = home.named_client("fx");
+    let marker = home.dir.join("installing").join("held");
+
+    // A failing install: installing while it runs, its marker gone after.
+    let dir = held_project(&home, "heldfail");
+    let add = start_add(&home, "held", &dir);
+    let pid = add.id();
+    assert!(
+        wait_until(WAIT * 3, || listed(&home, "held")["state"] == "installing"),
+        "list never showed installing"
+    );
+    assert_eq!(listed(&home, "held")["installer_pid"], json!(pid));
+    assert!(list_row(&home, "held").contains(" installing "));
+    assert_eq!(server_status(&home, "held")["state"], "installing");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&marker).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(dir.join("release"), "fail").unwrap();
+    assert_eq!(finish(add).code(), Some(1));
+    assert!(!marker.exists(), "a failed install left its marker");
+    assert_eq!(listed(&home, "held"), Value::Null);
+    assert_eq!(server_status(&home, "held"), Value::Null);
+
+    // A good one: installing, then stopped with its entry in the file.
+    let dir = held_project(&home, "heldok");
+    let add = start_add(&home, "held", &dir);
+    assert!(wait_until(WAIT * 3, || listed(&home, "held")["state"] == "installing"));
+    std::fs::write(dir.join("release"), "go").unwrap();
+    assert!(finish(add).success());
+    assert!(!marker.exists());
+    let entry = listed(&home, "held");
+    assert_eq!(
+        (entry["state"].as_str(), entry["kind"].as_str()),
+        (Some("stopped"), Some("stdio")),
+        "{entry}"
+    );
+    assert!(wait_until(WAIT, || server_status(&home, "held")["state"] == "stopped"));
+
+    // A marker whose installer is gone is ignored and removed.
+    std::fs::write(&marker, format!("{} 0\n", dead_pid())).unwrap();
+    assert_eq!(listed(&home, "held")["state"], "stopped");
+    assert!(!marker.exists(), "a stale marker was kept");
+}

@@ -5,20 +5,21 @@
 
 use crate::pool::lock;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 pub struct Catalog {
     dir: PathBuf,
-    /// One writer at a time: each write is a read, a change and a rename.
-    writing: Mutex<()>,
+    /// What was read or written, by server: the files are read once.
+    known: Mutex<HashMap<String, Value>>,
 }
 
 impl Catalog {
     pub fn new(dir: PathBuf) -> Catalog {
         Catalog {
             dir,
-            writing: Mutex::new(()),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
@@ -28,26 +29,45 @@ impl Catalog {
 
     /// What is known of `server`, or null.
     pub fn read(&self, server: &str) -> Value {
+        self.read_with(server, Value::clone)
+    }
+
+    /// `key` of what is known of `server`, or null.
+    pub fn field(&self, server: &str, key: &str) -> Value {
+        self.read_with(server, |v| v[key].clone())
+    }
+
+    fn read_with<T>(&self, server: &str, f: impl FnOnce(&Value) -> T) -> T {
+        let mut known = lock(&self.known);
+        f(known
+            .entry(server.to_string())
+            .or_insert_with(|| self.load(server)))
+    }
+
+    fn load(&self, server: &str) -> Value {
         std::fs::read(self.path(server))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Value::Null)
     }
 
-    /// Remember `value` as `server`'s `key` (`init`, `tools`, ...).
+    /// Remember `value` as `server`'s `key` (`init`, `tools`, ...); the
+    /// file is written (temp + rename) only when it changes.
     pub fn put(&self, server: &str, key: &str, value: Value) {
-        let _one = lock(&self.writing);
-        let mut known = self.read(server);
-        if !known.is_object() {
-            known = json!({});
+        let mut known = lock(&self.known);
+        let entry = known
+            .entry(server.to_string())
+            .or_insert_with(|| self.load(server));
+        if !entry.is_object() {
+            *entry = json!({});
         }
-        if known[key] == value {
+        if entry[key] == value {
             return;
         }
-        known[key] = value;
-        let written = std::fs::create_dir_all(&self.dir).and_then(|()| {
-            crate::state::home::write_atomic(&self.path(server), known.to_string().as_bytes())
-        });
+        entry[key] = value;
+        let text = entry.to_string();
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| crate::state::home::write_atomic(&self.path(server), text.as_bytes()));
         if let Err(e) = written {
             crate::log!("cannot keep the catalog of server {server}: {e}");
         }
@@ -55,7 +75,7 @@ impl Catalog {
 
     /// Forget a server that left the config.
     pub fn forget(&self, server: &str) {
-        let _one = lock(&self.writing);
+        lock(&self.known).remove(server);
         let _ = std::fs::remove_file(self.path(server));
     }
 }

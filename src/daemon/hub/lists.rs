@@ -26,66 +26,109 @@ impl HubSession {
     }
 
     /// A merged list of every member's: `field` of `method`, each item
-    /// tagged with its server.
+    /// tagged with its server. A running server's list is asked for only
+    /// when it may have changed since the last time (see
+    /// `Upstream::list_version`); one not running is listed as last seen.
     pub(super) fn gather(&self, method: &str, field: &str) -> Vec<(String, Value)> {
-        let members = self.members();
         let d = self.daemon.upgrade();
-        let lists: Vec<(String, Result<Vec<Value>, String>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = members
-                .iter()
-                .filter(|m| self.serves(m, method))
+        let mut ready: Vec<(String, Arc<Vec<Value>>)> = Vec::new();
+        let mut ask: Vec<Member> = Vec::new();
+        for m in self
+            .members()
+            .into_iter()
+            .filter(|m| self.serves(m, method))
+        {
+            let up = &m.session.upstream;
+            if up.pid().is_none()
+                && let Some(d) = &d
+                && let Some(known) = d.catalog.field(&m.server, field).as_array()
+            {
+                ready.push((m.server.clone(), Arc::new(known.clone())));
+                continue;
+            }
+            let version = up.list_version();
+            let cached = lock(&self.lists)
+                .get(&(m.server.clone(), field.to_string()))
+                .filter(|(id, v, _)| *id == up.id && *v == version)
+                .map(|(_, _, items)| items.clone());
+            match cached {
+                Some(items) => ready.push((m.server.clone(), items)),
+                None => ask.push(m),
+            }
+        }
+        let asked: Vec<(Member, Result<Vec<Value>, String>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = ask
+                .into_iter()
                 .map(|m| {
-                    let d = d.clone();
-                    (
-                        m.server.clone(),
-                        s.spawn(move || {
-                            // A server not running is listed as last seen.
-                            if let Some(d) = &d
-                                && m.session.upstream.pid().is_none()
-                                && let Some(known) = d.catalog.read(&m.server)[field].as_array()
-                            {
-                                return Ok(known.clone());
-                            }
-                            let items = self.all_pages(m, method, field)?;
-                            if let Some(d) = &d {
-                                d.catalog.put(&m.server, field, json!(items));
-                            }
-                            Ok(items)
-                        }),
-                    )
+                    let version = m.session.upstream.list_version();
+                    s.spawn(move || {
+                        let items = self.all_pages(&m, method, field);
+                        (m, version, items)
+                    })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("panicked".into()))))
+                .filter_map(|h| h.join().ok())
+                .map(|(m, version, items)| {
+                    if let Ok(items) = &items {
+                        lock(&self.lists).insert(
+                            (m.server.clone(), field.to_string()),
+                            (
+                                m.session.upstream.id.clone(),
+                                version,
+                                Arc::new(items.clone()),
+                            ),
+                        );
+                        if let Some(d) = &d {
+                            d.catalog.put(&m.server, field, json!(items));
+                        }
+                    }
+                    (m, items)
+                })
                 .collect()
         });
-        let mut out = Vec::new();
-        for (server, items) in lists {
+        for (m, items) in asked {
             match items {
-                Ok(items) => out.extend(items.into_iter().map(|i| (server.clone(), i))),
-                Err(e) => crate::log!("hub session {}: {method} of {server}: {e}", self.id),
+                Ok(items) => ready.push((m.server, Arc::new(items))),
+                Err(e) => crate::log!("hub session {}: {method} of {}: {e}", self.id, m.server),
             }
         }
-        out
+        // In the order of the members, whatever answered first.
+        let order: Vec<String> = lock(&self.members)
+            .iter()
+            .map(|m| m.server.clone())
+            .collect();
+        ready.sort_by_key(|(s, _)| order.iter().position(|o| o == s));
+        ready
+            .into_iter()
+            .flat_map(|(server, items)| {
+                items
+                    .iter()
+                    .map(|i| (server.clone(), i.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
-    /// Does this member's server offer what `method` lists?
+    /// Does this member's server offer what `method` lists? A running
+    /// server says in its handshake; one not running, as last seen.
     pub(super) fn serves(&self, m: &Member, method: &str) -> bool {
         let cap = method.split('/').next().unwrap_or("");
-        let known = self
-            .daemon
-            .upgrade()
-            .map(|d| d.catalog.read(&m.server)["init"].clone())
-            .filter(|i| i.is_object() && m.session.upstream.pid().is_none());
-        let init = match known {
-            Some(init) => init,
-            None => match m.session.upstream.ensure_running(false) {
-                Ok(init) => init,
-                Err(_) => return false,
-            },
-        };
-        init.pointer(&format!("/capabilities/{cap}")).is_some()
+        let pointer = format!("/capabilities/{cap}");
+        let up = &m.session.upstream;
+        if up.pid().is_none()
+            && let Some(d) = self.daemon.upgrade()
+        {
+            let init = d.catalog.field(&m.server, "init");
+            if init.is_object() {
+                return init.pointer(&pointer).is_some();
+            }
+        }
+        match up.ensure_running(false) {
+            Ok(init) => init.pointer(&pointer).is_some(),
+            Err(_) => false,
+        }
     }
 
     /// tools/list or prompts/list: every server's, under exposed names.

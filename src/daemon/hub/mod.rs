@@ -79,6 +79,9 @@ impl Door for HubDoor {
     }
 }
 
+/// A member's list as last asked: its upstream's id and list version.
+type ListSeen = (String, (u64, usize), Arc<Vec<Value>>);
+
 /// A server started for a hub session: its upstream and `initialize` result.
 type Started = Result<(Arc<Upstream>, Value), String>;
 
@@ -117,6 +120,9 @@ pub struct HubSession {
     tools: Mutex<Names>,
     prompts: Mutex<Names>,
     owners: Mutex<Owners>,
+    /// Each member's last list of each kind: (server, field) → the
+    /// upstream, its list version then, and the items.
+    lists: Mutex<HashMap<(String, String), ListSeen>>,
     stream: Mutex<Option<QueueTx<Message>>>,
     closed: AtomicBool,
     last_seen: Mutex<Instant>,
@@ -168,6 +174,7 @@ impl HubSession {
             tools: Mutex::new(Names::default()),
             prompts: Mutex::new(Names::default()),
             owners: Mutex::new(Owners::default()),
+            lists: Mutex::new(HashMap::new()),
             stream: Mutex::new(None),
             closed: AtomicBool::new(false),
             last_seen: Mutex::new(Instant::now()),
@@ -186,7 +193,7 @@ impl HubSession {
                             // A lazy server not running, known from before,
                             // waits for its first call.
                             let lazy = d.servers.config().get(name).is_some_and(|s| s.lazy);
-                            let known = d.catalog.read(name)["init"].clone();
+                            let known = d.catalog.field(name, "init");
                             if lazy && up.pid().is_none() && known.is_object() {
                                 return Ok((up, known));
                             }
@@ -677,7 +684,7 @@ impl Daemon {
     /// The names the hub shows for configured server `server`'s tools,
     /// as last seen (the catalog), with the default budget.
     pub fn exposed_tools(&self, server: &str) -> Vec<String> {
-        let tools = self.catalog.read(server)["tools"].clone();
+        let tools = self.catalog.field(server, "tools");
         let pairs: Vec<(String, String)> = tools
             .as_array()
             .into_iter()

@@ -48,7 +48,7 @@ impl HubSession {
         let Some(d) = self.daemon.upgrade() else {
             return true;
         };
-        let before = d.catalog.read(&m.server)[field].clone();
+        let before = d.catalog.field(&m.server, field);
         let now = json!(items);
         if before == now {
             return false;

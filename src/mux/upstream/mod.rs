@@ -372,6 +372,14 @@ impl Upstream {
         (st.phase == Phase::Running && inflight(&st) == 0).then(|| st.last_call.elapsed())
     }
 
+    /// What its list answers depend on: they are the same while this is
+    /// (the cache's epoch, bumped by a restart or a `list_changed`, and
+    /// the tool view in force).
+    pub fn list_version(&self) -> (u64, usize) {
+        let epoch = self.lock().cache_epoch;
+        (epoch, Arc::as_ptr(&lock(&self.view)) as usize)
+    }
+
     /// What clients see of its tools.
     pub fn view(&self) -> Arc<ToolView> {
         lock(&self.view).clone()

@@ -75,6 +75,8 @@ pub struct Daemon {
     hubs: Mutex<HashMap<String, Arc<hub::HubSession>>>,
     /// What the hub last saw of each configured server.
     catalog: hub::Catalog,
+    /// Each upstream's lists as the hub last asked for them.
+    hub_lists: hub::ListsSeen,
     /// The web console's credentials and bridge reports.
     console: crate::console::Console,
     doctor: crate::console::DoctorFn,
@@ -194,6 +196,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         servers: servers::Servers::load(config_path),
         hubs: Mutex::new(HashMap::new()),
         catalog: hub::Catalog::new(home.dir().join("catalog")),
+        hub_lists: Mutex::new(HashMap::new()),
         console: crate::console::Console::new(port),
         doctor,
         home,

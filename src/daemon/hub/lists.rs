@@ -47,10 +47,12 @@ impl HubSession {
                 continue;
             }
             let version = up.list_version();
-            let cached = lock(&self.lists)
-                .get(&(m.server.clone(), field.to_string()))
-                .filter(|(id, v, _)| *id == up.id && *v == version)
-                .map(|(_, _, items)| items.clone());
+            let cached = d.as_ref().and_then(|d| {
+                lock(&d.hub_lists)
+                    .get(&(up.id.clone(), field.to_string()))
+                    .filter(|(v, _)| *v == version)
+                    .map(|(_, items)| items.clone())
+            });
             match cached {
                 Some(items) => ready.push((m.server.clone(), items)),
                 None => ask.push(m),
@@ -71,18 +73,12 @@ impl HubSession {
                 .into_iter()
                 .filter_map(|h| h.join().ok())
                 .map(|(m, version, items)| {
-                    if let Ok(items) = &items {
-                        lock(&self.lists).insert(
-                            (m.server.clone(), field.to_string()),
-                            (
-                                m.session.upstream.id.clone(),
-                                version,
-                                Arc::new(items.clone()),
-                            ),
+                    if let (Ok(items), Some(d)) = (&items, &d) {
+                        lock(&d.hub_lists).insert(
+                            (m.session.upstream.id.clone(), field.to_string()),
+                            (version, Arc::new(items.clone())),
                         );
-                        if let Some(d) = &d {
-                            d.catalog.put(&m.server, field, json!(items));
-                        }
+                        d.catalog.put(&m.server, field, json!(items));
                     }
                     (m, items)
                 })

@@ -79,8 +79,9 @@ impl Door for HubDoor {
     }
 }
 
-/// A member's list as last asked: its upstream's id and list version.
-type ListSeen = (String, (u64, usize), Arc<Vec<Value>>);
+/// An upstream's list as last asked, by (upstream id, field): its list
+/// version then, and the items. Shared by every hub session.
+pub type ListsSeen = Mutex<HashMap<(String, String), ((u64, usize), Arc<Vec<Value>>)>>;
 
 /// A server started for a hub session: its upstream and `initialize` result.
 type Started = Result<(Arc<Upstream>, Value), String>;
@@ -120,9 +121,6 @@ pub struct HubSession {
     tools: Mutex<Names>,
     prompts: Mutex<Names>,
     owners: Mutex<Owners>,
-    /// Each member's last list of each kind: (server, field) → the
-    /// upstream, its list version then, and the items.
-    lists: Mutex<HashMap<(String, String), ListSeen>>,
     stream: Mutex<Option<QueueTx<Message>>>,
     closed: AtomicBool,
     last_seen: Mutex<Instant>,
@@ -174,7 +172,6 @@ impl HubSession {
             tools: Mutex::new(Names::default()),
             prompts: Mutex::new(Names::default()),
             owners: Mutex::new(Owners::default()),
-            lists: Mutex::new(HashMap::new()),
             stream: Mutex::new(None),
             closed: AtomicBool::new(false),
             last_seen: Mutex::new(Instant::now()),
@@ -652,6 +649,9 @@ impl Daemon {
     /// End hub sessions whose client process is gone, or (without one) that
     /// were idle past the session idle time.
     pub(super) fn reap_hubs(&self, idle: Duration) {
+        // Lists of upstreams gone are of no use.
+        let live: Vec<String> = lock(&self.upstreams).keys().cloned().collect();
+        lock(&self.hub_lists).retain(|(id, _), _| live.contains(id));
         let ending: Vec<(String, String)> = lock(&self.hubs)
             .values()
             .filter_map(|h| match &h.client {

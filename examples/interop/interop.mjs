@@ -1,6 +1,8 @@
 // make interop: the official TypeScript SDK client against the reference
-// servers, directly (the baseline) and through `mcpshare run`. Everything
-// that passes directly must pass through mcpshare. Prints "N passed, M failed".
+// servers, directly (the baseline), through `mcpshare run`, and through the
+// hub (`mcpshare mcp` over the three servers configured by name, their
+// tools and prompts named `server__name`). Everything that passes directly
+// must pass through mcpshare. Prints "N passed, M failed".
 // Usage: node interop.mjs MCPSHARE  (run from the scratch directory holding node_modules)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -9,7 +11,7 @@ import {
   LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -19,11 +21,21 @@ const MEMORY = resolve("node_modules/@modelcontextprotocol/server-memory/dist/in
 const FILESYSTEM = resolve("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
 const home = mkdtempSync(join(tmpdir(), "mcpshare-interop-"));
 const memoryFile = join(home, "memory.jsonl");
-const env = { ...process.env, MCPSHARE_HOME: home, MEMORY_FILE_PATH: memoryFile };
+// Never the user's own config: the daemon reads this one.
+const config = join(home, "config.json");
+const env = { ...process.env, MCPSHARE_HOME: home, MCPSHARE_CONFIG: config, MEMORY_FILE_PATH: memoryFile };
+writeFileSync(config, JSON.stringify({ mcpServers: {
+  everything: { command: "node", args: [EVERYTHING, "stdio"] },
+  memory: { command: "node", args: [MEMORY], env: { MEMORY_FILE_PATH: join(home, "hub-memory.jsonl") } },
+  filesystem: { command: "node", args: [FILESYSTEM] },
+} }, null, 2));
+// A tool's or prompt's name as a client of `mode` sees it.
+const named = (mode, server, name) => (mode.startsWith("hub") ? `${server}__${name}` : name);
 const TIMEOUT = { timeout: 20000 };
 let passed = 0, failed = 0;
 
 function transport(mode, server, args) {
+  if (mode.startsWith("hub")) return new StdioClientTransport({ command: MCPSHARE, args: ["mcp"], env, stderr: "ignore" });
   const command = mode === "direct" ? "node" : MCPSHARE;
   const argv = mode === "direct" ? [server, ...args] : ["run", "--", "node", server, ...args];
   return new StdioClientTransport({ command, args: argv, env, stderr: "ignore" });
@@ -79,6 +91,7 @@ async function allPages(list) {
 
 async function everything(mode, label = mode) {
   const c = await connect(mode, EVERYTHING, ["stdio"], `interop-${label}`);
+  const N = (name) => named(mode, "everything", name);
   const logs = [], updates = [];
   c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n));
   c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n));
@@ -89,23 +102,23 @@ async function everything(mode, label = mode) {
   await check(label, "tools/list (all pages)", async () => {
     const tools = await allPages(async (cursor) => { const r = await c.listTools({ cursor }, TIMEOUT); return { items: r.tools, nextCursor: r.nextCursor }; });
     for (const t of ["echo", "get-sum", "get-roots-list", "trigger-sampling-request", "trigger-elicitation-request"]) {
-      assert(tools.some((x) => x.name === t), `missing tool ${t}`);
+      assert(tools.some((x) => x.name === N(t)), `missing tool ${t}`);
     }
   });
   await check(label, "tools/call echo", async () => {
-    assert(text(await c.callTool({ name: "echo", arguments: { message: "hello" } }, undefined, TIMEOUT)).includes("hello"), "bad echo");
+    assert(text(await c.callTool({ name: N("echo"), arguments: { message: "hello" } }, undefined, TIMEOUT)).includes("hello"), "bad echo");
   });
   await check(label, "tools/call get-sum", async () => {
-    assert(text(await c.callTool({ name: "get-sum", arguments: { a: 2, b: 3 } }, undefined, TIMEOUT)).includes("5"), "bad sum");
+    assert(text(await c.callTool({ name: N("get-sum"), arguments: { a: 2, b: 3 } }, undefined, TIMEOUT)).includes("5"), "bad sum");
   });
   await check(label, "structuredContent passes through", async () => {
-    const r = await c.callTool({ name: "get-structured-content", arguments: { location: "Chicago" } }, undefined, TIMEOUT);
+    const r = await c.callTool({ name: N("get-structured-content"), arguments: { location: "Chicago" } }, undefined, TIMEOUT);
     assert(r.structuredContent, "no structuredContent");
   });
   await check(label, "prompts/list and prompts/get", async () => {
     const prompts = await allPages(async (cursor) => { const r = await c.listPrompts({ cursor }, TIMEOUT); return { items: r.prompts, nextCursor: r.nextCursor }; });
-    assert(prompts.some((p) => p.name === "simple-prompt"), "no simple-prompt");
-    const p = await c.getPrompt({ name: "args-prompt", arguments: { city: "Paris" } }, TIMEOUT);
+    assert(prompts.some((p) => p.name === N("simple-prompt")), "no simple-prompt");
+    const p = await c.getPrompt({ name: N("args-prompt"), arguments: { city: "Paris" } }, TIMEOUT);
     assert(JSON.stringify(p.messages).includes("Paris"), "args not applied");
   });
   await check(label, "resources/list, templates and read", async () => {
@@ -117,39 +130,39 @@ async function everything(mode, label = mode) {
     assert(read.contents.length > 0, "empty read");
   });
   await check(label, "completion/complete", async () => {
-    const r = await c.complete({ ref: { type: "ref/prompt", name: "completable-prompt" }, argument: { name: "department", value: "E" } }, TIMEOUT);
+    const r = await c.complete({ ref: { type: "ref/prompt", name: N("completable-prompt") }, argument: { name: "department", value: "E" } }, TIMEOUT);
     assert(Array.isArray(r.completion.values), "no completion values");
   });
   await check(label, "progress notifications", async () => {
     let seen = 0;
-    await c.callTool({ name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } }, undefined,
+    await c.callTool({ name: N("trigger-long-running-operation"), arguments: { duration: 1, steps: 3 } }, undefined,
       { ...TIMEOUT, onprogress: () => seen++ });
     assert(seen >= 1, "no progress");
   });
   await check(label, "logging/setLevel and log messages", async () => {
     await c.setLoggingLevel("debug", TIMEOUT);
-    await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
+    await c.callTool({ name: N("toggle-simulated-logging"), arguments: {} }, undefined, TIMEOUT);
     await waitFor(() => logs.length > 0, 15000, "log message");
-    await c.callTool({ name: "toggle-simulated-logging", arguments: {} }, undefined, TIMEOUT);
+    await c.callTool({ name: N("toggle-simulated-logging"), arguments: {} }, undefined, TIMEOUT);
   });
   await check(label, "resources/subscribe and updates", async () => {
     const res = await c.listResources({}, TIMEOUT);
     await c.subscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
-    await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
+    await c.callTool({ name: N("toggle-subscriber-updates"), arguments: {} }, undefined, TIMEOUT);
     await waitFor(() => updates.length > 0, 15000, "resources/updated");
-    await c.callTool({ name: "toggle-subscriber-updates", arguments: {} }, undefined, TIMEOUT);
+    await c.callTool({ name: N("toggle-subscriber-updates"), arguments: {} }, undefined, TIMEOUT);
     await c.unsubscribeResource({ uri: res.resources[0].uri }, TIMEOUT);
   });
   await check(label, "sampling answered by the client", async () => {
-    const r = await c.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hi", maxTokens: 5 } }, undefined, TIMEOUT);
+    const r = await c.callTool({ name: N("trigger-sampling-request"), arguments: { prompt: "hi", maxTokens: 5 } }, undefined, TIMEOUT);
     assert(text(r).includes("sampled-by-interop"), `sampling result missing: ${text(r).slice(0, 200)}`);
   });
   await check(label, "elicitation answered by the client", async () => {
-    const r = await c.callTool({ name: "trigger-elicitation-request", arguments: {} }, undefined, TIMEOUT);
+    const r = await c.callTool({ name: N("trigger-elicitation-request"), arguments: {} }, undefined, TIMEOUT);
     assert(!r.isError && text(r).toLowerCase().includes("decline"), `elicitation result: ${text(r).slice(0, 200)}`);
   });
   await check(label, "roots answered by the client", async () => {
-    const r = await c.callTool({ name: "get-roots-list", arguments: {} }, undefined, TIMEOUT);
+    const r = await c.callTool({ name: N("get-roots-list"), arguments: {} }, undefined, TIMEOUT);
     assert(text(r).includes("interop-root"), `roots result: ${text(r).slice(0, 200)}`);
   });
   await c.close();
@@ -244,6 +257,41 @@ async function filesystem() {
   await b.close();
 }
 
+// Through the hub: server-memory's writes seen by a second hub client, and
+// server-filesystem taking the hub client's roots.
+async function hub() {
+  const root = join(home, "hub-root");
+  mkdirSync(root, { recursive: true });
+  const dir = realpathSync(root);
+  const [a, b] = await Promise.all([
+    connect("hub", null, [], "hub-a", () => [{ uri: `file://${dir}`, name: "hub-root" }]),
+    connect("hub", null, [], "hub-b"),
+  ]);
+  await check("hub", "one tool list over three servers", async () => {
+    const tools = (await a.listTools({}, TIMEOUT)).tools.map((t) => t.name);
+    for (const t of ["everything__echo", "memory__read_graph", "filesystem__list_allowed_directories"]) {
+      assert(tools.includes(t), `missing ${t} in ${tools.length} tools`);
+    }
+    assert(tools.every((t) => t.length <= 49), "a name over the budget");
+  });
+  await check("hub", "server-memory: one hub client writes, the other reads", async () => {
+    await a.callTool({ name: "memory__create_entities", arguments: { entities: [{ name: "hub-interop", entityType: "test", observations: ["through the hub"] }] } }, undefined, TIMEOUT);
+    const r = await b.callTool({ name: "memory__read_graph", arguments: {} }, undefined, TIMEOUT);
+    assert(JSON.stringify(r).includes("through the hub"), "not seen by the other hub client");
+  });
+  await check("hub", "server-filesystem takes the hub client's roots", async () => {
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const l = text(await a.callTool({ name: "filesystem__list_allowed_directories", arguments: {} }, undefined, TIMEOUT));
+      if (l.includes(dir)) break;
+      if (Date.now() > deadline) throw new Error(`allowed: ${l}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  await a.close();
+  await b.close();
+}
+
 try {
   await everything("direct");
   await everything("mcpshare");
@@ -251,6 +299,8 @@ try {
   await Promise.all([everything("mcpshare", "pair-1"), everything("mcpshare", "pair-2")]);
   await shared();
   await filesystem();
+  await everything("hub");
+  await hub();
 } finally {
   try { execFileSync(MCPSHARE, ["stop"], { env, stdio: "ignore" }); } catch {}
   rmSync(home, { recursive: true, force: true });

@@ -18,6 +18,7 @@ use crate::supervisor::child::Spawner;
 
 mod console;
 pub mod endpoint;
+pub mod replay;
 pub mod servers;
 
 use crate::net::http;
@@ -64,6 +65,8 @@ pub struct Daemon {
     isolated_seq: AtomicU64,
     pub max_message: usize,
     pub request_timeout: Duration,
+    /// What the MCP endpoints wrote on SSE streams, for `Last-Event-ID`.
+    pub replay: replay::Store,
     tuning: Tuning,
     upstream_idle: Duration,
     session_idle: Duration,
@@ -172,6 +175,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         isolated_seq: AtomicU64::new(1),
         max_message: settings.max_message,
         request_timeout: settings.request_timeout,
+        replay: replay::Store::default(),
         tuning: Tuning {
             start_timeout: settings.start_timeout,
             ping_every: settings.ping_every,
@@ -612,6 +616,7 @@ impl Daemon {
     }
 
     pub fn end_session(&self, id: &str, reason: &str) {
+        self.replay.forget(id);
         let Some(session) = lock(&self.sessions).remove(id) else {
             return;
         };

@@ -21,6 +21,7 @@ mod portability;
 mod processes;
 mod promise;
 mod reattach;
+mod resume;
 mod roots;
 mod routing;
 mod security;

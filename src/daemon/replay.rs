@@ -306,8 +306,8 @@ impl Streams {
 /// [`STREAM_KEEP`]: the oldest ended ones go first.
 fn evict(inner: &mut Inner, now: Instant) {
     inner.streams.retain(|_, s| {
-        !s.ended
-            .is_some_and(|t| now.saturating_duration_since(t) >= STREAM_KEEP)
+        s.ended
+            .is_none_or(|t| now.saturating_duration_since(t) < STREAM_KEEP)
     });
     while inner.streams.len() > STREAMS_MAX {
         let oldest = inner

@@ -210,13 +210,14 @@ fn session_of(
             return Err(());
         }
     };
+    // Any supported version is accepted, as the spec asks and the SDK's
+    // server does (the conformance suite's SSE scenarios send 2025-03-26 on
+    // 2025-11-25 sessions); the session's negotiated version still decides
+    // what it gets.
     if let Some(v) = http::header(&req, VERSION_HEADER)
-        && (!jsonrpc::is_supported(v) || v != session.version())
+        && !jsonrpc::is_supported(v)
     {
-        let msg = format!(
-            "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
-            session.version()
-        );
+        let msg = format!("Bad Request: unsupported MCP-Protocol-Version {v}");
         rpc_error(req, 400, Value::Null, -32000, &msg);
         return Err(());
     }

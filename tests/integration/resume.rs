@@ -419,3 +419,30 @@ fn a_stream_past_its_buffer_resumes_with_the_newest_events_and_the_answer() {
         "the same events, the same ids"
     );
 }
+
+/// The conformance suite's SSE scenarios send `MCP-Protocol-Version:
+/// 2025-03-26` on a 2025-11-25 session: a supported version is accepted,
+/// as the SDK's server does; an unsupported one is refused.
+#[test]
+fn a_supported_version_header_other_than_the_sessions_is_accepted() {
+    let home = TestHome::new("resumeversion");
+    let (_b, _) = home.client();
+    let ep = Endpoint::new(&home);
+    let sid = ep.open("2025-11-25", json!({}));
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let r = ep.send(
+        "POST",
+        &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", "2025-03-26")],
+        Some(&ping),
+    );
+    assert_eq!(r.status, 200);
+    let r = ep.send(
+        "POST",
+        &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", "1999-01-01")],
+        Some(&ping),
+    );
+    assert_eq!(r.status, 400);
+    // The session's own version still decides: its streams are primed.
+    let events = ep.progress(&sid, 2, 1, 0).rest();
+    assert_eq!(events[0].data, "");
+}

@@ -736,8 +736,9 @@ fn get(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
             }
             last_write = Instant::now();
         };
-    session.close_stream();
+    // Ended before the session lets another GET stream open.
     streams.end(key);
+    session.close_stream();
     // A client that closed its GET stream may resume it (`Last-Event-ID`):
     // its session lives on until DELETE, its client process exits, or it
     // has been idle too long.

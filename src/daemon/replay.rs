@@ -83,11 +83,23 @@ impl Store {
 }
 
 /// One session's streams.
-#[derive(Default)]
 pub struct Streams {
     inner: Mutex<Inner>,
     /// Signalled on every event, end and take-over.
     changed: Condvar,
+    /// A session's streams are kept at least this long, streams or not:
+    /// one just created is not swept before its first stream opens.
+    created: Instant,
+}
+
+impl Default for Streams {
+    fn default() -> Streams {
+        Streams {
+            inner: Mutex::default(),
+            changed: Condvar::new(),
+            created: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -145,6 +157,9 @@ pub enum Refused {
 
 impl Streams {
     fn expired(&self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.created) < STREAM_KEEP {
+            return false;
+        }
         let inner = lock(&self.inner);
         inner.streams.values().all(|s| {
             s.ended

@@ -432,17 +432,47 @@ fn a_supported_version_header_other_than_the_sessions_is_accepted() {
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
     let r = ep.send(
         "POST",
-        &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", "2025-03-26")],
+        &[
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "2025-03-26"),
+        ],
         Some(&ping),
     );
     assert_eq!(r.status, 200);
     let r = ep.send(
         "POST",
-        &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", "1999-01-01")],
+        &[
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "1999-01-01"),
+        ],
         Some(&ping),
     );
     assert_eq!(r.status, 400);
     // The session's own version still decides: its streams are primed.
     let events = ep.progress(&sid, 2, 1, 0).rest();
     assert_eq!(events[0].data, "");
+}
+
+/// The client went away and the call ended before it came back: its answer
+/// was kept, not dropped, and the reconnect gets it.
+#[test]
+fn the_answer_to_a_call_whose_client_went_away_waits_for_its_reconnect() {
+    let home = TestHome::new("resumelate");
+    let (_b, _) = home.client();
+    let ep = Endpoint::new(&home);
+    let sid = ep.open("2025-11-25", json!({}));
+    let mut post = ep.progress(&sid, 4, 4, 150);
+    let _priming = post.event().unwrap();
+    let first = post.event().unwrap();
+    drop(post);
+    // The writes after the cut fail; the upstream answers all the same.
+    assert!(wait_until(
+        WAIT,
+        || home.status()["upstreams"][0]["inflight"] == json!(0)
+    ));
+    let mut r = ep.resume(&sid, first.id.as_deref().unwrap());
+    assert_eq!(r.status, 200);
+    let rest = r.rest();
+    assert_eq!(progress_values(&rest), vec![2, 3, 4], "{rest:?}");
+    assert_eq!(answers(&rest, 4), 1, "{rest:?}");
 }

@@ -95,6 +95,8 @@ interop: static
 	cd $(INTEROP_DIR) && node interop.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node configured.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node apps.mjs ../mcpshare
+	cp -r examples/interop/conformance.mjs examples/interop/conformance-server.mjs examples/interop/conformance-shim $(INTEROP_DIR)/
+	cd $(INTEROP_DIR) && node conformance.mjs ../mcpshare
 
 # The web console in headless Chromium, driven by playwright-core from npm
 # (installed into a scratch directory, never by make test); screenshots

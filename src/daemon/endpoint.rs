@@ -5,6 +5,7 @@
 //! upstream's cached handshake) and the hub (`/mcp`, see `hub`).
 
 use crate::daemon::Daemon;
+use crate::daemon::replay;
 use crate::mcp::jsonrpc::{self, Kind};
 use crate::mcp::message::Message;
 use crate::mux::session::Session;
@@ -24,6 +25,7 @@ const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 
 const SESSION_HEADER: &str = "Mcp-Session-Id";
 const VERSION_HEADER: &str = "MCP-Protocol-Version";
+const LAST_EVENT_ID_HEADER: &str = "Last-Event-ID";
 
 pub(super) fn rpc_error(req: Request, status: u16, id: Value, code: i64, message: &str) {
     http::json(req, status, &jsonrpc::error(id, code, message), &[]);
@@ -208,13 +210,14 @@ fn session_of(
             return Err(());
         }
     };
+    // Any supported version is accepted, as the spec asks and the SDK's
+    // server does (the conformance suite's SSE scenarios send 2025-03-26 on
+    // 2025-11-25 sessions); the session's negotiated version still decides
+    // what it gets.
     if let Some(v) = http::header(&req, VERSION_HEADER)
-        && (!jsonrpc::is_supported(v) || v != session.version())
+        && !jsonrpc::is_supported(v)
     {
-        let msg = format!(
-            "Bad Request: MCP-Protocol-Version {v} does not match the session's {}",
-            session.version()
-        );
+        let msg = format!("Bad Request: unsupported MCP-Protocol-Version {v}");
         rpc_error(req, 400, Value::Null, -32000, &msg);
         return Err(());
     }
@@ -536,15 +539,43 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<dyn Front>, msg: Message
     if first.kind() == Kind::Response {
         return http::json_bytes(req, 200, first.text().as_bytes(), &[]);
     }
-    let Ok(mut sse) = Sse::start(req, &[]) else {
-        return;
-    };
+    // An SSE stream: every event is kept for a reconnect (`Last-Event-ID`)
+    // before it is written.
+    let streams = d.replay.of(session.id());
+    let key = streams.open_post();
+    let mut out = Sse::start(req, &[]).ok();
+    if replay::primes(session.version())
+        && let Some(sse) = out.as_mut()
+    {
+        let at = streams.prime(&key);
+        if sse
+            .prime(&replay::event_id(&key, at), replay::RETRY_MS)
+            .is_err()
+        {
+            out = None;
+        }
+    }
     let mut next = Some(first);
     while let Some(m) = next.take() {
         let last = m.kind() == Kind::Response;
-        // A client that went away is not a cancellation: the upstream keeps
-        // working and its answer is dropped with the pending entry.
-        if sse.event(m.text()).is_err() || last {
+        let (seq, mine) = streams.push(&key, m.text(), 0);
+        if let Some(sse) = out.as_mut() {
+            // A client that went away is not a cancellation: the upstream
+            // keeps working, and what it sends, its answer included, waits
+            // here for the client's reconnect.
+            if !mine {
+                // A reconnect took the stream over and writes it now.
+                if let Some(sse) = out.take() {
+                    let _ = sse.finish();
+                }
+            } else if sse
+                .event_with_id(&replay::event_id(&key, seq), m.text())
+                .is_err()
+            {
+                out = None;
+            }
+        }
+        if last {
             break;
         }
         next = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -552,6 +583,84 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<dyn Front>, msg: Message
             Err(RecvTimeoutError::Timeout) => Some(timeout(session)),
             Err(RecvTimeoutError::Disconnected) => None,
         };
+    }
+    streams.end(&key);
+    if let Some(sse) = out {
+        let _ = sse.finish();
+    }
+}
+
+/// A `Last-Event-ID` this session can resume: the stream and position, or
+/// the refusal already sent.
+fn resume_point(
+    req: Request,
+    streams: &replay::Streams,
+) -> Result<(Request, Option<(String, u64)>), ()> {
+    let Some(text) = http::header(&req, LAST_EVENT_ID_HEADER) else {
+        return Ok((req, None));
+    };
+    match replay::parse_event_id(text) {
+        Some((key, after)) if streams.knows(&key, after) => Ok((req, Some((key, after)))),
+        _ => {
+            rpc_error(
+                req,
+                400,
+                Value::Null,
+                -32000,
+                "Bad Request: Last-Event-ID names no stream of this session that can be resumed",
+            );
+            Err(())
+        }
+    }
+}
+
+/// GET with the `Last-Event-ID` of a POST stream: what followed it, then
+/// the rest of that stream, its answer included, on this connection.
+fn resume_post(
+    req: Request,
+    session: &Arc<dyn Front>,
+    streams: &replay::Streams,
+    key: &str,
+    mut after: u64,
+) {
+    let Ok(token) = streams.take_over(key, after) else {
+        return rpc_error(
+            req,
+            400,
+            Value::Null,
+            -32000,
+            "Bad Request: Last-Event-ID names no stream of this session that can be resumed",
+        );
+    };
+    let Ok(mut sse) = Sse::start(req, &[]) else {
+        return;
+    };
+    let mut last_write = Instant::now();
+    loop {
+        match streams.next(key, after, token, LIVENESS_EVERY) {
+            replay::Next::Events(events) => {
+                for (seq, data) in events {
+                    if sse
+                        .event_with_id(&replay::event_id(key, seq), &data)
+                        .is_err()
+                    {
+                        return;
+                    }
+                    after = seq;
+                }
+                last_write = Instant::now();
+            }
+            replay::Next::Ended | replay::Next::Replaced => break,
+            replay::Next::Idle if session.is_closed() => break,
+            replay::Next::Idle if sse.client_gone() => return,
+            replay::Next::Idle if last_write.elapsed() >= KEEPALIVE_EVERY => {
+                if sse.comment("keepalive").is_err() {
+                    return;
+                }
+                last_write = Instant::now();
+            }
+            replay::Next::Idle => {}
+        }
     }
     let _ = sse.finish();
 }
@@ -569,6 +678,17 @@ fn get(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
     let Ok((req, session)) = session_of(d, req, door) else {
         return;
     };
+    let streams = d.replay.of(session.id());
+    let Ok((req, resume)) = resume_point(req, &streams) else {
+        return;
+    };
+    let resumed = match resume {
+        Some((key, after)) if key != replay::GET_KEY => {
+            return resume_post(req, &session, &streams, &key, after);
+        }
+        Some((_, after)) => Some(after),
+        None => None,
+    };
     let (tx, rx) = crate::pool::queue(crate::mux::session::STREAM_QUEUE);
     if !session.open_stream(tx) {
         return rpc_error(
@@ -579,32 +699,60 @@ fn get(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
             "Conflict: this session already has a GET stream",
         );
     }
+    let key = replay::GET_KEY;
     let Ok(mut sse) = Sse::start(req, &[]) else {
         session.close_stream();
         return;
     };
-    session.stream_opened();
-    let mut last_write = Instant::now();
-    let client_gone = loop {
-        let sent = match rx.recv_timeout(LIVENESS_EVERY) {
-            Ok(m) => sse.event(m.text()),
-            Err(RecvTimeoutError::Timeout) if session.is_closed() => break false,
-            Err(RecvTimeoutError::Timeout) if sse.client_gone() => break true,
-            Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= KEEPALIVE_EVERY => {
-                sse.comment("keepalive")
+    streams.open_get();
+    // What the last connection may have missed comes first (queued
+    // messages were never written, so are not among it), then a fresh
+    // stream's priming event.
+    let mut written = Ok(());
+    match resumed {
+        Some(after) => {
+            for (seq, data) in streams.after(key, after) {
+                written =
+                    written.and_then(|()| sse.event_with_id(&replay::event_id(key, seq), &data));
             }
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break false,
-        };
-        if sent.is_err() {
-            break true;
         }
-        last_write = Instant::now();
-    };
+        None if replay::primes(session.version()) => {
+            let at = streams.prime(key);
+            written = sse.prime(&replay::event_id(key, at), replay::RETRY_MS);
+        }
+        None => {}
+    }
+    if written.is_ok() {
+        session.stream_opened();
+    }
+    let mut last_write = Instant::now();
+    let client_gone = written.is_err()
+        || loop {
+            let sent = match rx.recv_timeout(LIVENESS_EVERY) {
+                Ok(m) => {
+                    let (seq, _) = streams.push(key, m.text(), 0);
+                    sse.event_with_id(&replay::event_id(key, seq), m.text())
+                }
+                Err(RecvTimeoutError::Timeout) if session.is_closed() => break false,
+                Err(RecvTimeoutError::Timeout) if sse.client_gone() => break true,
+                Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= KEEPALIVE_EVERY => {
+                    sse.comment("keepalive")
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break false,
+            };
+            if sent.is_err() {
+                break true;
+            }
+            last_write = Instant::now();
+        };
+    // Ended before the session lets another GET stream open.
+    streams.end(key);
     session.close_stream();
-    if client_gone {
-        door.end(d, session.id(), "client disconnected");
-    } else {
+    // A client that closed its GET stream may resume it (`Last-Event-ID`):
+    // its session lives on until DELETE, its client process exits, or it
+    // has been idle too long.
+    if !client_gone {
         let _ = sse.finish();
     }
 }
@@ -614,5 +762,6 @@ fn delete(d: &Arc<Daemon>, req: Request, door: &dyn Door) {
         return;
     };
     door.end(d, session.id(), "session deleted by client");
+    d.replay.forget(session.id());
     http::empty(req, 200, &[])
 }

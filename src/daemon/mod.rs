@@ -19,6 +19,7 @@ use crate::supervisor::child::Spawner;
 mod console;
 pub mod endpoint;
 pub mod hub;
+pub mod replay;
 mod routes;
 pub mod servers;
 
@@ -66,6 +67,8 @@ pub struct Daemon {
     isolated_seq: AtomicU64,
     pub max_message: usize,
     pub request_timeout: Duration,
+    /// What the MCP endpoints wrote on SSE streams, for `Last-Event-ID`.
+    pub replay: replay::Store,
     tuning: Tuning,
     upstream_idle: Duration,
     session_idle: Duration,
@@ -180,6 +183,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         isolated_seq: AtomicU64::new(1),
         max_message: settings.max_message,
         request_timeout: settings.request_timeout,
+        replay: replay::Store::default(),
         tuning: Tuning {
             start_timeout: settings.start_timeout,
             ping_every: settings.ping_every,
@@ -449,6 +453,7 @@ impl Daemon {
     }
 
     pub fn end_session(&self, id: &str, reason: &str) {
+        self.replay.forget(id);
         let Some(session) = lock(&self.sessions).remove(id) else {
             return;
         };

@@ -192,10 +192,11 @@ impl Events {
                 Some(Line::Text(t)) => String::from_utf8_lossy(&t).into_owned(),
             };
             if line.is_empty() {
-                if data.is_some() {
-                    return Ok(data);
+                // An event with empty data (a priming event) dispatches nothing.
+                match data.take() {
+                    Some(d) if !d.is_empty() => return Ok(Some(d)),
+                    _ => continue,
                 }
-                continue;
             }
             if let Some(v) = line.strip_prefix("data:") {
                 let v = v.strip_prefix(' ').unwrap_or(v);
@@ -494,4 +495,26 @@ pub fn health(port: u16, timeout: Duration) -> Result<Health, String> {
         return Err(format!("status {:?}", h.status));
     }
     Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(text: &'static str) -> Events {
+        let body: Box<dyn Read + Send> = Box::new(text.as_bytes());
+        Events {
+            lines: LineReader::new(BufReader::new(body), 1024),
+            too_long: false,
+        }
+    }
+
+    #[test]
+    fn a_priming_event_with_empty_data_dispatches_nothing() {
+        let mut e = events(
+            "id: p1/1\nretry: 1000\ndata: \n\n: keepalive\n\nid: p1/2\nevent: message\ndata: {\"a\":1}\n\n",
+        );
+        assert_eq!(e.next_data().unwrap().as_deref(), Some("{\"a\":1}"));
+        assert_eq!(e.next_data().unwrap(), None);
+    }
 }

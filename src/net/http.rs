@@ -594,6 +594,19 @@ impl Sse {
         self.chunk(&format!("event: message\ndata: {data}\n\n"))
     }
 
+    /// One message event with an id a client can resume from
+    /// (`Last-Event-ID`).
+    pub fn event_with_id(&mut self, id: &str, data: &str) -> io::Result<()> {
+        self.chunk(&format!("id: {id}\nevent: message\ndata: {data}\n\n"))
+    }
+
+    /// A priming event: an id and empty data, so that a client can resume
+    /// the stream before any message, and how many milliseconds it waits
+    /// before reconnecting.
+    pub fn prime(&mut self, id: &str, retry_ms: u64) -> io::Result<()> {
+        self.chunk(&format!("id: {id}\nretry: {retry_ms}\ndata: \n\n"))
+    }
+
     pub fn comment(&mut self, text: &str) -> io::Result<()> {
         self.chunk(&format!(": {text}\n\n"))
     }

@@ -24,6 +24,7 @@ mod processes;
 mod promise;
 mod reattach;
 mod remote;
+mod resume;
 mod roots;
 mod routing;
 mod security;

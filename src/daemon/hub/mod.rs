@@ -639,6 +639,7 @@ impl Daemon {
         let Some(hub) = lock(&self.hubs).remove(sid) else {
             return;
         };
+        self.replay.forget(sid);
         hub.closed.store(true, Ordering::Release);
         let members = std::mem::take(&mut *lock(&hub.members));
         for m in members {

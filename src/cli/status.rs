@@ -1,7 +1,6 @@
 //! `mcpshare status`: the daemon's status, as a table or one JSON object.
 //! It only reads: it never starts a daemon and never changes one.
 
-use super::{CONTROL_TIMEOUT, control, live_daemon};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::state::home::Home;
@@ -9,17 +8,7 @@ use serde_json::{Value, json};
 
 /// The daemon's status, or None when none runs.
 fn fetch_status(home: &Home) -> Result<Option<Value>> {
-    let Some(m) = live_daemon(home)? else {
-        return Ok(None);
-    };
-    let (code, body) = control(&m, "GET", "/api/status", CONTROL_TIMEOUT)?;
-    if code != 200 {
-        return Err(Error::Daemon(format!(
-            "daemon pid {} answered HTTP {code}: {body}",
-            m.pid
-        )));
-    }
-    Ok(Some(body))
+    Ok(super::target::daemon_status(home)?.map(|(_, st)| st))
 }
 
 pub(super) fn status(home: &Home, as_json: bool) -> Result<i32> {

@@ -276,6 +276,23 @@ impl Drop for TestHome {
     }
 }
 
+/// A config entry for the fixture server, with these extra keys.
+pub fn fixture_entry(extra: Value) -> Value {
+    let mut v = json!({"command": fixture().display().to_string()});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+/// Configured server `name` as `status --json` shows it, or null.
+pub fn server_status(home: &TestHome, name: &str) -> Value {
+    home.status()["config"]["servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
 /// Run a command to completion, killing it (by pid) if it overruns.
 pub fn run_bounded(mut c: Command, timeout: Duration) -> Output {
     let child = c

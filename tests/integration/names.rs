@@ -9,21 +9,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn fx(extra: Value) -> Value {
-    let mut v = json!({"command": fixture().display().to_string()});
-    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    v
-}
-
-fn server_status(home: &TestHome, name: &str) -> Value {
-    home.status()["config"]["servers"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
-        .unwrap_or(Value::Null)
-}
-
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -58,10 +43,10 @@ fn list_row(home: &TestHome, name: &str) -> String {
 fn logs_and_restart_take_a_configured_servers_name() {
     let home = TestHome::new("names-logs");
     home.write_config(json!({
-        "fx": fx(json!({})),
-        "idle": fx(json!({})),
-        "off": fx(json!({"mcpshare": {"enabled": false}})),
-        "each": fx(json!({"mcpshare": {"share": "per-client"}})),
+        "fx": fixture_entry(json!({})),
+        "idle": fixture_entry(json!({})),
+        "off": fixture_entry(json!({"mcpshare": {"enabled": false}})),
+        "each": fixture_entry(json!({"mcpshare": {"share": "per-client"}})),
     }));
     let (mut a, pid) = home.named_client("fx");
     let id = server_status(&home, "fx")["upstreams"][0]
@@ -177,10 +162,10 @@ fn logs_and_restart_take_a_configured_servers_name() {
 fn list_shows_each_servers_state_from_the_daemon_or_the_file() {
     let home = TestHome::new("names-list");
     home.write_config(json!({
-        "fx": fx(json!({"env": {"TOKEN": "sk-secret-value"}})),
-        "idle": fx(json!({})),
-        "off": fx(json!({"mcpshare": {"enabled": false}})),
-        "needs": fx(json!({"env": {"K": "${MCPSHARE_TEST_NEVER_SET}"}})),
+        "fx": fixture_entry(json!({"env": {"TOKEN": "sk-secret-value"}})),
+        "idle": fixture_entry(json!({})),
+        "off": fixture_entry(json!({"mcpshare": {"enabled": false}})),
+        "needs": fixture_entry(json!({"env": {"K": "${MCPSHARE_TEST_NEVER_SET}"}})),
     }));
     // No daemon: the file's word, and list starts none.
     assert_eq!(listed(&home, "fx")["state"], "stopped");
@@ -293,7 +278,7 @@ fn installing_shows_in_list_and_status_while_add_source_runs() {
         return;
     }
     let home = TestHome::new("names-installing");
-    home.write_config(json!({"fx": fx(json!({}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({}))}));
     // A daemon, so that status reports it too.
     let (_a, _) = home.named_client("fx");
     let marker = home.dir.join("installing").join("held");

@@ -7,21 +7,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn fx(extra: Value) -> Value {
-    let mut v = json!({"command": fixture().display().to_string()});
-    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    v
-}
-
-fn server_status(home: &TestHome, name: &str) -> Value {
-    home.status()["config"]["servers"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
-        .unwrap_or(Value::Null)
-}
-
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -29,7 +14,7 @@ fn stdout(o: &std::process::Output) -> String {
 #[test]
 fn a_configured_server_runs_by_name_and_is_shared() {
     let home = TestHome::new("byname");
-    home.write_config(json!({"fx": fx(json!({"env": {"WHO": "${WHO_IS:-nobody}"}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({"env": {"WHO": "${WHO_IS:-nobody}"}}))}));
     let (mut a, pa) = home.named_client("fx");
     let (_b, pb) = home.named_client("fx");
     assert_eq!(pa, pb, "two clients of one configured server share it");
@@ -57,7 +42,7 @@ fn a_configured_server_runs_by_name_and_is_shared() {
 #[test]
 fn tools_and_call_use_the_shared_upstream() {
     let home = TestHome::new("toolscall");
-    home.write_config(json!({"fx": fx(json!({}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({}))}));
     let (_a, pid) = home.named_client("fx");
     let out = home.mcpshare(&["tools", "fx"]);
     assert!(out.status.success(), "{out:?}");
@@ -91,8 +76,8 @@ fn tools_and_call_use_the_shared_upstream() {
 fn reload_restarts_only_the_changed_server_after_its_call() {
     let home = TestHome::new("reload");
     home.write_config(json!({
-        "a": fx(json!({"env": {"V": "1"}})),
-        "b": fx(json!({"env": {"V": "b"}})),
+        "a": fixture_entry(json!({"env": {"V": "1"}})),
+        "b": fixture_entry(json!({"env": {"V": "b"}})),
     }));
     let (mut a, pa) = home.named_client("a");
     let (mut b, pb) = home.named_client("b");
@@ -109,8 +94,8 @@ fn reload_restarts_only_the_changed_server_after_its_call() {
             .iter()
             .any(|u| u["inflight"] == json!(1))));
     home.write_config(json!({
-        "a": fx(json!({"env": {"V": "2"}})),
-        "b": fx(json!({"env": {"V": "b"}})),
+        "a": fixture_entry(json!({"env": {"V": "2"}})),
+        "b": fixture_entry(json!({"env": {"V": "b"}})),
     }));
     let out = home.mcpshare(&["reload"]);
     assert!(out.status.success(), "{out:?}");
@@ -132,7 +117,7 @@ fn reload_restarts_only_the_changed_server_after_its_call() {
 #[test]
 fn an_invalid_config_is_kept_out_with_its_line_and_column() {
     let home = TestHome::new("badconfig");
-    home.write_config(json!({"fx": fx(json!({}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({}))}));
     let (mut a, pid) = home.named_client("fx");
     let path = home.config_path();
     std::fs::write(&path, "{\n  \"mcpServers\": {\n    \"fx\": {,}\n  }\n}\n").unwrap();
@@ -172,9 +157,9 @@ fn an_invalid_config_is_kept_out_with_its_line_and_column() {
 #[test]
 fn sighup_reloads_the_config() {
     let home = TestHome::new("sighup");
-    home.write_config(json!({"fx": fx(json!({}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({}))}));
     let (_a, _) = home.named_client("fx");
-    home.write_config(json!({"fx": fx(json!({})), "gx": fx(json!({"env": {"G": "1"}, "mcpshare": {"lazy": false}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({})), "gx": fixture_entry(json!({"env": {"G": "1"}, "mcpshare": {"lazy": false}}))}));
     let daemon = home.daemon_pid().unwrap();
     signal(daemon, libc::SIGHUP);
     assert!(
@@ -193,7 +178,7 @@ fn sighup_reloads_the_config() {
 #[test]
 fn a_lazy_server_starts_on_first_use_and_stops_when_idle() {
     let home = TestHome::new("idle");
-    home.write_config(json!({"fx": fx(json!({"mcpshare": {"idle_secs": 1}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({"mcpshare": {"idle_secs": 1}}))}));
     let mut a = home.named("fx", &[]);
     a.initialize();
     let pid = a.upstream_pid(json!(1));
@@ -211,8 +196,8 @@ fn a_lazy_server_starts_on_first_use_and_stops_when_idle() {
 fn an_eager_server_starts_with_the_daemon() {
     let home = TestHome::new("eager");
     home.write_config(json!({
-        "lazy": fx(json!({"env": {"K": "lazy"}})),
-        "eager": fx(json!({"env": {"K": "eager"}, "mcpshare": {"lazy": false}})),
+        "lazy": fixture_entry(json!({"env": {"K": "lazy"}})),
+        "eager": fixture_entry(json!({"env": {"K": "eager"}, "mcpshare": {"lazy": false}})),
     }));
     // Any client starts the daemon; only the eager server starts with it.
     let (_c, _) = home.client();
@@ -228,7 +213,7 @@ fn an_eager_server_starts_with_the_daemon() {
 #[test]
 fn per_cwd_servers_get_one_upstream_per_directory() {
     let home = TestHome::new("percwd");
-    home.write_config(json!({"fx": fx(json!({"mcpshare": {"share": "per-cwd"}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({"mcpshare": {"share": "per-cwd"}}))}));
     let (d1, d2) = (home.dir.join("p1"), home.dir.join("p2"));
     std::fs::create_dir_all(&d1).unwrap();
     std::fs::create_dir_all(&d2).unwrap();
@@ -253,7 +238,7 @@ fn per_cwd_servers_get_one_upstream_per_directory() {
 #[test]
 fn per_client_servers_are_never_shared() {
     let home = TestHome::new("perclient");
-    home.write_config(json!({"fx": fx(json!({"mcpshare": {"share": "per-client"}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({"mcpshare": {"share": "per-client"}}))}));
     let (_a, pa) = home.named_client("fx");
     let (_b, pb) = home.named_client("fx");
     assert_ne!(pa, pb);
@@ -262,7 +247,7 @@ fn per_client_servers_are_never_shared() {
 #[test]
 fn memory_limit_shows_in_proc_limits() {
     let home = TestHome::new("limits");
-    home.write_config(json!({"fx": fx(json!({"mcpshare": {"memory_mb": 512}}))}));
+    home.write_config(json!({"fx": fixture_entry(json!({"mcpshare": {"memory_mb": 512}}))}));
     let (_a, pid) = home.named_client("fx");
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
@@ -280,7 +265,7 @@ fn memory_limit_shows_in_proc_limits() {
 #[test]
 fn tool_filters_and_aliases_apply_and_change_live() {
     let home = TestHome::new("filters");
-    let with = |tools: Value| json!({"fx": fx(json!({"mcpshare": {"tools": tools, "aliases": {"echo": "say"}}}))});
+    let with = |tools: Value| json!({"fx": fixture_entry(json!({"mcpshare": {"tools": tools, "aliases": {"echo": "say"}}}))});
     home.write_config(with(json!({"deny": ["crash"]})));
     let (mut a, _) = home.named_client("fx");
     // Every page (the fixture paginates).
@@ -331,7 +316,7 @@ fn tool_filters_and_aliases_apply_and_change_live() {
 #[test]
 fn run_without_a_dash_dash_still_runs_a_command() {
     let home = TestHome::new("nodashdash");
-    home.write_config(json!({"other": fx(json!({}))}));
+    home.write_config(json!({"other": fixture_entry(json!({}))}));
     // Gemini CLI drops the `--` of `run -- CMD`; a bare command that is not
     // a configured server's name runs as a command too.
     let mut c = home.cmd();

@@ -350,6 +350,22 @@ fn a_config_edit_tells_attached_hub_clients_and_answers_their_calls() {
         assert!(names.contains(&"c__echo".to_string()), "{names:?}");
     }
     pid_of(&home, &mut x, "c__pid", "3");
+    // A filter changed on reload: the hub's (cached) list follows at once.
+    write(
+        &home,
+        json!({"mcpServers": {
+            "a": fx("a", json!({"tools": {"deny": ["crash"]}})),
+            "b": fx("b", json!({})),
+            "c": fx("c", json!({}))
+        }}),
+    );
+    let out = home.mcpshare(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    let names = tool_names(&mut x, "filtered");
+    assert!(
+        !names.contains(&"a__crash".to_string()) && names.contains(&"a__echo".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]

@@ -5,6 +5,33 @@
 use super::*;
 
 impl HubSession {
+    /// The answer to a list request (its result's JSON text): the last one
+    /// while no member changed, else made afresh.
+    pub(super) fn listed(&self, method: &str) -> Arc<String> {
+        let key: ListKey = self
+            .members()
+            .iter()
+            .map(|m| {
+                let up = &m.session.upstream;
+                (up.id.clone(), up.pid().is_some(), up.list_version())
+            })
+            .collect();
+        if let Some((k, text)) = lock(&self.answers).get(method)
+            && *k == key
+        {
+            return text.clone();
+        }
+        let result = match method {
+            "tools/list" => self.named_list(method, "tools"),
+            "prompts/list" => self.named_list(method, "prompts"),
+            "resources/list" => self.resource_list(method, "resources", "uri"),
+            _ => self.resource_list(method, "resourceTemplates", "uriTemplate"),
+        };
+        let text = Arc::new(result.to_string());
+        lock(&self.answers).insert(method.to_string(), (key, text.clone()));
+        text
+    }
+
     /// Every page of `method` from one member.
     pub(super) fn all_pages(
         &self,

@@ -79,6 +79,10 @@ impl Door for HubDoor {
     }
 }
 
+/// What a hub list answer is made of: each member's upstream, whether it
+/// runs, and its list version.
+type ListKey = Vec<(String, bool, (u64, usize))>;
+
 /// An upstream's list as last asked, by (upstream id, field): its list
 /// version then, and the items. Shared by every hub session.
 pub type ListsSeen = Mutex<HashMap<(String, String), ((u64, usize), Arc<Vec<Value>>)>>;
@@ -121,6 +125,8 @@ pub struct HubSession {
     tools: Mutex<Names>,
     prompts: Mutex<Names>,
     owners: Mutex<Owners>,
+    /// Each list's last answer (its JSON text), with what it was made of.
+    answers: Mutex<HashMap<String, (ListKey, Arc<String>)>>,
     stream: Mutex<Option<QueueTx<Message>>>,
     closed: AtomicBool,
     last_seen: Mutex<Instant>,
@@ -172,6 +178,7 @@ impl HubSession {
             tools: Mutex::new(Names::default()),
             prompts: Mutex::new(Names::default()),
             owners: Mutex::new(Owners::default()),
+            answers: Mutex::new(HashMap::new()),
             stream: Mutex::new(None),
             closed: AtomicBool::new(false),
             last_seen: Mutex::new(Instant::now()),
@@ -318,6 +325,7 @@ impl HubSession {
             return;
         };
         *lock(&self.filter) = filter;
+        lock(&self.answers).clear();
         let current = lock(&self.members).clone();
         let mut next: Vec<Member> = Vec::new();
         for m in current {
@@ -456,14 +464,10 @@ impl Front for HubSession {
         }
         match method.as_str() {
             "ping" => local(json!({})),
-            "tools/list" => local(self.named_list("tools/list", "tools")),
-            "prompts/list" => local(self.named_list("prompts/list", "prompts")),
-            "resources/list" => local(self.resource_list("resources/list", "resources", "uri")),
-            "resources/templates/list" => local(self.resource_list(
-                "resources/templates/list",
-                "resourceTemplates",
-                "uriTemplate",
-            )),
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+                let text = self.listed(&method);
+                Ok(Reply::Local(Message::result(&id, &text)))
+            }
             "tools/call" | "prompts/get" => {
                 let exposed = msg.str_at(&["params", "name"]).unwrap_or_default();
                 let names = if method == "tools/call" {

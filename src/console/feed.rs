@@ -59,6 +59,7 @@ fn state(c: &Console, b: &dyn Backend) -> Value {
             "protocol": s.protocol,
             "bridge_pid": pid,
             "cwd": started.and_then(|e| e.report.cwd.clone()).unwrap_or_else(|| s.cwd.clone()),
+            "hub": s.hub,
             "events": events,
         }));
     }

@@ -60,6 +60,9 @@ pub struct SessionInfo {
     /// Its bridge, when one opened it.
     pub bridge: Option<ProcessId>,
     pub cwd: String,
+    /// For a session a hub session holds on one of its servers: the hub,
+    /// with its profile when it has one.
+    pub hub: Option<String>,
 }
 
 /// Why the daemon could not do what the console asked.

@@ -13,9 +13,11 @@ impl Backend for Daemon {
     }
 
     fn sessions(&self) -> Vec<SessionInfo> {
+        let hubs = self.hub_members();
         lock(&self.sessions)
             .values()
             .map(|s| SessionInfo {
+                hub: hubs.get(&s.id).cloned(),
                 id: s.id.clone(),
                 upstream: s.upstream.id.clone(),
                 client_name: s.client_name.clone(),

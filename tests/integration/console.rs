@@ -575,3 +575,37 @@ fn each_bridge_reports_its_start_its_errors_and_its_stop_beside_its_session() {
     });
     assert!(st.is_some(), "the bridge's stop never showed");
 }
+
+#[test]
+fn a_hub_clients_sessions_show_their_hub_and_profile() {
+    let home = TestHome::new("console-hub");
+    let path = home.config_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let config = json!({
+        "mcpServers": {"fx": {"command": fixture().display().to_string()}},
+        "profiles": {"work": {"servers": ["fx"]}}
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut c = home.cmd();
+    c.args(["mcp", "--profile", "work"]);
+    let mut hub = Bridge::spawn(c);
+    hub.initialize();
+    let pid: u32 = hub
+        .call_text(json!(1), "fx__pid", json!({}))
+        .parse()
+        .unwrap();
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let p = login(&home);
+    let mut feed = Feed::open(&p);
+    let state = feed.until(WAIT, |e| {
+        e["kind"] == "state"
+            && e["sessions"].as_array().is_some_and(|s| {
+                s.iter().any(|s| {
+                    s["hub"]
+                        .as_str()
+                        .is_some_and(|h| h.ends_with("profile work"))
+                })
+            })
+    });
+    assert!(state.is_some(), "no session named its hub and profile");
+}

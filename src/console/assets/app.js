@@ -156,7 +156,7 @@ function renderSessions(st) {
       el("header", null, el("h3", null, client), el("span", { class: "badge" }, s.upstream)),
       facts([
         ["session", s.id.slice(0, 12) + "…"], ["bridge pid", s.bridge_pid], ["cwd", s.cwd],
-        ["protocol", s.protocol],
+        ["protocol", s.protocol], ["hub", s.hub],
       ]),
       el("div", { class: "actions" },
         action("End session", "sessions/" + s.id + "/end", "End this session of " + client + "? Its bridge is stopped.", "danger")),

@@ -703,6 +703,22 @@ impl Daemon {
             .collect()
     }
 
+    /// Each hub member session's id → "hub" or "hub, profile P".
+    pub fn hub_members(&self) -> HashMap<String, String> {
+        let hubs: Vec<Arc<HubSession>> = lock(&self.hubs).values().cloned().collect();
+        let mut out = HashMap::new();
+        for h in hubs {
+            let label = match &h.selection.profile {
+                Some(p) => format!("hub {}, profile {p}", &h.id[..h.id.len().min(8)]),
+                None => format!("hub {}", &h.id[..h.id.len().min(8)]),
+            };
+            for m in lock(&h.members).iter() {
+                out.insert(m.session.id.clone(), label.clone());
+            }
+        }
+        out
+    }
+
     /// How many hub sessions are open.
     pub fn hub_sessions(&self) -> usize {
         lock(&self.hubs).len()

@@ -497,9 +497,19 @@ fn write_connect(
         record::replace(path, before, &change.after)
     };
     if wrote.is_err() {
-        match old {
-            Some(o) => record::save(home, &o)?,
-            None => record::forget(home, c.id(), path)?,
+        let now = clients::read_text(path).ok().flatten();
+        if now.as_deref() == before {
+            // Nothing was changed: the record goes back to what it was.
+            match old {
+                Some(o) => record::save(home, &o)?,
+                None => record::forget(home, c.id(), path)?,
+            }
+        } else {
+            // `claude` changed the file part way: keep the record and its
+            // backup, so that disconnect can put back what was there.
+            r.written = now.unwrap_or_default();
+            r.backup_valid = false;
+            record::save(home, &r)?;
         }
     }
     wrote
@@ -523,13 +533,15 @@ fn through_claude(change: &Change) -> Result<()> {
         [p, dir, _] if p == "projects" => ("local", PathBuf::from(dir)),
         _ => ("user", std::env::temp_dir()),
     };
-    for e in &change.removed {
-        let (s, dir) = scope(&e.keys);
-        claude(&["mcp", "remove", "--scope", s, &e.name], &dir)?;
-    }
+    // Add before removing: a failure part way leaves an entry too many,
+    // never one lost.
     for e in &change.added {
         let (s, dir) = scope(&e.keys);
         claude(&["mcp", "add-json", "--scope", s, &e.name, &e.text], &dir)?;
+    }
+    for e in &change.removed {
+        let (s, dir) = scope(&e.keys);
+        claude(&["mcp", "remove", "--scope", s, &e.name], &dir)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::orphans::{self, Orphan, Scope, Verdict};
-use crate::platform::{self, ProcessId, Signal};
+use crate::platform::{self, Signal};
 use std::time::{Duration, Instant};
 
 /// How long a tree gets between SIGTERM and SIGKILL.
@@ -142,8 +142,12 @@ pub fn refusal(pid: u32, v: &Verdict) -> String {
 }
 
 /// Is `m` still the process the verdict saw?
-fn same(pid: u32, start_time: u64) -> bool {
-    platform::same_process(&ProcessId { pid, start_time })
+/// Is `m` still the process the scan saw: the same start time (known, not
+/// 0) and the same command line? Only then is it signalled.
+fn same(m: &crate::orphans::Member) -> bool {
+    m.start_time != 0
+        && platform::start_time(m.pid) == Some(m.start_time)
+        && crate::platform::procs::cmdline(m.pid).is_ok_and(|argv| argv.join(" ") == m.command)
 }
 
 /// SIGTERM the tree (its group, when the root leads a group of nothing
@@ -178,7 +182,7 @@ fn end_tree(o: &Orphan) -> Outcome {
         let _ = platform::signal_group(o.process_group, Signal::Term);
     } else {
         for m in o.members.iter().rev() {
-            if same(m.pid, m.start_time) {
+            if same(m) {
                 let _ = platform::signal(m.pid, Signal::Term);
             }
         }
@@ -186,7 +190,7 @@ fn end_tree(o: &Orphan) -> Outcome {
     let alive = |o: &Orphan| -> Vec<u32> {
         o.members
             .iter()
-            .filter(|m| same(m.pid, m.start_time))
+            .filter(|m| same(m))
             .map(|m| m.pid)
             .collect()
     };
@@ -202,7 +206,7 @@ fn end_tree(o: &Orphan) -> Outcome {
     };
     let after_term = wait(STOP_GRACE);
     for m in o.members.iter().rev() {
-        if after_term.contains(&m.pid) && same(m.pid, m.start_time) {
+        if after_term.contains(&m.pid) && same(m) {
             let _ = platform::signal(m.pid, Signal::Kill);
         }
     }

@@ -19,6 +19,7 @@ pub(super) fn run(isolated: bool, global: bool, mut argv: Vec<String>) -> Result
         global,
         isolated,
         server: None,
+        secret_args: false,
     };
     if global {
         for arg in relative_paths(&spec.command, &spec.args) {

@@ -90,9 +90,17 @@ fn splice_back(
     while p < a.len() && p < b.len() && a[p] == b[p] {
         p += 1;
     }
+    // Never inside a character: names that share a UTF-8 lead byte would
+    // otherwise cut one in two.
+    while p > 0 && !(strict.is_char_boundary(p) && after.is_char_boundary(p)) {
+        p -= 1;
+    }
     let mut s = 0;
     while s < a.len() - p && s < b.len() - p && a[a.len() - 1 - s] == b[b.len() - 1 - s] {
         s += 1;
+    }
+    while s > 0 && !(strict.is_char_boundary(a.len() - s) && after.is_char_boundary(b.len() - s)) {
+        s -= 1;
     }
     Ok(format!(
         "{}{}{}",
@@ -613,6 +621,26 @@ mod tests {
 
     fn replace_a(s: &ClientServer) -> bool {
         matches!(&s.transport, Transport::Stdio { command, .. } if command == "a")
+    }
+
+    #[test]
+    fn names_sharing_a_utf8_lead_byte_are_never_cut() {
+        for (x, y) in [("あ", "い"), ("ä", "å")] {
+            let text = format!(
+                "{{\"mcpServers\": {{\"{x}\": {{\"command\": \"a\"}}, \"{y}\": {{\"command\": \"b\"}}}}}}"
+            );
+            let t = [Target {
+                keys: keys(&["mcpServers"]),
+                hub_here: true,
+                replaces: &replace_a,
+            }];
+            let c = connect(Client::Cursor, Shape::McpServers, &text, &t, Mode::Hub, EXE).unwrap();
+            assert!(
+                c.after.contains(y) && !c.after.contains(&format!("\"{x}\"")),
+                "{}",
+                c.after
+            );
+        }
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub fn changed(path: &Path) -> Error {
 /// does not exist), keeping its permissions: a temp file beside it, then
 /// a rename. Refuses when the file changed since it was read.
 pub fn replace(path: &Path, before: Option<&str>, after: &str) -> Result<()> {
+    // Through a symlink, its target is the file to replace.
+    let target = crate::state::home::write_target(path);
+    let path = target.as_path();
     if super::read_text(path)?.as_deref() != before {
         return Err(changed(path));
     }

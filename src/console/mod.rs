@@ -404,16 +404,21 @@ fn act(c: &Console, b: &dyn Backend, req: Request, what: &str, l: &auth::Login) 
 }
 
 /// End a session; its bridge is signalled only if it is still the very
-/// process that opened it (pid and start time), else only the daemon's
-/// side ends.
+/// process that opened it (pid, start time, and the mcpshare executable),
+/// else only the daemon's side ends.
 fn end_session(b: &dyn Backend, id: &str) -> Result<Value, Failure> {
     let s = b
         .sessions()
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| Failure::NotFound(format!("no session {id} in this daemon")))?;
+    // A bridge is this mcpshare (the executable that runs the daemon).
+    let ours = |pid: u32| {
+        let me = crate::platform::exe(std::process::id());
+        me.is_some() && crate::platform::exe(pid) == me
+    };
     let signalled = match &s.bridge {
-        Some(p) if p.start_time != 0 && crate::platform::same_process(p) => {
+        Some(p) if p.start_time != 0 && crate::platform::same_process(p) && ours(p.pid) => {
             crate::platform::signal(p.pid, crate::platform::Signal::Term)
                 .map_err(|e| Failure::Failed(format!("cannot signal bridge pid {}: {e}", p.pid)))?;
             crate::log!("console: session {id}: signalled its bridge pid {}", p.pid);

@@ -403,12 +403,20 @@ impl Daemon {
         }
         ups.entry(id.clone())
             .or_insert_with(|| {
-                log!(
-                    "upstream {id} registered: {} {:?} in {}",
-                    spec.command,
-                    spec.args,
-                    spec.cwd
-                );
+                match &spec.server {
+                    // Its arguments may hold expanded `${VAR}` secrets.
+                    Some(name) => log!(
+                        "upstream {id} registered: configured server {name}, {} in {}",
+                        spec.command,
+                        spec.cwd
+                    ),
+                    None => log!(
+                        "upstream {id} registered: {} {:?} in {}",
+                        spec.command,
+                        spec.args,
+                        spec.cwd
+                    ),
+                }
                 let log_path = self.home.upstream_log(&id);
                 let tuning = servers::tuning_for(&self.tuning, &spec, server);
                 Arc::new(Upstream::new(
@@ -694,6 +702,7 @@ mod tests {
             global: false,
             isolated: false,
             server: None,
+            secret_args: false,
         }
     }
 

@@ -160,7 +160,7 @@ pub fn spec_for(
     isolated: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Spec, String> {
-    let (command, args, env, dir) = match &server.launch {
+    let (command, config_args, env, dir) = match &server.launch {
         Launch::Stdio {
             command,
             args,
@@ -178,7 +178,7 @@ pub fn spec_for(
     for (k, v) in env {
         spec_env.insert(k.clone(), expand(v)?);
     }
-    let args = args
+    let args = config_args
         .iter()
         .map(|a| {
             let a = expand(a)?;
@@ -206,6 +206,7 @@ pub fn spec_for(
         global: !per_cwd,
         isolated: isolated || server.share == Share::PerClient,
         server: Some(server.name.clone()),
+        secret_args: config_args.iter().any(|a| a.contains("${")),
     })
 }
 
@@ -261,6 +262,7 @@ fn remote_spec(
         global: !per_cwd,
         isolated: isolated || server.share == Share::PerClient,
         server: Some(name.clone()),
+        secret_args: false,
     })
 }
 

@@ -30,6 +30,9 @@ pub struct Spec {
     /// not part of the identity (two names for one command share it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Its arguments hold expanded `${VAR}` values: never shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret_args: bool,
 }
 
 /// Variables that describe the terminal, session or client app rather than
@@ -343,6 +346,7 @@ mod tests {
             global: false,
             isolated: false,
             server: None,
+            secret_args: false,
         }
     }
 

@@ -401,6 +401,7 @@ mod tests {
             global: false,
             isolated: false,
             server: None,
+            secret_args: false,
         };
         let tuning = crate::mux::upstream::Tuning {
             start_timeout: std::time::Duration::from_secs(1),

@@ -227,10 +227,25 @@ fn check_private(_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The file a write to `path` is meant for: through a symlink (a config
+/// kept in a dotfiles repository, say), its target, so that the rename
+/// replaces that file and not the link.
+pub fn write_target(path: &Path) -> std::path::PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Write `bytes` to `path` atomically: a private temp file in the same
-/// directory, fsync, rename over the target, fsync the directory.
+/// directory, fsync, rename over the target (a symlink's target, see
+/// [`write_target`]), fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let target = write_target(path);
+    let path = target.as_path();
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -304,6 +319,30 @@ pub fn tail(path: &Path, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_write_through_a_symlink_replaces_its_target() {
+        let dir = std::env::temp_dir().join(format!("mcpshare-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("dotfiles")).unwrap();
+        let real = dir.join("dotfiles").join("mcp.json");
+        std::fs::write(&real, "old").unwrap();
+        let link = dir.join("mcp.json");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        #[cfg(unix)]
+        {
+            super::write_atomic(&link, b"new").unwrap();
+            assert!(
+                std::fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn temp_file_names_name_their_writer() {
         assert_eq!(super::temp_writer(".daemon.json.4242.tmp"), Some(4242));

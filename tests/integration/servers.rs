@@ -336,3 +336,32 @@ fn run_without_a_dash_dash_still_runs_a_command() {
     home.seen_upstreams.lock().unwrap().push(bare_pid);
     assert_eq!(server_status(&home, "other")["state"], "stopped");
 }
+
+#[test]
+fn an_expanded_secret_in_arguments_is_never_shown() {
+    let home = TestHome::new("secretargs");
+    home.write_config(json!({"fx": fixture_entry(json!({"args": ["--key=${SECRET_KEY}"]}))}));
+    let mut c = home.cmd();
+    c.args(["run", "fx"]).env("SECRET_KEY", "s3cr3t-value");
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    let pid = b.upstream_pid(json!(1));
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let argv = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        argv.contains("--key=s3cr3t-value"),
+        "the server got it: {argv:?}"
+    );
+    let status = home.status().to_string();
+    let text = stdout(&home.mcpshare(&["status"]));
+    for shown in [&status, &text, &home.log()] {
+        assert!(
+            !shown.contains("s3cr3t-value"),
+            "the secret is shown: {shown}"
+        );
+    }
+    assert!(
+        status.contains("(arguments of configured server fx)"),
+        "{status}"
+    );
+}

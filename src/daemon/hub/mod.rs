@@ -81,11 +81,11 @@ impl Door for HubDoor {
 
 /// What a hub list answer is made of: each member's upstream, whether it
 /// runs, and its list version.
-type ListKey = Vec<(String, bool, (u64, usize))>;
+type ListKey = Vec<(String, bool, (u64, u64))>;
 
 /// An upstream's list as last asked, by (upstream id, field): its list
 /// version then, and the items. Shared by every hub session.
-pub type ListsSeen = Mutex<HashMap<(String, String), ((u64, usize), Arc<Vec<Value>>)>>;
+pub type ListsSeen = Mutex<HashMap<(String, String), ((u64, u64), Arc<Vec<Value>>)>>;
 
 /// A server started for a hub session: its upstream and `initialize` result.
 type Started = Result<(Arc<Upstream>, Value), String>;

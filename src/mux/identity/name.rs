@@ -287,6 +287,7 @@ mod tests {
             global: false,
             isolated: false,
             server: None,
+            secret_args: false,
         };
         assert!(spec().id().starts_with("server-memory-"));
         let name = |command: &str, args: &[&str]| {

@@ -504,9 +504,13 @@ impl Upstream {
         }
         drop(record);
         let mut st = self.lock();
-        st.phase = Phase::Idle;
-        st.pausing = false;
-        st.restart_at = None;
+        // Only the stop this call began: a restart meanwhile may already
+        // have started the next generation, which is not ours to touch.
+        if st.generation == generation && st.phase == Phase::Stopping {
+            st.phase = Phase::Idle;
+            st.pausing = false;
+            st.restart_at = None;
+        }
         drop(st);
         self.changed.notify_all();
         true

@@ -185,6 +185,8 @@ pub struct Upstream {
     retired: AtomicBool,
     /// Which tools clients see, and by what names (configured servers).
     view: Mutex<Arc<ToolView>>,
+    /// Bumped each time the view changes (see `list_version`).
+    view_version: std::sync::atomic::AtomicU64,
 }
 
 impl Upstream {
@@ -236,6 +238,7 @@ impl Upstream {
             roots_known: Condvar::new(),
             retired: AtomicBool::new(false),
             view: Mutex::new(Arc::new(ToolView::default())),
+            view_version: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -274,7 +277,14 @@ impl Upstream {
         let sessions = self.session_count();
         let st = self.lock();
         let mut command = vec![self.spec.command.clone()];
-        command.extend(self.spec.args.iter().cloned());
+        match &self.spec.server {
+            // Expanded `${VAR}` values are never shown: `mcpshare list`
+            // shows the arguments as written instead.
+            Some(name) if self.spec.secret_args => {
+                command.push(format!("(arguments of configured server {name})"))
+            }
+            _ => command.extend(self.spec.args.iter().cloned()),
+        }
         let restart_in = st
             .restart_at
             .filter(|_| st.phase == Phase::Idle)
@@ -375,9 +385,9 @@ impl Upstream {
     /// What its list answers depend on: they are the same while this is
     /// (the cache's epoch, bumped by a restart or a `list_changed`, and
     /// the tool view in force).
-    pub fn list_version(&self) -> (u64, usize) {
+    pub fn list_version(&self) -> (u64, u64) {
         let epoch = self.lock().cache_epoch;
-        (epoch, Arc::as_ptr(&lock(&self.view)) as usize)
+        (epoch, self.view_version.load(Ordering::Acquire))
     }
 
     /// What clients see of its tools.
@@ -394,6 +404,7 @@ impl Upstream {
                 return;
             }
             *current = Arc::new(view);
+            self.view_version.fetch_add(1, Ordering::AcqRel);
         }
         for s in self.live_sessions() {
             s.push(Message::from_value(&jsonrpc::notification(

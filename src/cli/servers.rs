@@ -620,13 +620,12 @@ fn edit(path: &Path) -> Result<i32> {
     crate::state::home::write_atomic(&copy, start.as_bytes())
         .map_err(|e| Error::Path(copy.clone(), e))?;
     let result = edit_loop(path, &copy, &before, &start);
-    match &result {
-        Err(Error::Config(c)) if c.message.contains("changed while") => {
-            eprintln!("mcpshare: your edit is kept in {}", copy.display());
-        }
-        _ => {
-            let _ = std::fs::remove_file(&copy);
-        }
+    // An edit that was not saved is never thrown away.
+    let edited = std::fs::read_to_string(&copy).is_ok_and(|now| now != start);
+    if result.is_err() && edited {
+        eprintln!("mcpshare: your edit is kept in {}", copy.display());
+    } else {
+        let _ = std::fs::remove_file(&copy);
     }
     result
 }

@@ -355,8 +355,15 @@ fn run_step(dir: &Path, argv: &[String], timeout: Duration) -> std::result::Resu
     static STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!("mcpshare-install-{}-{n}.log", std::process::id()));
-    let err_file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    // A new private file: never one another user planted in the shared
+    // temp directory.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let err_file = opts
+        .open(&log)
+        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(dir)

@@ -64,6 +64,11 @@ pub trait Front: Send + Sync {
     ) -> Result<Reply, String>;
     /// Request `id` timed out here: forget it and cancel it downstream.
     fn timed_out(&self, id: &Value);
+    /// How long its requests may take, when its server says (a configured
+    /// server's `request_timeout_secs`); never past the daemon's own.
+    fn request_timeout(&self) -> Option<Duration> {
+        None
+    }
     /// A notification from the client.
     fn notification(&self, msg: Message);
     /// The client's answer to a request sent to it.
@@ -149,6 +154,10 @@ impl Front for Session {
         direct: Option<Arc<dyn Answerer>>,
     ) -> Result<Reply, String> {
         self.upstream.clone().request(&self, msg, direct)
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.upstream.tuning().request_timeout)
     }
 
     fn timed_out(&self, id: &Value) {
@@ -500,16 +509,21 @@ fn forward(d: &Arc<Daemon>, req: Request, session: &Arc<dyn Front>, msg: Message
             return;
         }
     };
-    let deadline = Instant::now() + d.request_timeout;
+    let limit = session
+        .request_timeout()
+        .map_or(d.request_timeout, |t| t.min(d.request_timeout));
+    let deadline = Instant::now() + limit;
     let timeout = |session: &Arc<dyn Front>| {
         session.timed_out(&id);
-        let text = format!(
-            "request timed out after {} s (MCPSHARE_REQUEST_TIMEOUT_SECS)",
-            d.request_timeout.as_secs()
-        );
+        let which = if limit < d.request_timeout {
+            "the server's request_timeout_secs"
+        } else {
+            "MCPSHARE_REQUEST_TIMEOUT_SECS"
+        };
+        let text = format!("request timed out after {} s ({which})", limit.as_secs());
         Message::from_value(&jsonrpc::error(id.clone(), jsonrpc::TIMEOUT, text))
     };
-    let first = rx.recv_timeout(d.request_timeout);
+    let first = rx.recv_timeout(limit);
     let Some(req) = pending.reclaim() else {
         // The reader thread took the answer; it sends it on once written,
         // and the connection must not be reused before.

@@ -263,6 +263,11 @@ impl Session {
         true
     }
 
+    /// Has this client a call in flight here?
+    pub fn has_calls(&self) -> bool {
+        !lock(&self.inflight).is_empty()
+    }
+
     /// Is this client's request `orig` in flight here?
     pub fn tracks(&self, orig: &Value) -> bool {
         lock(&self.inflight).contains_key(&id_key(orig))

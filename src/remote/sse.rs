@@ -128,7 +128,14 @@ fn resolve(base: &str, endpoint: &str) -> Result<String, String> {
         .find('/')
         .map_or(base.len(), |i| after_scheme + i);
     let origin = &base[..path_at];
-    if endpoint.contains("://") {
+    // Absolute only when it starts with a scheme (`http://…`): a relative
+    // endpoint may carry a URL in its query.
+    let absolute = endpoint
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|head| head.ends_with(':') && head.len() > 1)
+        && endpoint.contains("://");
+    if absolute {
         let same = endpoint
             .get(..origin.len())
             .is_some_and(|o| o.eq_ignore_ascii_case(origin))
@@ -167,6 +174,11 @@ mod tests {
         assert_eq!(
             resolve(base, "/messages?sessionId=a").unwrap(),
             "http://127.0.0.1:9/messages?sessionId=a"
+        );
+        assert_eq!(
+            resolve(base, "/messages?cb=http://x").unwrap(),
+            "http://127.0.0.1:9/messages?cb=http://x",
+            "a URL in the query does not make it absolute"
         );
         assert_eq!(
             resolve(base, "messages?s=b").unwrap(),

@@ -381,14 +381,26 @@ fn edit_saves_a_valid_file_and_refuses_an_invalid_one() {
     );
     assert!(err.contains("the file was not changed"), "{err}");
     assert_eq!(c.text(), valid);
+    let kept = |err: &str| -> String {
+        err.lines()
+            .find_map(|l| l.strip_prefix("mcpshare: your edit is kept in "))
+            .unwrap_or_else(|| panic!("the edit is not kept: {err}"))
+            .to_string()
+    };
+    std::fs::remove_file(kept(&err)).unwrap();
 
     let out = edit_with(
         &c,
         "printf '{\"mcpServers\": {\"x\": {\"command\": \"sh\", \"mcpshare\": {\"nope\": 1}}}}' > \"$1\"",
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"nope\""));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("unknown key \"nope\""), "{err}");
     assert_eq!(c.text(), valid);
+    // The edit that could not be saved is kept, and named.
+    let kept = kept(&err);
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("nope"));
+    std::fs::remove_file(kept).unwrap();
 
     let out = edit_with(&c, "exit 3");
     assert_ne!(out.status.code(), Some(0));

@@ -99,6 +99,10 @@ fn three_servers_behind_one_endpoint_with_namespaced_tools() {
     assert_eq!(p["params"]["progressToken"], "tok");
     let done = h.response(&json!(7), WAIT);
     assert_eq!(text_of(&done).as_deref(), Some("done 2"), "{done}");
+    let bad = h.request(json!(8), "logging/setLevel", json!({"level": "loud"}));
+    assert_eq!(bad["error"]["code"], json!(-32602), "{bad}");
+    let ok = h.request(json!(9), "logging/setLevel", json!({"level": "debug"}));
+    assert!(ok.get("result").is_some(), "{ok}");
     // A drop-in client of the same configured server shares its process.
     let (_c, shared) = home.named_client("b");
     assert_eq!(shared, pb, "the hub and `run b` share one upstream");

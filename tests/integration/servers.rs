@@ -365,3 +365,24 @@ fn an_expanded_secret_in_arguments_is_never_shown() {
         "{status}"
     );
 }
+
+#[test]
+fn a_servers_own_request_timeout_ends_its_slow_calls() {
+    let home = TestHome::new("ownrequesttimeout");
+    home.write_config(
+        json!({"fx": fixture_entry(json!({"mcpshare": {"request_timeout_secs": 1}}))}),
+    );
+    let (mut a, _) = home.named_client("fx");
+    let r = a.call(json!(1), "sleep", json!({"ms": 5000}));
+    let e = r["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        e.contains("after 1 s") && e.contains("request_timeout_secs"),
+        "{e}"
+    );
+    assert_eq!(
+        a.call_text(json!(2), "echo", json!({"text": "after"})),
+        "after"
+    );
+}

@@ -117,6 +117,12 @@ impl HubSession {
                 Err(e) => crate::log!("hub session {}: {method} of {}: {e}", self.id, m.server),
             }
         }
+        {
+            let mut seen = lock(&self.seen);
+            for (server, items) in &ready {
+                seen.insert((server.clone(), field.to_string()), items.clone());
+            }
+        }
         // In the order of the members, whatever answered first.
         let order: Vec<String> = lock(&self.members)
             .iter()

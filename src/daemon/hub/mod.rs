@@ -79,6 +79,9 @@ impl Door for HubDoor {
     }
 }
 
+/// A server's list items, shared.
+type Items = Arc<Vec<Value>>;
+
 /// What a hub list answer is made of: each member's upstream, whether it
 /// runs, and its list version.
 type ListKey = Vec<(String, bool, (u64, u64))>;
@@ -127,8 +130,15 @@ pub struct HubSession {
     owners: Mutex<Owners>,
     /// Each list's last answer (its JSON text), with what it was made of.
     answers: Mutex<HashMap<String, (ListKey, Arc<String>)>>,
+    /// What this session last listed of each server, by (server, field):
+    /// a server's `list_changed` is passed on when it differs.
+    seen: Mutex<HashMap<(String, String), Items>>,
     stream: Mutex<Option<QueueTx<Message>>>,
     closed: AtomicBool,
+    /// Its client stopped reading its stream: it ends.
+    stalled: AtomicBool,
+    /// Held while members are re-attached or the set is refreshed.
+    reattach: Mutex<()>,
     last_seen: Mutex<Instant>,
     next_id: AtomicU64,
 }
@@ -179,8 +189,11 @@ impl HubSession {
             prompts: Mutex::new(Names::default()),
             owners: Mutex::new(Owners::default()),
             answers: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             stream: Mutex::new(None),
             closed: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            reattach: Mutex::new(()),
             last_seen: Mutex::new(Instant::now()),
             next_id: AtomicU64::new(1),
         });
@@ -292,7 +305,13 @@ impl HubSession {
             return lock(&self.members).clone();
         };
         let current = lock(&self.members).clone();
-        if current.iter().all(|m| !m.session.is_closed()) {
+        if self.is_closed() || current.iter().all(|m| !m.session.is_closed()) {
+            return current;
+        }
+        // One re-attach at a time; another may have done it meanwhile.
+        let _one = lock(&self.reattach);
+        let current = lock(&self.members).clone();
+        if self.is_closed() || current.iter().all(|m| !m.session.is_closed()) {
             return current;
         }
         let mut changed = false;
@@ -324,15 +343,42 @@ impl HubSession {
         else {
             return;
         };
+        let _one = lock(&self.reattach);
+        if self.is_closed() {
+            return;
+        }
         *lock(&self.filter) = filter;
         lock(&self.answers).clear();
         let current = lock(&self.members).clone();
         let mut next: Vec<Member> = Vec::new();
+        let mut leaving = Vec::new();
         for m in current {
             if chosen.contains(&m.server) {
                 next.push(m);
             } else {
-                d.end_session(&m.session.id, "its server left the hub");
+                leaving.push(m);
+            }
+        }
+        // A server that leaves the hub answers its calls in flight first.
+        if !leaving.is_empty()
+            && let Some(d) = self.daemon.upgrade()
+        {
+            let id = self.id.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hub-leave-{}", &id[..id.len().min(8)]))
+                .spawn(move || {
+                    let deadline = Instant::now() + super::servers::RELOAD_DRAIN;
+                    let (_never, tick) = std::sync::mpsc::channel::<()>();
+                    while leaving.iter().any(|m| m.session.has_calls()) && Instant::now() < deadline
+                    {
+                        let _ = tick.recv_timeout(Duration::from_millis(20));
+                    }
+                    for m in leaving {
+                        d.end_session(&m.session.id, "its server left the hub");
+                    }
+                });
+            if let Err(e) = spawned {
+                crate::log!("hub session {id}: cannot let a server go: {e}");
             }
         }
         for name in &chosen {
@@ -549,15 +595,31 @@ impl Front for HubSession {
                 }
             }
             "logging/setLevel" => {
-                for m in self.members() {
-                    let r = self.forward(
-                        &m,
-                        Message::from_value(&msg.to_value().unwrap_or(Value::Null)),
-                        None,
+                let level = msg.str_at(&["params", "level"]).unwrap_or_default();
+                if crate::mux::session::severity(&level).is_none() {
+                    return error(
+                        jsonrpc::INVALID_PARAMS,
+                        format!("unknown log level {level:?}"),
                     );
-                    if let Err(e) = r {
-                        crate::log!("hub session {}: setLevel on {}: {e}", self.id, m.server);
+                }
+                // Each server that logs takes the level; an error only
+                // when none does.
+                let mut taken = 0;
+                for m in self.members() {
+                    let copy = Message::from_value(&msg.to_value().unwrap_or(Value::Null));
+                    match self.forward(&m, copy, None) {
+                        Ok(Reply::Local(a)) if a.raw_at(&["result"]).is_some() => taken += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            crate::log!("hub session {}: setLevel on {}: {e}", self.id, m.server)
+                        }
                     }
+                }
+                if taken == 0 {
+                    return error(
+                        jsonrpc::METHOD_NOT_FOUND,
+                        "no server of the hub supports logging".into(),
+                    );
                 }
                 local(json!({}))
             }
@@ -660,6 +722,9 @@ impl Daemon {
         let ending: Vec<(String, String)> = lock(&self.hubs)
             .values()
             .filter_map(|h| match &h.client {
+                _ if h.stalled.load(Ordering::Acquire) => {
+                    Some((h.id.clone(), "its client stopped reading".to_string()))
+                }
                 Some(c) if !crate::platform::same_process(c) => {
                     Some((h.id.clone(), format!("client process {} exited", c.pid)))
                 }

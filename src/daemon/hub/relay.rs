@@ -45,30 +45,38 @@ impl HubSession {
         let Ok(items) = self.all_pages(m, method, field) else {
             return true;
         };
-        let Some(d) = self.daemon.upgrade() else {
-            return true;
-        };
-        let before = d.catalog.field(&m.server, field);
+        let key = (m.server.clone(), field.to_string());
+        // What this session saw, else what the hub last saw of the server.
+        let before = lock(&self.seen).get(&key).map(|v| json!(**v)).or_else(|| {
+            self.daemon
+                .upgrade()
+                .map(|d| d.catalog.field(&m.server, field))
+        });
         let now = json!(items);
-        if before == now {
-            return false;
+        if let Some(d) = self.daemon.upgrade() {
+            d.catalog.put(&m.server, field, now.clone());
         }
-        d.catalog.put(&m.server, field, now);
-        true
+        lock(&self.seen).insert(key, Arc::new(items));
+        before.as_ref() != Some(&now)
     }
 }
 
 fn relay_loop(hub: &Weak<HubSession>, m: &Member, rx: &QueueRx<Message>, tx: &QueueTx<Message>) {
+    // Messages taken out of order while a burst was read, handled next.
+    let mut later: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
     loop {
-        let msg = match rx.recv_timeout(RELAY_POLL) {
-            Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => {
-                if hub.strong_count() == 0 {
-                    return;
+        let msg = match later.pop_front() {
+            Some(msg) => msg,
+            None => match rx.recv_timeout(RELAY_POLL) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    if hub.strong_count() == 0 {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
         };
         let Some(h) = hub.upgrade() else { return };
         let method = msg.method().unwrap_or("").to_string();
@@ -82,10 +90,11 @@ fn relay_loop(hub: &Weak<HubSession>, m: &Member, rx: &QueueRx<Message>, tx: &Qu
                 Some(msg)
             }
             "notifications/tools/list_changed" | "notifications/prompts/list_changed" => {
-                // A burst is one change.
+                // A burst is one change; what else came meanwhile is
+                // handled after it, in order.
                 while let Ok(next) = rx.try_recv() {
                     if next.method() != Some(method.as_str()) {
-                        let _ = tx.try_send(next);
+                        later.push_back(next);
                     }
                 }
                 let (list, field) = if method.contains("tools") {
@@ -97,10 +106,20 @@ fn relay_loop(hub: &Weak<HubSession>, m: &Member, rx: &QueueRx<Message>, tx: &Qu
             }
             _ => Some(msg),
         };
-        if let Some(out) = out
-            && tx.try_send(out).is_err()
-        {
-            return;
+        if let Some(out) = out {
+            match tx.try_send(out) {
+                Ok(()) => {}
+                // The client stopped reading its stream: the hub session
+                // is stalled, and ends (see `reap_hubs`).
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                    h.stalled.store(true, Ordering::Release);
+                    return;
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    m.session.close_stream();
+                    return;
+                }
+            }
         }
     }
 }

@@ -244,14 +244,31 @@ impl Upstream {
         cache: Option<(String, u64)>,
         direct: Option<Arc<dyn Answerer>>,
     ) -> Result<QueueRx<Message>, String> {
-        self.ensure_started()?;
         let (mut to, rx) = Route::new();
         to.direct = direct;
         to.owner = Some(Arc::downgrade(session));
         let orig_id = msg.id();
         let orig_token = msg.raw_at(&PROGRESS_TOKEN).map(str::to_string);
         let (id, generation) = {
-            let mut st = self.wait_turn(session)?;
+            // A child paused for want of calls just after it was found
+            // running starts again for this call (once).
+            let mut retried = false;
+            let mut st = loop {
+                self.ensure_started()?;
+                match self.wait_turn(session) {
+                    Ok(st) => break st,
+                    Err(e) => {
+                        let paused = {
+                            let st = self.lock();
+                            st.pausing || st.phase == Phase::Idle
+                        };
+                        if retried || !paused {
+                            return Err(e);
+                        }
+                        retried = true;
+                    }
+                }
+            };
             let id = st.next_id;
             st.next_id += 1;
             let pending = Pending {

@@ -27,11 +27,6 @@ impl Catalog {
         self.dir.join(format!("{server}.json"))
     }
 
-    /// What is known of `server`, or null.
-    pub fn read(&self, server: &str) -> Value {
-        self.read_with(server, Value::clone)
-    }
-
     /// `key` of what is known of `server`, or null.
     pub fn field(&self, server: &str, key: &str) -> Value {
         self.read_with(server, |v| v[key].clone())
@@ -88,15 +83,15 @@ mod tests {
     fn a_catalog_keeps_each_key_of_each_server() {
         let dir = std::env::temp_dir().join(format!("mcpshare-catalog-{}", std::process::id()));
         let c = Catalog::new(dir.clone());
-        assert_eq!(c.read("a"), Value::Null);
+        assert_eq!(c.field("a", "tools"), Value::Null);
         c.put("a", "tools", json!([{"name": "x"}]));
         c.put("a", "init", json!({"capabilities": {}}));
         c.put("b", "tools", json!([]));
-        assert_eq!(c.read("a")["tools"][0]["name"], "x");
-        assert_eq!(c.read("a")["init"], json!({"capabilities": {}}));
+        assert_eq!(c.field("a", "tools")[0]["name"], "x");
+        assert_eq!(c.field("a", "init"), json!({"capabilities": {}}));
         c.forget("a");
-        assert_eq!(c.read("a"), Value::Null);
-        assert_eq!(c.read("b")["tools"], json!([]));
+        assert_eq!(c.field("a", "tools"), Value::Null);
+        assert_eq!(c.field("b", "tools"), json!([]));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

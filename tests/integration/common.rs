@@ -293,6 +293,20 @@ pub fn server_status(home: &TestHome, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Does `program args` run here? If not, says the test skips it.
+pub fn available(program: &str, args: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: '{program} {}' does not run here", args.join(" "));
+    }
+    ok
+}
+
 /// Run a command to completion, killing it (by pid) if it overruns.
 pub fn run_bounded(mut c: Command, timeout: Duration) -> Output {
     let child = c

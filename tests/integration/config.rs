@@ -438,19 +438,6 @@ fn edit_never_loses_a_hand_edit_made_meanwhile() {
     assert_eq!(std::fs::read_to_string(kept).unwrap(), mine);
 }
 
-fn available(program: &str, args: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: '{program} {}' does not run here", args.join(" "));
-    }
-    ok
-}
-
 fn project(c: &Cfg, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let d = c.home.dir.join(name);
     for (f, body) in files {

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use serde_json::{Value, json};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -200,19 +200,6 @@ fn list_shows_each_servers_state_from_the_daemon_or_the_file() {
     assert!(!table.contains("sk-secret-value"), "{table}");
     assert!(!out(&home.mcpshare(&["list", "--json"])).contains("sk-secret-value"));
     assert_eq!(server_status(&home, "fx")["pids"], json!([pid]));
-}
-
-fn available(program: &str, args: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: '{program} {}' does not run here", args.join(" "));
-    }
-    ok
 }
 
 /// A node project whose `preinstall` waits for `release` in its

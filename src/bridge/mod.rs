@@ -132,7 +132,7 @@ fn run_for(home: Home, target: Value) -> i32 {
         pool: Pool::new(
             "bridge",
             MAX_OPEN_REQUESTS.min(
-                crate::net::connection_budget(crate::platform::raise_fd_limit())
+                crate::net::connection_budget()
                     .saturating_sub(crate::net::client::IDLE_CONNECTIONS + 2),
             ),
         ),

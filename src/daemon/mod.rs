@@ -98,6 +98,9 @@ const ACCEPT_BACKLOG: i32 = 1024;
 /// Run the daemon in the foreground until stopped; `doctor` gives the
 /// console the doctor's findings (the doctor sits above the daemon).
 pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
+    // Nothing of the client app that started us stays open here or in
+    // the servers we start (a pipe it waits on to close, a file).
+    platform::close_inherited();
     let settings = Settings::from_env()?;
     let config_path = crate::config::path()?;
     // Never pin the directory of whoever started us (a client's project,
@@ -211,7 +214,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
             listener,
             http::Config {
                 max_body: daemon.max_message,
-                max_conns: crate::net::connection_budget(platform::raise_fd_limit()),
+                max_conns: crate::net::connection_budget(),
                 head_timeout: settings.head_timeout,
                 body_timeout: settings.body_timeout,
                 guard: Some({

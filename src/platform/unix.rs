@@ -262,6 +262,38 @@ pub fn widen_backlog(listener: &std::net::TcpListener, n: i32) -> io::Result<()>
     Ok(())
 }
 
+/// How many descriptors the process has open now, inherited ones
+/// included; None if the OS does not list them.
+pub fn open_descriptors() -> Option<u64> {
+    // Linux and macOS both list them in /dev/fd; the listing's own
+    // descriptor is one of them.
+    let n = std::fs::read_dir("/dev/fd").ok()?.count() as u64;
+    Some(n.saturating_sub(1))
+}
+
+/// Close every descriptor above stderr: what whoever started us left
+/// open (a client app's pipes and files), which a long-lived process
+/// must neither hold nor pass on to its children. Call it before opening
+/// anything, while the process has one thread.
+pub fn close_inherited() {
+    let Ok(dir) = std::fs::read_dir("/dev/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    // The listing's own descriptor is among them, closed already by now:
+    // closing it again fails harmlessly, as nothing has opened another.
+    for fd in fds {
+        // SAFETY: no Rust object owns these descriptors (none was opened
+        // by this process yet), so closing them invalidates nothing.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
 /// Raise the soft limit on open descriptors to the hard limit (as far
 /// as the OS allows) and return the limit now in force.
 pub fn raise_fd_limit() -> Option<u64> {

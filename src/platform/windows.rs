@@ -267,6 +267,11 @@ pub fn on_termination(_f: impl FnMut(i32) + Send + 'static) -> io::Result<()> {
 pub fn raise_fd_limit() -> Option<u64> {
     None
 }
+pub fn open_descriptors() -> Option<u64> {
+    None
+}
+/// Handles are not inherited unless asked for on Windows.
+pub fn close_inherited() {}
 pub fn widen_backlog(_listener: &std::net::TcpListener, _n: i32) -> io::Result<()> {
     Ok(())
 }

@@ -20,9 +20,23 @@ fn environ(pid: u32) -> Vec<String> {
 #[test]
 fn a_daemon_started_by_a_client_keeps_neither_its_secrets_nor_its_directory() {
     let home = TestHome::new("daemonenv");
-    let mut b = home.bridge_with(&[], &[("SECRET_TOKEN", "s3cret-of-this-client")]);
+    // The client app leaks two descriptors to the bridge it starts.
+    let leaked = home.dir.join("leaked-by-the-client");
+    std::fs::write(&leaked, "").unwrap();
+    let mut c = home.cmd();
+    c.env("SECRET_TOKEN", "s3cret-of-this-client");
+    let mut b = bridge_inheriting(c, None, 2, &leaked);
     b.initialize();
     let pid = home.daemon_pid().expect("a daemon");
+    assert_eq!(open_on(b.pid(), &leaked), 2, "the test leaks nothing");
+    let upstream = b.upstream_pid(json!(90));
+    for (who, pid) in [("daemon", pid), ("upstream", upstream)] {
+        assert_eq!(
+            open_on(pid, &leaked),
+            0,
+            "the {who} kept the client's descriptors"
+        );
+    }
     let vars = environ(pid);
     assert!(
         !vars.iter().any(|v| v.starts_with("SECRET_TOKEN=")),
@@ -106,21 +120,33 @@ fn stalled_connections(port: u16, n: usize, sent: &str) -> Vec<std::net::TcpStre
 }
 
 /// Read what the daemon sends until it closes the connection, at most
-/// until `deadline`; None if it is still open then.
-fn answer_before_close(s: &mut std::net::TcpStream, deadline: Instant) -> Option<String> {
+/// until `deadline`; if it is still open then, or the read fails, why.
+fn answer_before_close(s: &mut std::net::TcpStream, deadline: Instant) -> Result<String, String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
+    let text = |got: &[u8]| String::from_utf8_lossy(got).into_owned();
     loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return Err(format!(
+                "still open at the deadline, after {:?}",
+                text(&got)
+            ));
+        };
         s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         match s.read(&mut buf) {
-            Ok(0) => return Some(String::from_utf8_lossy(&got).into_owned()),
+            Ok(0) => return Ok(text(&got)),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Some(String::from_utf8_lossy(&got).into_owned());
-            }
-            Err(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(text(&got)),
+            // A timeout before the deadline, or a signal: read on.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(format!("read failed ({e}) after {:?}", text(&got))),
         }
     }
 }
@@ -187,30 +213,46 @@ fn half_sent_requests_are_closed_at_their_deadline_while_others_are_served() {
         .chain(std::iter::once((&mut trickle, HEAD_MS)))
     {
         let by = opened + Duration::from_millis(deadline_ms) + slack;
-        let answer = answer_before_close(s, by).unwrap_or_else(|| {
-            panic!("a stalled connection is still open after {:?}", by - opened)
-        });
+        let answer = answer_before_close(s, by)
+            .unwrap_or_else(|why| panic!("a stalled connection, {:?} in: {why}", opened.elapsed()));
         assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
     }
     trickler.join().unwrap();
 }
 
-/// A bridge whose daemon (started by it, inheriting the limit) may open
-/// only `n` descriptors.
-fn bridge_with_descriptor_limit(home: &TestHome, n: u64) -> Bridge {
+/// A bridge run by `c` whose daemon (started by it, inheriting both) may
+/// open only `limit` descriptors (if given) and is handed `inherited` more open on
+/// `path`, as from a client app that leaks its descriptors to the
+/// servers it starts.
+fn bridge_inheriting(
+    mut c: std::process::Command,
+    limit: Option<u64>,
+    inherited: usize,
+    path: &Path,
+) -> Bridge {
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
-    let mut c = home.cmd();
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     c.arg("run").arg("--").arg(fixture());
-    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    // SAFETY: setrlimit and open are async-signal-safe; `path` was made
+    // before the fork and is only read.
     #[allow(unsafe_code)]
     unsafe {
         c.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: n,
-                rlim_max: n,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
+            if let Some(n) = limit {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for _ in 0..inherited {
+                // No O_CLOEXEC: the descriptor outlives exec.
+                if libc::open(path.as_ptr(), libc::O_RDONLY) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -218,14 +260,26 @@ fn bridge_with_descriptor_limit(home: &TestHome, n: u64) -> Bridge {
     Bridge::spawn(c)
 }
 
+/// How many descriptors `pid` has open on `path`.
+fn open_on(pid: u32, path: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
 #[test]
 fn stalled_requests_never_use_up_the_connection_limit() {
     let home = TestHome::new("stalledlimit");
-    // 64 descriptors: the daemon serves 48 connections at once.
-    let mut b = bridge_with_descriptor_limit(&home, 64);
+    // 64 descriptors, 12 of them taken by what the client app left open,
+    // which the daemon closes: it serves 48 connections at once, three
+    // quarters of 64, and accepting never fails for want of descriptors.
+    let mut b = bridge_inheriting(home.cmd(), Some(64), 12, Path::new("/dev/null"));
     b.initialize();
     let port = home.manifest().unwrap()["port"].as_u64().unwrap() as u16;
     let head = format!("GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    let opened = Instant::now();
     let mut stalled = stalled_connections(port, 60, &head);
     // Well inside the default 10 s head deadline, `status` (which gives a
     // daemon 3 s to answer /health) gets through.
@@ -236,13 +290,18 @@ fn stalled_requests_never_use_up_the_connection_limit() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(b.call_text(json!(1), "add", json!({"a": 2, "b": 3})), "5");
-    // The 12 past the limit are accepted only when the first 48 time out,
-    // and get their own 10 s then: two head deadlines, plus slack.
+    // Those past the limit are accepted at the latest when the first ones
+    // time out, and get their own 10 s then: two head deadlines, plus slack.
     let by = Instant::now() + WAIT + Duration::from_secs(10);
-    for s in &mut stalled {
-        let answer = answer_before_close(s, by).expect("a stalled connection stayed open");
-        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+    for (i, s) in stalled.iter_mut().enumerate() {
+        let answer = answer_before_close(s, by).unwrap_or_else(|why| {
+            panic!("stalled connection {i}, {:?} in: {why}", opened.elapsed())
+        });
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{i}: {answer:?}");
     }
+    // Nothing ran out: no accept failed for want of descriptors.
+    let log = std::fs::read_to_string(home.dir.join("daemon.log")).unwrap();
+    assert!(!log.contains("cannot accept"), "{log}");
 }
 
 #[test]

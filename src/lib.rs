@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod hash;
 pub mod log;
 pub mod pool;
 

@@ -29,11 +29,7 @@ pub struct Record {
 
 /// A stable short name for a file's path (FNV-1a, 64 bits).
 fn key(client: &str, path: &Path) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.to_string_lossy().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::hash::fnv1a(path.to_string_lossy().as_bytes());
     format!("{client}-{h:016x}")
 }
 

@@ -197,7 +197,7 @@ impl Spec {
     /// The shared-upstream id: a readable name plus a hash of the identity.
     pub fn id(&self) -> String {
         let id = self.identity();
-        let mut h = Fnv::new();
+        let mut h = crate::hash::Fnv::default();
         h.field(id.command.as_bytes());
         h.field(&(id.args.len() as u64).to_le_bytes());
         for a in id.args {
@@ -208,7 +208,7 @@ impl Spec {
             h.field(k.as_bytes());
             h.field(v.as_bytes());
         }
-        format!("{}-{:016x}", self.name(), h.0)
+        format!("{}-{:016x}", self.name(), h.finish())
     }
 }
 
@@ -307,25 +307,6 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(not(unix))]
 fn is_executable(p: &Path) -> bool {
     p.is_file()
-}
-
-/// FNV-1a, 64 bit, with each field length-prefixed so ("ab","c") != ("a","bc").
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= u64::from(x);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn field(&mut self, b: &[u8]) {
-        self.bytes(&(b.len() as u64).to_le_bytes());
-        self.bytes(b);
-    }
 }
 
 #[cfg(test)]

@@ -162,12 +162,21 @@ fn logs_show_the_upstreams_stderr_and_follow_a_restart() {
         said == ["fixture stderr line 3", "fixture stderr line 4"]
     }));
 
+    // `-n 1`: the follower prints the newest line at once, so it has its
+    // place in the log before the restart writes more.
     let mut follow = home.cmd();
     follow
-        .args(["logs", &id, "-n", "0", "-f"])
+        .args(["logs", &id, "-n", "1", "-f"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut follower = Bridge::spawn(follow);
+    let newest = follower.recv_line(WAIT);
+    assert!(
+        newest
+            .as_deref()
+            .is_some_and(|l| l.ends_with("fixture stderr line 4")),
+        "{newest:?}"
+    );
     let out = home.mcpshare(&["restart", &id]);
     assert!(
         out.status.success(),

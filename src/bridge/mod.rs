@@ -103,7 +103,8 @@ pub fn run_server(
 }
 
 /// `mcpshare mcp`: the bridge for the hub, with this selection of servers
-/// (`{"profile", "servers", "exclude", "budget"}`; see `daemon::hub`).
+/// (`{"profile", "servers", "exclude", "budget", "page_size"}`; see
+/// `daemon::hub`).
 pub fn run_hub(home: Home, selection: Value) -> i32 {
     run_for(home, serde_json::json!({ "hub": selection }))
 }

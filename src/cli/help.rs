@@ -21,7 +21,7 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "mcp",
-        synopsis: "mcpshare mcp [--profile P] [--servers A,B] [--exclude C] [--name-budget N]",
+        synopsis: "mcpshare mcp [--profile P] [--servers A,B] [--exclude C] [--name-budget N] [--page-size N]",
         about: "Speak MCP on stdio to the hub: one server over every configured, enabled server",
         options: &[
             (
@@ -33,6 +33,10 @@ pub const COMMANDS: &[CommandDoc] = &[
             (
                 "--name-budget",
                 "longest tool name clients see (default 49)",
+            ),
+            (
+                "--page-size",
+                "list items per page, with a cursor to the next (default: all in one page)",
             ),
         ],
     },

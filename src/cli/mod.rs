@@ -75,6 +75,7 @@ pub enum Invocation {
         servers: Option<Vec<String>>,
         exclude: Vec<String>,
         budget: Option<u64>,
+        page_size: Option<u64>,
     },
     Tools {
         name: String,
@@ -201,8 +202,8 @@ where
             })
         }
         "mcp" => {
-            let (mut profile, mut servers, mut exclude, mut budget) =
-                (None, None, Vec::new(), None);
+            let (mut profile, mut servers, mut exclude, mut budget, mut page_size) =
+                (None, None, Vec::new(), None, None);
             let list = |v: String| -> Vec<String> {
                 v.split(',')
                     .filter(|s| !s.is_empty())
@@ -223,6 +224,14 @@ where
                                 .map_err(|_| Error::Usage("--name-budget takes a number".into()))?,
                         )
                     }
+                    Long("page-size") => {
+                        page_size = Some(
+                            parser
+                                .value()?
+                                .parse()
+                                .map_err(|_| Error::Usage("--page-size takes a number".into()))?,
+                        )
+                    }
                     other => return Err(other.unexpected().into()),
                 }
             }
@@ -231,6 +240,7 @@ where
                 servers,
                 exclude,
                 budget,
+                page_size,
             })
         }
         "reload" => {
@@ -494,12 +504,14 @@ fn run_cli() -> Result<i32> {
             servers,
             exclude,
             budget,
+            page_size,
         } => {
             let selection = serde_json::json!({
                 "profile": profile,
                 "servers": servers,
                 "exclude": exclude,
                 "budget": budget,
+                "page_size": page_size,
             });
             Ok(crate::bridge::run_hub(Home::open()?, selection))
         }

@@ -26,7 +26,7 @@ fn hub(home: &TestHome, flags: &[&str]) -> Bridge {
     b
 }
 
-/// Every tool name of the hub's list (it never paginates).
+/// Every tool name of the hub's list (in one page: no page size asked).
 fn tool_names(b: &mut Bridge, id: &str) -> Vec<String> {
     let r = b.request(json!(id), "tools/list", json!({}));
     assert!(r["result"].get("nextCursor").is_none(), "{r}");
@@ -417,4 +417,75 @@ fn a_lazy_server_stays_listed_from_its_catalog_and_starts_on_a_call() {
     let again = pid_of(&home, &mut h, "a__pid", "p2");
     assert_ne!(again, first, "a call started it");
     pid_of(&home, &mut h, "b__pid", "p3");
+}
+
+#[test]
+fn a_client_that_paginates_gets_our_pages_across_servers() {
+    let home = TestHome::new("hubpages");
+    write(
+        &home,
+        json!({"mcpServers": {"a": fx("a", json!({})), "b": fx("b", json!({}))}}),
+    );
+    let mut whole = hub(&home, &[]);
+    let all = tool_names(&mut whole, "all");
+    let mut paged = hub(&home, &["--page-size", "7"]);
+    // Page through: 7 at a time, across both servers' lists (each of which
+    // the fixture pages itself), to exactly the whole list.
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut first_cursor = None;
+    for page in 0.. {
+        assert!(page <= all.len() / 7, "more pages than items: {names:?}");
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let r = paged.request(json!(format!("p{page}")), "tools/list", params);
+        let tools = r["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        names.extend(
+            tools
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string()),
+        );
+        match r["result"].get("nextCursor") {
+            Some(c) => {
+                assert_eq!(tools.len(), 7, "{r}");
+                cursor = Some(c.as_str().unwrap().to_string());
+                first_cursor.get_or_insert(cursor.clone().unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(names, all);
+    // A cursor that is not ours, or not a string, is refused.
+    for bad in [json!("nope"), json!(7)] {
+        let r = paged.request(json!("bad"), "tools/list", json!({"cursor": bad}));
+        assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    }
+    // Once the list changed, an earlier cursor is refused and the client
+    // lists again from the start.
+    write(&home, json!({"mcpServers": {"a": fx("a", json!({}))}}));
+    assert!(home.mcpshare(&["reload"]).status.success());
+    assert!(
+        paged
+            .wait_for(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+            .is_some()
+    );
+    let stale = first_cursor.expect("more than one page");
+    let r = paged.request(json!("stale"), "tools/list", json!({"cursor": stale}));
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("changed"),
+        "{r}"
+    );
+    let again = paged.request(json!("again"), "tools/list", json!({}));
+    assert!(
+        again["result"]["tools"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("a__"),
+        "{again}"
+    );
 }

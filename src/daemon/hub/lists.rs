@@ -1,6 +1,7 @@
 //! A hub session's lists: every page of every server's tools, prompts,
 //! resources and templates, gathered at once, named for clients and
-//! remembered in the catalog; and which server owns a resource URI.
+//! remembered in the catalog, and handed out whole or in pages of our own;
+//! and which server owns a resource URI.
 
 use super::*;
 
@@ -272,5 +273,115 @@ impl HubSession {
             }
         };
         Some((self.member_named(&server)?, original))
+    }
+}
+
+/// The field of a list method's result that holds its items.
+pub(super) fn list_field(method: &str) -> &'static str {
+    match method {
+        "tools/list" => "tools",
+        "prompts/list" => "prompts",
+        "resources/list" => "resources",
+        _ => "resourceTemplates",
+    }
+}
+
+/// One page of the whole list answer `text` (`{field: [...]}`): from the
+/// client's `cursor` (None for the first page), at most `size` items (0:
+/// all that are left), with a `nextCursor` when more are left. A cursor is
+/// ours alone: a hash of the whole answer and an offset, so it is refused
+/// once the list changed (the client lists again from the start).
+pub(super) fn page(
+    text: &str,
+    field: &str,
+    cursor: Option<&str>,
+    size: usize,
+) -> Result<Value, String> {
+    let whole = crate::hash::fnv1a(text.as_bytes());
+    let from = match cursor {
+        None => 0,
+        Some(c) => {
+            let (hash, offset) = c
+                .get(..16)
+                .zip(c.get(16..))
+                .and_then(|(h, o)| {
+                    Some((
+                        u64::from_str_radix(h, 16).ok()?,
+                        usize::from_str_radix(o, 16).ok()?,
+                    ))
+                })
+                .ok_or_else(|| format!("invalid cursor {c:?}: not one this hub gave"))?;
+            if hash != whole {
+                return Err(format!(
+                    "invalid cursor {c:?}: the list changed since; list again without a cursor"
+                ));
+            }
+            offset
+        }
+    };
+    let mut result: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let items = result[field]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    if from > items.len() {
+        return Err(format!(
+            "invalid cursor {:?}: past the end of the list",
+            cursor.unwrap_or("")
+        ));
+    }
+    let to = if size == 0 {
+        items.len()
+    } else {
+        (from + size).min(items.len())
+    };
+    result[field] = Value::Array(items[from..to].to_vec());
+    if to < items.len() {
+        result["nextCursor"] = json!(format!("{whole:016x}{to:x}"));
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_the_list_once_and_a_changed_list_refuses_its_cursors() {
+        let text =
+            json!({"tools": (0..7).map(|i| json!({"name": format!("t{i}")})).collect::<Vec<_>>()})
+                .to_string();
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let p = page(&text, "tools", cursor.as_deref(), 3).unwrap();
+            pages += 1;
+            for t in p["tools"].as_array().unwrap() {
+                names.push(t["name"].as_str().unwrap().to_string());
+            }
+            match p.get("nextCursor") {
+                Some(c) => cursor = Some(c.as_str().unwrap().to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(names, (0..7).map(|i| format!("t{i}")).collect::<Vec<_>>());
+        // Without a page size: everything in one page, no cursor.
+        let all = page(&text, "tools", None, 0).unwrap();
+        assert_eq!(all["tools"].as_array().unwrap().len(), 7);
+        assert!(all.get("nextCursor").is_none());
+        // A cursor of the list before a change, or not ours, is refused.
+        let first = page(&text, "tools", None, 3).unwrap();
+        let c = first["nextCursor"].as_str().unwrap();
+        let changed = json!({"tools": [{"name": "other"}]}).to_string();
+        assert!(
+            page(&changed, "tools", Some(c), 3)
+                .unwrap_err()
+                .contains("changed")
+        );
+        for bad in ["", "zz", "0123456789abcdefzz", &format!("{}ff", &c[..16])] {
+            assert!(page(&text, "tools", Some(bad), 3).is_err(), "{bad:?}");
+        }
     }
 }

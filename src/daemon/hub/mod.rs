@@ -498,21 +498,28 @@ impl Front for HubSession {
         let answer = |v: Value| Ok(Reply::Local(Message::from_value(&v)));
         let local = |result: Value| answer(jsonrpc::result(id.clone(), result));
         let error = |code: i64, text: String| answer(jsonrpc::error(id.clone(), code, text));
-        let listing = matches!(
-            method.as_str(),
-            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
-        );
-        if listing && msg.raw_at(&["params", "cursor"]).is_some() {
-            return error(
-                jsonrpc::INVALID_PARAMS,
-                "invalid cursor: the hub lists everything in one page".into(),
-            );
-        }
         match method.as_str() {
             "ping" => local(json!({})),
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
                 let text = self.listed(&method);
-                Ok(Reply::Local(Message::result(&id, &text)))
+                let size = self.selection.page_size;
+                let cursor = msg.raw_at(&["params", "cursor"]).map(|_| {
+                    msg.str_at(&["params", "cursor"])
+                        .ok_or_else(|| "invalid cursor: not a string".to_string())
+                });
+                if cursor.is_none() && size == 0 {
+                    // The common case: the whole list, as made.
+                    return Ok(Reply::Local(Message::result(&id, &text)));
+                }
+                let field = lists::list_field(&method);
+                let paged = match cursor {
+                    None => lists::page(&text, field, None, size),
+                    Some(c) => c.and_then(|c| lists::page(&text, field, Some(&c), size)),
+                };
+                match paged {
+                    Ok(page) => local(page),
+                    Err(e) => error(jsonrpc::INVALID_PARAMS, e),
+                }
             }
             "tools/call" | "prompts/get" => {
                 let exposed = msg.str_at(&["params", "name"]).unwrap_or_default();

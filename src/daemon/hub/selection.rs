@@ -1,6 +1,7 @@
 //! Which servers a hub session sees: all enabled ones, a profile's (the
 //! config file's `profiles`), a list, minus exclusions; and the name
-//! budget. A selection is its URL (`/mcp/p/P?servers=…&exclude=…&budget=N`),
+//! budget and page size. A selection is its URL
+//! (`/mcp/p/P?servers=…&exclude=…&budget=N&page_size=M`),
 //! which is also what `mcpshare mcp` is told to attach to.
 
 use super::names;
@@ -19,7 +20,13 @@ pub struct Selection {
     pub exclude: Vec<String>,
     /// The tool name budget (`?budget=N`).
     pub budget: usize,
+    /// Items per page of a list (`?page_size=N`); 0, the default: every
+    /// item in one page.
+    pub page_size: usize,
 }
+
+/// The largest page size accepted.
+pub const MAX_PAGE_SIZE: usize = 10_000;
 
 impl Selection {
     /// The selection of a hub URL: its path and query.
@@ -63,6 +70,17 @@ impl Selection {
                             )
                         })?
                 }
+                "page_size" => {
+                    sel.page_size = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n <= MAX_PAGE_SIZE)
+                        .ok_or_else(|| {
+                            format!(
+                                "bad page size {v:?}: a whole number up to {MAX_PAGE_SIZE} (0: one page)"
+                            )
+                        })?
+                }
                 other => return Err(format!("unknown hub parameter {other:?}")),
             }
         }
@@ -84,6 +102,9 @@ impl Selection {
         }
         if self.budget != names::DEFAULT_BUDGET && self.budget != 0 {
             query.push(format!("budget={}", self.budget));
+        }
+        if self.page_size != 0 {
+            query.push(format!("page_size={}", self.page_size));
         }
         if !query.is_empty() {
             url.push('?');
@@ -160,6 +181,7 @@ pub fn registration(body: &Value) -> Result<Value, String> {
         budget: h["budget"]
             .as_u64()
             .map_or(names::DEFAULT_BUDGET, |b| b as usize),
+        page_size: h["page_size"].as_u64().map_or(0, |n| n as usize),
     };
     // Round-trip through the URL, so its checks apply here too.
     let url = selection.to_url();
@@ -173,15 +195,23 @@ mod tests {
 
     #[test]
     fn selections_read_back_from_their_url() {
-        let s = Selection::from_url("/mcp/p/work?servers=a,b&exclude=c&budget=40").unwrap();
+        let s =
+            Selection::from_url("/mcp/p/work?servers=a,b&exclude=c&budget=40&page_size=5").unwrap();
         assert_eq!(s.profile.as_deref(), Some("work"));
         assert_eq!(s.servers, Some(vec!["a".to_string(), "b".to_string()]));
         assert_eq!(s.exclude, ["c"]);
         assert_eq!(s.budget, 40);
+        assert_eq!(s.page_size, 5);
         assert_eq!(Selection::from_url(&s.to_url()).unwrap(), s);
         assert_eq!(Selection::from_url("/mcp").unwrap().to_url(), "/mcp");
         assert!(Selection::from_url("/mcp/x").is_err());
         assert!(Selection::from_url("/mcp?budget=3").is_err());
+        assert!(Selection::from_url("/mcp?page_size=-1").is_err());
+        assert!(Selection::from_url("/mcp?page_size=10001").is_err());
+        assert_eq!(
+            Selection::from_url("/mcp?page_size=0").unwrap().to_url(),
+            "/mcp"
+        );
         assert!(Selection::from_url("/mcp?what=1").is_err());
     }
 

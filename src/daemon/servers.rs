@@ -415,6 +415,7 @@ impl Daemon {
             match new.get(&o.name) {
                 None => {
                     self.catalog.forget(&o.name);
+                    self.names.forget(&o.name);
                     self.retire_server(&o.name, "it was removed from the config");
                     stopped.push(o.name.clone());
                 }

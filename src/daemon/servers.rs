@@ -415,7 +415,6 @@ impl Daemon {
             match new.get(&o.name) {
                 None => {
                     self.catalog.forget(&o.name);
-                    self.names.forget(&o.name);
                     self.retire_server(&o.name, "it was removed from the config");
                     stopped.push(o.name.clone());
                 }
@@ -454,6 +453,7 @@ impl Daemon {
             .cloned()
             .collect();
         self.start_eager(&Config { servers: eager });
+        self.names.keep(new);
         self.refresh_hubs();
         log!(
             "config reload ({why}): restarted {restarted:?}, stopped {stopped:?}, filters of {updated:?}"

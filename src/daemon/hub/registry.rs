@@ -36,7 +36,7 @@ impl Registry {
     /// read or parsed is ignored, once logged: names are made afresh.
     pub fn load(dir: &Path, config: Option<&Config>) -> Registry {
         let path = dir.join(FILE);
-        let mut given = match std::fs::read(&path) {
+        let given = match std::fs::read(&path) {
             Ok(bytes) => parse(&bytes).unwrap_or_else(|e| {
                 crate::log!("{}: {e}; hub names are made afresh", path.display());
                 BTreeMap::new()
@@ -50,15 +50,14 @@ impl Registry {
                 BTreeMap::new()
             }
         };
-        if let Some(config) = config {
-            for set in given.values_mut() {
-                set.retain(|(server, _), _| config.get(server).is_some());
-            }
-        }
-        Registry {
+        let registry = Registry {
             path,
             given: Mutex::new(given),
+        };
+        if let Some(config) = config {
+            registry.keep(config);
         }
+        registry
     }
 
     /// Names for `pairs` of list `list` (`tools`, `prompts`) within
@@ -90,12 +89,12 @@ impl Registry {
         assigned
     }
 
-    /// Forget the names of a server that left the config.
-    pub fn forget(&self, server: &str) {
+    /// Forget the names of servers that `config` does not hold.
+    pub fn keep(&self, config: &Config) {
         let mut all = lock(&self.given);
         let before: usize = all.values().map(Given::len).sum();
         for set in all.values_mut() {
-            set.retain(|(s, _), _| s != server);
+            set.retain(|(server, _), _| config.get(server).is_some());
         }
         if all.values().map(Given::len).sum::<usize>() != before {
             self.save(&all);
@@ -176,7 +175,8 @@ mod tests {
         assert_eq!(both.exposed("s", &long), Some(name.as_str()));
         assert_ne!(both.exposed("s", &plain), Some(name.as_str()));
         // A server that left is forgotten, in the file too.
-        again.forget("s");
+        let t = crate::config::parse(&path, r#"{"mcpServers": {"t": {"command": "x"}}}"#).unwrap();
+        again.keep(&t);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&name) && text.contains("t__p"), "{text}");
         // A corrupt file is ignored.

@@ -31,9 +31,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Read the file in catalog directory `dir`; names of servers `config` does not hold are dropped
-    /// (none when the config could not be read). A file that cannot be
-    /// read or parsed is ignored, once logged: names are made afresh.
+    /// Read the file in catalog directory `dir`; names of servers
+    /// `config` does not hold are dropped (none when the config could not
+    /// be read). A file that cannot be read or parsed is ignored, once
+    /// logged: names are made afresh.
     pub fn load(dir: &Path, config: Option<&Config>) -> Registry {
         let path = dir.join(FILE);
         let given = match std::fs::read(&path) {

@@ -78,6 +78,8 @@ pub struct Daemon {
     hubs: Mutex<HashMap<String, Arc<hub::HubSession>>>,
     /// What the hub last saw of each configured server.
     catalog: hub::Catalog,
+    /// The names the hub gave, kept so that they stay.
+    names: hub::Registry,
     /// Each upstream's lists as the hub last asked for them.
     hub_lists: hub::ListsSeen,
     /// The web console's credentials and bridge reports.
@@ -173,6 +175,7 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
     m.write(&home.manifest())
         .map_err(|e| Error::Path(home.manifest(), e))?;
 
+    let configured = servers::Servers::load(config_path);
     let daemon = Arc::new(Daemon {
         token: m.token.clone(),
         port,
@@ -200,7 +203,15 @@ pub fn run(home: Home, doctor: crate::console::DoctorFn) -> Result<()> {
         upstream_idle: settings.upstream_idle,
         session_idle: settings.session_idle,
         daemon_idle: settings.daemon_idle,
-        servers: servers::Servers::load(config_path),
+        names: hub::Registry::load(
+            &home.dir().join("catalog"),
+            configured
+                .error()
+                .is_none()
+                .then(|| configured.config())
+                .as_ref(),
+        ),
+        servers: configured,
         hubs: Mutex::new(HashMap::new()),
         catalog: hub::Catalog::new(home.dir().join("catalog")),
         hub_lists: Mutex::new(HashMap::new()),

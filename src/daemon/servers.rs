@@ -453,6 +453,7 @@ impl Daemon {
             .cloned()
             .collect();
         self.start_eager(&Config { servers: eager });
+        self.names.keep(new);
         self.refresh_hubs();
         log!(
             "config reload ({why}): restarted {restarted:?}, stopped {stopped:?}, filters of {updated:?}"

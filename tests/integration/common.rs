@@ -276,6 +276,28 @@ impl Drop for TestHome {
     }
 }
 
+/// `mcpshare mcp [flags]` (the hub), initialized.
+pub fn hub(home: &TestHome, flags: &[&str]) -> Bridge {
+    let mut c = home.cmd();
+    c.arg("mcp").args(flags);
+    let mut b = Bridge::spawn(c);
+    let r = b.initialize();
+    assert_eq!(r["result"]["serverInfo"]["name"], "mcpshare", "{r}");
+    b
+}
+
+/// Every tool name of the hub's list (in one page: no page size asked).
+pub fn tool_names(b: &mut Bridge, id: &str) -> Vec<String> {
+    let r = b.request(json!(id), "tools/list", json!({}));
+    assert!(r["result"].get("nextCursor").is_none(), "{r}");
+    r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A config entry for the fixture server, with these extra keys.
 pub fn fixture_entry(extra: Value) -> Value {
     let mut v = json!({"command": fixture().display().to_string()});

@@ -17,27 +17,6 @@ fn write(home: &TestHome, config: Value) {
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
-fn hub(home: &TestHome, flags: &[&str]) -> Bridge {
-    let mut c = home.cmd();
-    c.arg("mcp").args(flags);
-    let mut b = Bridge::spawn(c);
-    let r = b.initialize();
-    assert_eq!(r["result"]["serverInfo"]["name"], "mcpshare", "{r}");
-    b
-}
-
-/// Every tool name of the hub's list (in one page: no page size asked).
-fn tool_names(b: &mut Bridge, id: &str) -> Vec<String> {
-    let r = b.request(json!(id), "tools/list", json!({}));
-    assert!(r["result"].get("nextCursor").is_none(), "{r}");
-    r["result"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r}"))
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn pid_of(home: &TestHome, b: &mut Bridge, tool: &str, id: &str) -> u32 {
     let pid: u32 = b.call_text(json!(id), tool, json!({})).parse().unwrap();
     home.seen_upstreams.lock().unwrap().push(pid);

@@ -1,6 +1,7 @@
 //! Configured servers by name on the command line: `logs NAME`,
 //! `restart NAME`, and the STATE of `list` (from the running daemon, from
-//! the file alone, and `installing` while `add --source` installs).
+//! the file alone, and `installing` while `add --source` installs). And the
+//! hub's names of tools, remembered in `catalog/_names.json`.
 
 use crate::common::*;
 use serde_json::{Value, json};
@@ -312,4 +313,79 @@ fn installing_shows_in_list_and_status_while_add_source_runs() {
     std::fs::write(&marker, format!("{} 0\n", dead_pid())).unwrap();
     assert_eq!(listed(&home, "held")["state"], "stopped");
     assert!(!marker.exists(), "a stale marker was kept");
+}
+
+/// The fixture as server entry with these tool aliases.
+fn aliased(aliases: Value) -> Value {
+    fixture_entry(json!({"mcpshare": {"aliases": aliases}}))
+}
+
+#[test]
+fn hub_names_stay_across_a_restart_and_a_newcomer_that_would_take_them() {
+    let home = TestHome::new("names-hub");
+    let long = "create_or_update_entities_with_relations_and_observations_v2";
+    home.write_config(json!({"s": aliased(json!({"echo": long}))}));
+    let name = {
+        let mut h = hub(&home, &[]);
+        let names = tool_names(&mut h, "l");
+        let shortened: Vec<&String> = names.iter().filter(|n| n.contains("__create_or")).collect();
+        assert_eq!(shortened.len(), 1, "{names:?}");
+        shortened[0].clone()
+    };
+    assert!(name.len() <= 49 && name.starts_with("s__"), "{name}");
+    let file = home.dir.join("catalog").join("_names.json");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains(&name), "{text}");
+    assert!(home.mcpshare(&["stop"]).status.success());
+
+    // A new tool whose plain name is echo's shortened one: made afresh,
+    // it would take that name and echo's would change.
+    let plain = name.strip_prefix("s__").unwrap();
+    home.write_config(json!({"s": aliased(json!({"echo": long, "add": plain}))}));
+    let mut h = hub(&home, &[]);
+    // The catalog lists s as last seen (without add) until s runs again.
+    tool_names(&mut h, "stale");
+    let pid: u32 = h.call_text(json!(0), "s__pid", json!({})).parse().unwrap();
+    home.seen_upstreams.lock().unwrap().push(pid);
+    let names = tool_names(&mut h, "again");
+    let shortened: Vec<&String> = names.iter().filter(|n| n.contains("__create_or")).collect();
+    assert_eq!(shortened.len(), 2, "{names:?}");
+    assert!(shortened.contains(&&name), "{name} changed: {names:?}");
+    assert_eq!(h.call_text(json!(1), &name, json!({"text": "hi"})), "hi");
+    let other = shortened.iter().find(|n| ***n != name).unwrap();
+    assert_eq!(h.call_text(json!(2), other, json!({"a": 1, "b": 2})), "3");
+
+    // A server that leaves the config takes its names along.
+    home.write_config(json!({"t": fixture_entry(json!({}))}));
+    assert!(home.mcpshare(&["reload"]).status.success());
+    assert!(
+        wait_until(WAIT, || !std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .contains(&name)),
+        "{}",
+        std::fs::read_to_string(&file).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_corrupt_names_file_is_ignored_and_the_hub_serves() {
+    let home = TestHome::new("names-corrupt");
+    home.write_config(json!({"s": fixture_entry(json!({}))}));
+    let file = home.dir.join("catalog").join("_names.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "{\"tools\": [").unwrap();
+    let mut h = hub(&home, &[]);
+    let names = tool_names(&mut h, "l");
+    assert!(names.contains(&"s__echo".to_string()), "{names:?}");
+    assert_eq!(
+        h.call_text(json!(1), "s__echo", json!({"text": "hi"})),
+        "hi"
+    );
+    assert!(
+        home.log().contains("hub names are made afresh"),
+        "{}",
+        home.log()
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains("s__echo"), "the file is made again: {text}");
 }

@@ -181,7 +181,10 @@ impl HubSession {
         } else {
             256
         };
-        let assigned = Names::assign(&pairs, budget);
+        let assigned = match self.daemon.upgrade() {
+            Some(d) => d.names.assign(field, &pairs, budget),
+            None => Names::assign(&pairs, budget, &Default::default()),
+        };
         let out: Vec<Value> = items
             .into_iter()
             .map(|(server, mut item)| {

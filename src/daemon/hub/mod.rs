@@ -12,10 +12,12 @@ mod catalog;
 mod lists;
 mod merge;
 pub mod names;
+mod registry;
 mod relay;
 mod selection;
 
 pub use catalog::Catalog;
+pub use registry::Registry;
 use selection::profiles;
 pub use selection::{Selection, registration};
 
@@ -759,7 +761,8 @@ impl Daemon {
     }
 
     /// The names the hub shows for configured server `server`'s tools,
-    /// as last seen (the catalog), with the default budget.
+    /// as last seen (the catalog), with the default budget: the names hub
+    /// sessions give them (the registry).
     pub fn exposed_tools(&self, server: &str) -> Vec<String> {
         let tools = self.catalog.field(server, "tools");
         let pairs: Vec<(String, String)> = tools
@@ -768,7 +771,7 @@ impl Daemon {
             .flatten()
             .filter_map(|t| Some((server.to_string(), t["name"].as_str()?.to_string())))
             .collect();
-        let names = Names::assign(&pairs, names::DEFAULT_BUDGET);
+        let names = self.names.assign("tools", &pairs, names::DEFAULT_BUDGET);
         pairs
             .iter()
             .filter_map(|(s, n)| names.exposed(s, n).map(str::to_string))

@@ -155,8 +155,8 @@ fn tools_values() -> Vec<Value> {
         ),
         t(
             "crash",
-            "Exit the server at once without answering",
-            json!({"code": {"type": "integer"}}),
+            "Exit the server at once, without answering unless answer_bytes is given",
+            json!({"code": {"type": "integer"}, "answer_bytes": {"type": "integer"}}),
         ),
         t(
             "progress",
@@ -210,7 +210,16 @@ fn call(server: &Server, id: &Value, params: &Value) -> Result<Value, (i64, Stri
             }
             Ok(text(format!("slept {} ms", num("ms") as u64)))
         }
-        "crash" => std::process::exit(num("code") as i32),
+        "crash" => {
+            // With `answer_bytes`: answer first (a result of that many
+            // bytes), then exit at once.
+            if let Some(n) = args.get("answer_bytes").and_then(Value::as_u64) {
+                server.send(
+                    &json!({"jsonrpc": "2.0", "id": id, "result": text("x".repeat(n as usize))}),
+                );
+            }
+            std::process::exit(num("code") as i32)
+        }
         "progress" => {
             let token = params.pointer("/_meta/progressToken").cloned();
             let steps = num("steps") as u64;

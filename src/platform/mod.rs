@@ -45,10 +45,10 @@ use other as process;
 use windows as process;
 
 pub use imp::{
-    child_exited, close_inherited, contain_child, default_signals, detach, die_with_parent,
-    nothing_to_read, on_network_fs, on_termination, open_descriptors, pid_alive, raise_fd_limit,
-    random_bytes, readable_before_stdin, redirect_stdout_stderr, signal, signal_group, stderr_is,
-    stdout_to_stderr, uid, widen_backlog,
+    PipeWatch, child_exited, close_inherited, contain_child, default_signals, detach,
+    die_with_parent, nothing_to_read, on_network_fs, on_termination, open_descriptors, pid_alive,
+    raise_fd_limit, random_bytes, readable_before_stdin, redirect_stdout_stderr, signal,
+    signal_group, stderr_is, stdout_to_stderr, uid, widen_backlog,
 };
 
 /// The signals mcpshare sends.

@@ -234,6 +234,31 @@ pub fn readable_before_stdin(s: &std::net::TcpStream, timeout: std::time::Durati
     }
 }
 
+/// A second handle on a child's stdout pipe, to ask whether anything in it
+/// is still unread while another thread owns the reading end.
+pub struct PipeWatch(std::os::fd::OwnedFd);
+
+impl PipeWatch {
+    pub fn of(pipe: &std::process::ChildStdout) -> Option<PipeWatch> {
+        use std::os::fd::AsFd;
+        pipe.as_fd().try_clone_to_owned().ok().map(PipeWatch)
+    }
+
+    /// Nothing to read, and no end of file to read either: whoever still
+    /// holds the writing end has written nothing more. One syscall.
+    pub fn drained(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd we own, without waiting.
+        let n = unsafe { libc::poll(&mut fd, 1, 0) };
+        n == 0
+    }
+}
+
 /// Does a peek find the socket open with nothing to read? One syscall.
 pub fn nothing_to_read(s: &std::net::TcpStream) -> bool {
     use std::os::fd::AsRawFd;

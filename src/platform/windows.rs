@@ -304,3 +304,15 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Without poll on pipes, nothing can be watched: see the Unix version.
+pub struct PipeWatch;
+
+impl PipeWatch {
+    pub fn of(_pipe: &std::process::ChildStdout) -> Option<PipeWatch> {
+        None
+    }
+    pub fn drained(&self) -> bool {
+        true
+    }
+}

@@ -135,6 +135,28 @@ fn an_exit_is_seen_while_a_grandchild_holds_stdout() {
 }
 
 #[test]
+fn an_answer_written_just_before_the_exit_reaches_its_caller() {
+    let home = TestHome::new("lastwords");
+    let (mut a, _) = home.client();
+    // A large answer takes the daemon a while to read and parse; the exit
+    // right after it is seen at once. The answer wins, every time.
+    for (n, bytes) in [(1u64, 100u64), (2, 1_000_000), (3, 4_000_000)] {
+        let r = a.call(json!(n), "crash", json!({"code": 0, "answer_bytes": bytes}));
+        let text = text_of(&r).unwrap_or_else(|| {
+            panic!(
+                "answer of {bytes} bytes lost: {}",
+                &r.to_string()[..r.to_string().len().min(300)]
+            )
+        });
+        assert_eq!(text.len() as u64, bytes);
+        home.seen_upstreams
+            .lock()
+            .unwrap()
+            .push(a.upstream_pid(json!(format!("pid{n}"))));
+    }
+}
+
+#[test]
 fn a_deaf_upstream_is_restarted_and_freezes_nothing() {
     let home = TestHome::new("deaf");
     let (mut a, deaf) = home.client_env(&[("MCPSHARE_PING_EVERY_MS", "300")]);

@@ -212,12 +212,19 @@ impl Upstream {
             Box::new(move || write_loop(stdin, lines)),
         )?;
         *lock(&self.stdin) = Some((generation, queue));
-        // Its exit is seen even while a grandchild keeps stdout open.
+        // Its exit is seen even while a grandchild keeps stdout open, but
+        // only once what it wrote before exiting was read: an answer sent
+        // just before the exit reaches its caller.
+        let state = Arc::new(ReaderState::default());
+        let (reader_alive, reader_ended) = channel::<()>();
+        let watch = platform::PipeWatch::of(&stdout);
         let me = self.clone();
+        let reader = state.clone();
         spawn(
             format!("wait-{}", self.id),
             Box::new(move || {
                 if platform::child_exited(pid, true).is_ok() {
+                    read_out(&reader_ended, &reader, watch.as_ref());
                     me.on_exit(generation);
                 }
             }),
@@ -225,7 +232,16 @@ impl Upstream {
         let me = self.clone();
         spawn(
             format!("read-{}", self.id),
-            Box::new(move || me.read_loop(generation, stdout)),
+            Box::new(move || {
+                me.read_loop(
+                    generation,
+                    Watched {
+                        inner: stdout,
+                        state,
+                    },
+                );
+                drop(reader_alive);
+            }),
         )?;
 
         let init = json!({
@@ -542,5 +558,64 @@ impl Upstream {
             reap(child, Duration::ZERO);
         }
         drop(child.1);
+    }
+}
+
+/// The longest an exited child's stdout is read on before its calls in
+/// flight fail: the reader may be busy with a large last answer.
+const READ_OUT_FOR: Duration = Duration::from_secs(5);
+
+/// How often the end of that reading is checked for.
+const READ_OUT_CHECK: Duration = Duration::from_millis(10);
+
+/// Wait, at most [`READ_OUT_FOR`], until the reader of an exited child's
+/// stdout has read all of it: it ended (end of file), or it waits in a read
+/// of a pipe that holds nothing (a grandchild keeps the pipe open), twice in
+/// a row with no read returning in between (a read that took the last bytes
+/// from the pipe may not have returned them yet at the first look).
+fn read_out(ended: &Receiver<()>, reader: &ReaderState, watch: Option<&platform::PipeWatch>) {
+    let until = Instant::now() + READ_OUT_FOR;
+    let mut quiet_at: Option<u64> = None;
+    while Instant::now() < until {
+        if !matches!(
+            ended.recv_timeout(READ_OUT_CHECK),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        ) {
+            return;
+        }
+        let reads = reader.reads.load(Ordering::Acquire);
+        let quiet = reader.reading.load(Ordering::Acquire)
+            && watch.is_none_or(platform::PipeWatch::drained);
+        match (quiet, quiet_at) {
+            (true, Some(before)) if before == reads => return,
+            (true, _) => quiet_at = Some(reads),
+            (false, _) => quiet_at = None,
+        }
+    }
+}
+
+/// What the reader of a child's stdout is doing.
+#[derive(Default)]
+pub(super) struct ReaderState {
+    /// Waiting in a read: every line read before was handled (a
+    /// `BufReader` reads only when it has nothing left).
+    reading: AtomicBool,
+    /// Reads that returned.
+    reads: std::sync::atomic::AtomicU64,
+}
+
+/// A child's stdout that keeps its [`ReaderState`].
+pub(super) struct Watched {
+    inner: std::process::ChildStdout,
+    state: Arc<ReaderState>,
+}
+
+impl std::io::Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.state.reading.store(true, Ordering::Release);
+        let n = self.inner.read(buf);
+        self.state.reading.store(false, Ordering::Release);
+        self.state.reads.fetch_add(1, Ordering::AcqRel);
+        n
     }
 }

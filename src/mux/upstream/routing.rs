@@ -5,7 +5,7 @@
 use super::*;
 
 impl Upstream {
-    pub(super) fn read_loop(self: Arc<Self>, generation: u64, stdout: std::process::ChildStdout) {
+    pub(super) fn read_loop(self: Arc<Self>, generation: u64, stdout: super::life::Watched) {
         let max = jsonrpc::max_message();
         let mut lines = jsonrpc::LineReader::new(BufReader::with_capacity(64 * 1024, stdout), max);
         loop {

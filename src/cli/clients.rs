@@ -360,6 +360,38 @@ fn this_exe() -> Result<String> {
     Ok(exe.to_string_lossy().into_owned())
 }
 
+/// What the hub's entry must set for a client to find this mcpshare's
+/// home and config: each of `MCPSHARE_HOME` and `MCPSHARE_CONFIG` whose
+/// value here is not its default under `HOME`. A client does not always
+/// pass its own environment to its servers (Codex passes a few variables;
+/// an app started from a desktop never saw the shell's exports).
+fn hub_env(home: &Home) -> Result<Vec<(String, String)>> {
+    let user = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut out = Vec::new();
+    let mut differs = |name: &str, here: &Path, default: Option<PathBuf>| {
+        if default.as_deref() != Some(here) {
+            out.push((name.to_string(), here.to_string_lossy().into_owned()));
+        }
+    };
+    let config = config::path()?;
+    differs(
+        "MCPSHARE_CONFIG",
+        &config,
+        user.as_ref()
+            .map(|h| h.join(".config").join("mcpshare").join("config.json")),
+    );
+    differs(
+        "MCPSHARE_HOME",
+        home.dir(),
+        user.as_ref()
+            .map(|h| h.join(".local").join("state").join("mcpshare")),
+    );
+    Ok(out)
+}
+
 /// The user file and Claude Code's local scopes, grouped by file: what
 /// connect edits. Project files are shared with a team and left alone.
 fn files_to_connect(env: &Env, c: Client) -> Vec<(PathBuf, Shape, Vec<Location>)> {
@@ -385,6 +417,7 @@ fn files_to_connect(env: &Env, c: Client) -> Vec<(PathBuf, Shape, Vec<Location>)
 
 fn connect(home: &Home, env: &Env, c: Client, mode: Mode, dry_run: bool) -> Result<()> {
     let exe = this_exe()?;
+    let hub_env = hub_env(home)?;
     let (_, known) = existing()?;
     let replaces = |s: &ClientServer| known.iter().any(|(_, t)| *t == s.transport);
     for (path, shape, locs) in files_to_connect(env, c) {
@@ -408,7 +441,7 @@ fn connect(home: &Home, env: &Env, c: Client, mode: Mode, dry_run: bool) -> Resu
         for attempt in 1..=attempts {
             let before = clients::read_text(&path)?;
             let text = before.clone().unwrap_or_default();
-            let change = plan::connect(c, shape, &text, &targets, mode, &exe)
+            let change = plan::connect(c, shape, &text, &targets, mode, &exe, &hub_env)
                 .map_err(|m| client_error(&path, m))?;
             for n in &change.notes {
                 println!("{}: note: {n}", c.id());

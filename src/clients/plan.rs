@@ -158,6 +158,14 @@ fn remove(text: &str, keys: &[String], name: &str) -> Result<String, String> {
     })
 }
 
+/// The names of the entries of the JSON servers object at `keys`.
+pub fn names_at(text: &str, keys: &[String]) -> Result<Vec<String>, String> {
+    Ok(json_entries(text, keys)?
+        .into_iter()
+        .map(|(n, ..)| n)
+        .collect())
+}
+
 /// The entries of the servers object at `keys`: name, value, value range.
 fn json_entries(text: &str, keys: &[String]) -> Result<Vec<(String, Value, Range<usize>)>, String> {
     let strict = blank_comments(text);

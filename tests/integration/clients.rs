@@ -647,3 +647,92 @@ fn a_hub_entry_carries_a_home_and_config_that_are_not_the_defaults() {
     );
     assert!(!out.contains("env"), "{out}");
 }
+
+/// A `claude` on PATH that records its arguments (one a line, then
+/// `--- DIR`) in `log` and changes nothing.
+fn fake_claude(dir: &Path, log: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.join("claude");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ for a in \"$@\"; do printf '%s\\n' \"$a\"; done; echo \"--- $PWD\"; }} >> '{}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The calls the fake `claude` saw: each call's arguments.
+fn claude_calls(log: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut calls = Vec::new();
+    let mut call = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("--- ") {
+            calls.push(std::mem::take(&mut call));
+        } else {
+            call.push(line.to_string());
+        }
+    }
+    calls
+}
+
+/// With `claude` on PATH, a running Claude Code may rewrite ~/.claude.json
+/// from its memory at any time: connect and disconnect both go through
+/// its own commands, never write the file.
+#[test]
+fn claude_code_is_connected_and_disconnected_through_claude_on_path() {
+    let memory = "{\n      \"type\": \"stdio\",\n      \"command\": \"memory-server\",\n      \"args\": [],\n      \"env\": {\"K\": \"a \\\"quoted\\\" value\"}\n    }";
+    let before = format!(
+        "{{\n  \"numStartups\": 3,\n  \"mcpServers\": {{\n    \"memory\": {memory}\n  }}\n}}\n"
+    );
+    let m = Machine::new("clients-claude-cli", &[(".claude.json", before.clone())]);
+    let bin = m.th.dir.join("bin");
+    let log = m.th.dir.join("claude.log");
+    fake_claude(&bin, &log);
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let vars: &[(&str, &Path)] = &[("PATH", Path::new(&path))];
+    m.ok_with(&["import", "--from", "claude-code"], vars);
+    m.ok_with(&["connect", "claude-code"], vars);
+    let calls = claude_calls(&log);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0][..5],
+        ["mcp", "add-json", "--scope", "user", "mcpshare"]
+    );
+    let hub: Value = serde_json::from_str(&calls[0][5..].join("\n")).unwrap();
+    assert_hub(&hub, "claude add-json");
+    assert_eq!(calls[1], ["mcp", "remove", "--scope", "user", "memory"]);
+    assert_eq!(
+        m.read(".claude.json"),
+        before,
+        "claude edits its file, not mcpshare"
+    );
+
+    // What claude would have written.
+    let connected = format!(
+        "{{\n  \"numStartups\": 4,\n  \"mcpServers\": {{\n    \"mcpshare\": {}\n  }}\n}}\n",
+        serde_json::to_string_pretty(&hub).unwrap()
+    );
+    std::fs::write(m.home.join(".claude.json"), &connected).unwrap();
+    m.ok_with(&["disconnect", "claude-code"], vars);
+    let calls = claude_calls(&log);
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    // Put back first, then the hub out: a failure part way loses nothing.
+    assert_eq!(
+        calls[2][..5],
+        ["mcp", "add-json", "--scope", "user", "memory"]
+    );
+    let back: Value = serde_json::from_str(&calls[2][5..].join("\n")).unwrap();
+    assert_eq!(back, serde_json::from_str::<Value>(memory).unwrap());
+    assert_eq!(calls[3], ["mcp", "remove", "--scope", "user", "mcpshare"]);
+    assert_eq!(
+        m.read(".claude.json"),
+        connected,
+        "claude edits its file, not mcpshare"
+    );
+    assert_eq!(m.records(), 0, "disconnect forgets its record");
+}

@@ -90,11 +90,12 @@ bench: static
 # registry, so it is not part of `make test`.
 interop: static
 	mkdir -p $(INTEROP_DIR)
-	cp examples/interop/package.json examples/interop/package-lock.json examples/interop/interop.mjs examples/interop/configured.mjs examples/interop/apps.mjs $(INTEROP_DIR)/
+	cp examples/interop/package.json examples/interop/package-lock.json examples/interop/interop.mjs examples/interop/configured.mjs examples/interop/apps.mjs examples/interop/app-cli.mjs examples/interop/connect.mjs $(INTEROP_DIR)/
 	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	cd $(INTEROP_DIR) && node interop.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node configured.mjs ../mcpshare
 	cd $(INTEROP_DIR) && node apps.mjs ../mcpshare
+	cd $(INTEROP_DIR) && node connect.mjs ../mcpshare
 	cp -r examples/interop/conformance.mjs examples/interop/conformance-server.mjs examples/interop/conformance-shim $(INTEROP_DIR)/
 	cd $(INTEROP_DIR) && node conformance.mjs ../mcpshare
 

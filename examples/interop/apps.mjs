@@ -5,22 +5,21 @@
 // Codex's app-server `mcpServerStatus/list`); all must connect, and
 // `mcpshare status` must show one upstream. Prints "N passed, M failed".
 // Usage: node apps.mjs MCPSHARE  (run from the scratch directory holding node_modules)
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { join, resolve } from "node:path";
+import { assert, checks, codexStatus as status, run as runIn } from "./app-cli.mjs";
 
 const MCPSHARE = resolve(process.argv[2]);
 const MEMORY = resolve("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
-const BIN = resolve("node_modules/.bin");
-const TIMEOUT_MS = 60000;
 // Not under /tmp: Codex puts its helper directory in front of PATH only
 // outside temporary directories, and that is the case to test.
 const root = mkdtempSync(resolve("apps-"));
 const dir = (name) => { const d = join(root, name); mkdirSync(d, { recursive: true }); return d; };
 const project = dir("project");
 const shared = { MCPSHARE_HOME: join(root, "mcpshare"), HOME: dir("user"), MEMORY_FILE_PATH: join(root, "memory.jsonl") };
-let passed = 0, failed = 0;
+const t = checks("apps");
+const check = t.check;
 
 /// A login shell's environment, with this app's own HOME.
 function appEnv(app) {
@@ -30,55 +29,8 @@ function appEnv(app) {
   };
 }
 
-function run(app, args, env) {
-  return new Promise((ok, fail) => {
-    const child = spawn(join(BIN, app), args, { cwd: project, env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      code === 0 ? ok(out) : fail(new Error(`${app} ${args.join(" ")} exited ${code}:\n${out}`));
-    });
-  });
-}
-
-/// Codex's app-server: initialize, then mcpServerStatus/list.
-function codexStatus(env) {
-  return new Promise((ok, fail) => {
-    const child = spawn(join(BIN, "codex"), ["app-server"], { cwd: project, env, stdio: ["pipe", "pipe", "ignore"] });
-    const send = (m) => child.stdin.write(JSON.stringify(m) + "\n");
-    const timer = setTimeout(() => { child.kill("SIGKILL"); fail(new Error("no mcpServerStatus/list answer")); }, TIMEOUT_MS);
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = JSON.parse(line);
-      if (m.id === 1) {
-        send({ method: "initialized" });
-        send({ id: 2, method: "mcpServerStatus/list", params: {} });
-      } else if (m.id === 2) {
-        clearTimeout(timer);
-        child.stdin.end();
-        m.error ? fail(new Error(JSON.stringify(m.error))) : ok(m.result);
-      }
-    });
-    send({ id: 1, method: "initialize", params: { clientInfo: { name: "mcpshare-interop", version: "1.0.0" } } });
-  });
-}
-
-async function check(name, fn) {
-  try {
-    const shown = await fn();
-    passed++;
-    console.log(`ok     apps     ${name}${shown ? `\n${shown.trimEnd().replace(/^/gm, "         ")}` : ""}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL   apps     ${name}: ${e?.message ?? e}`);
-  }
-}
-
-function assert(cond, what) {
-  if (!cond) throw new Error(what);
-}
+const run = (app, args, env) => runIn(app, args, { cwd: project, env });
+const codexStatus = (env) => status({ cwd: project, env });
 
 const server = [MCPSHARE, "run", "--global", "--", "node", MEMORY];
 const envFlags = (flag) => Object.entries(shared).flatMap(([k, v]) => [flag, `${k}=${v}`]);
@@ -126,5 +78,5 @@ try {
   } catch {}
   rmSync(root, { recursive: true, force: true });
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(t.summary());
+process.exit(t.failed ? 1 : 0);

@@ -6,7 +6,7 @@
 use crate::clients::import::{self, Outcome};
 use crate::clients::paths::Env;
 pub use crate::clients::plan::Mode;
-use crate::clients::plan::{self, Change, Target};
+use crate::clients::plan::{self, Change, Entry, Target};
 use crate::clients::record::{self, Record};
 use crate::clients::{self, Client, ClientServer, Location, Scope, Shape, Transport};
 use crate::config::{self, Launch, RemoteKind, edit};
@@ -360,6 +360,38 @@ fn this_exe() -> Result<String> {
     Ok(exe.to_string_lossy().into_owned())
 }
 
+/// What the hub's entry must set for a client to find this mcpshare's
+/// home and config: each of `MCPSHARE_HOME` and `MCPSHARE_CONFIG` whose
+/// value here is not its default under `HOME`. A client does not always
+/// pass its own environment to its servers (Codex passes a few variables;
+/// an app started from a desktop never saw the shell's exports).
+fn hub_env(home: &Home) -> Result<Vec<(String, String)>> {
+    let user = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut out = Vec::new();
+    let mut differs = |name: &str, here: &Path, default: Option<PathBuf>| {
+        if default.as_deref() != Some(here) {
+            out.push((name.to_string(), here.to_string_lossy().into_owned()));
+        }
+    };
+    let config = config::path()?;
+    differs(
+        "MCPSHARE_CONFIG",
+        &config,
+        user.as_ref()
+            .map(|h| h.join(".config").join("mcpshare").join("config.json")),
+    );
+    differs(
+        "MCPSHARE_HOME",
+        home.dir(),
+        user.as_ref()
+            .map(|h| h.join(".local").join("state").join("mcpshare")),
+    );
+    Ok(out)
+}
+
 /// The user file and Claude Code's local scopes, grouped by file: what
 /// connect edits. Project files are shared with a team and left alone.
 fn files_to_connect(env: &Env, c: Client) -> Vec<(PathBuf, Shape, Vec<Location>)> {
@@ -385,6 +417,7 @@ fn files_to_connect(env: &Env, c: Client) -> Vec<(PathBuf, Shape, Vec<Location>)
 
 fn connect(home: &Home, env: &Env, c: Client, mode: Mode, dry_run: bool) -> Result<()> {
     let exe = this_exe()?;
+    let hub_env = hub_env(home)?;
     let (_, known) = existing()?;
     let replaces = |s: &ClientServer| known.iter().any(|(_, t)| *t == s.transport);
     for (path, shape, locs) in files_to_connect(env, c) {
@@ -408,7 +441,7 @@ fn connect(home: &Home, env: &Env, c: Client, mode: Mode, dry_run: bool) -> Resu
         for attempt in 1..=attempts {
             let before = clients::read_text(&path)?;
             let text = before.clone().unwrap_or_default();
-            let change = plan::connect(c, shape, &text, &targets, mode, &exe)
+            let change = plan::connect(c, shape, &text, &targets, mode, &exe, &hub_env)
                 .map_err(|m| client_error(&path, m))?;
             for n in &change.notes {
                 println!("{}: note: {n}", c.id());
@@ -529,17 +562,22 @@ fn through_claude(change: &Change) -> Result<()> {
             "--mode wrap with 'claude' on PATH: not supported; use --mode hub".into(),
         ));
     }
+    claude_edit(&change.added, &change.removed)
+}
+
+/// `claude mcp add-json` each of `add`, then `claude mcp remove` each of
+/// `remove`: adding first, a failure part way leaves an entry too many,
+/// never one lost.
+fn claude_edit(add: &[Entry], remove: &[Entry]) -> Result<()> {
     let scope = |keys: &[String]| match keys {
         [p, dir, _] if p == "projects" => ("local", PathBuf::from(dir)),
         _ => ("user", std::env::temp_dir()),
     };
-    // Add before removing: a failure part way leaves an entry too many,
-    // never one lost.
-    for e in &change.added {
+    for e in add {
         let (s, dir) = scope(&e.keys);
         claude(&["mcp", "add-json", "--scope", s, &e.name, &e.text], &dir)?;
     }
-    for e in &change.removed {
+    for e in remove {
         let (s, dir) = scope(&e.keys);
         claude(&["mcp", "remove", "--scope", s, &e.name], &dir)?;
     }
@@ -578,6 +616,32 @@ fn claude(args: &[&str], dir: &Path) -> Result<()> {
     }
 }
 
+/// What disconnect's new text `after` undoes in Claude Code's `text`, as
+/// `claude mcp` calls: the removed entries it puts back, and the added
+/// ones it takes out.
+fn claude_undo(
+    r: &Record,
+    text: &str,
+    after: &str,
+) -> std::result::Result<(Vec<Entry>, Vec<Entry>), String> {
+    let has = |t: &str, e: &Entry| -> std::result::Result<bool, String> {
+        Ok(plan::names_at(t, &e.keys)?.contains(&e.name))
+    };
+    let mut put_back = Vec::new();
+    for e in &r.removed {
+        if !has(text, e)? && has(after, e)? {
+            put_back.push(e.clone());
+        }
+    }
+    let mut take_out = Vec::new();
+    for e in &r.added {
+        if has(text, e)? && !has(after, e)? {
+            take_out.push(e.clone());
+        }
+    }
+    Ok((put_back, take_out))
+}
+
 fn disconnect(home: &Home, env: &Env, c: Client, named: bool) -> Result<()> {
     let path = clients::paths::files(c, env).remove(0).path;
     let shape = clients::paths::files(c, env)[0].shape;
@@ -607,7 +671,14 @@ fn disconnect(home: &Home, env: &Env, c: Client, named: bool) -> Result<()> {
     }
     if after != text {
         print!("{}", plan::diff(&path.to_string_lossy(), &text, &after));
-        record::replace(&path, before.as_deref(), &after)?;
+        if c == Client::ClaudeCode && r.wrapped.is_empty() && claude_on_path() {
+            // As connect: a running claude would write over our edit.
+            let (put_back, take_out) =
+                claude_undo(&r, &text, &after).map_err(|m| client_error(&path, m))?;
+            claude_edit(&put_back, &take_out)?;
+        } else {
+            record::replace(&path, before.as_deref(), &after)?;
+        }
     }
     record::forget(home, c.id(), &path)?;
     println!("{}: disconnected {}", c.id(), path.display());

@@ -172,15 +172,24 @@ fn server(e: &Entry) -> Option<ClientServer> {
     })
 }
 
-/// The section text of a new server table: command and args.
-pub fn section(name: &str, command: &str, args: &[String]) -> String {
+/// The section text of a new server table: command, args and (when any)
+/// env as an inline table.
+pub fn section(name: &str, command: &str, args: &[String], env: &[(String, String)]) -> String {
     let args = Value::Array(args.iter().map(|a| Value::Str(a.clone())).collect());
-    format!(
+    let mut out = format!(
         "[{TABLE}.{}]\ncommand = {}\nargs = {}\n",
         toml::key(name),
         toml::string(command),
         toml::render(&args)
-    )
+    );
+    if !env.is_empty() {
+        let vars: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{} = {}", toml::key(k), toml::string(v)))
+            .collect();
+        out.push_str(&format!("env = {{ {} }}\n", vars.join(", ")));
+    }
+    out
 }
 
 /// `text` with `section` appended after a blank line.
@@ -280,7 +289,10 @@ inline = { command = "srv" }
         let e = entries(FILE).unwrap();
         let out = cut(FILE, &e[0].sections);
         assert!(out.starts_with("model = \"o3\"\n\n[profiles.x]"), "{out}");
-        let out = append(&out, &section("mcpshare", "/bin/mcpshare", &["mcp".into()]));
+        let out = append(
+            &out,
+            &section("mcpshare", "/bin/mcpshare", &["mcp".into()], &[]),
+        );
         assert!(out.ends_with("inline = { command = \"srv\" }\n\n[mcp_servers.mcpshare]\ncommand = \"/bin/mcpshare\"\nargs = [\"mcp\"]\n"));
         assert_eq!(servers(&out).unwrap().len(), 3);
     }

@@ -158,6 +158,14 @@ fn remove(text: &str, keys: &[String], name: &str) -> Result<String, String> {
     })
 }
 
+/// The names of the entries of the JSON servers object at `keys`.
+pub fn names_at(text: &str, keys: &[String]) -> Result<Vec<String>, String> {
+    Ok(json_entries(text, keys)?
+        .into_iter()
+        .map(|(n, ..)| n)
+        .collect())
+}
+
 /// The entries of the servers object at `keys`: name, value, value range.
 fn json_entries(text: &str, keys: &[String]) -> Result<Vec<(String, Value, Range<usize>)>, String> {
     let strict = blank_comments(text);
@@ -174,17 +182,26 @@ fn json_entries(text: &str, keys: &[String]) -> Result<Vec<(String, Value, Range
         .collect()
 }
 
-fn hub_entry(shape: Shape, exe: &str) -> New {
+fn hub_entry(shape: Shape, exe: &str, env: &[(String, String)]) -> New {
     let mut pairs = Vec::new();
     if shape == Shape::VscodeServers {
         pairs.push(("type".to_string(), New::Value(Value::from("stdio"))));
     }
     pairs.push(("command".to_string(), New::Value(Value::from(exe))));
     pairs.push(("args".to_string(), New::Value(serde_json::json!(["mcp"]))));
+    if !env.is_empty() {
+        let vars = env
+            .iter()
+            .map(|(k, v)| (k.clone(), New::Value(Value::from(v.as_str()))))
+            .collect();
+        pairs.push(("env".to_string(), New::Object(vars)));
+    }
     New::Object(pairs)
 }
 
-/// Plan `connect` of one file.
+/// Plan `connect` of one file. The hub's entry runs `exe mcp` with
+/// `hub_env` (the variables a client must pass it to find the user's
+/// mcpshare home and config; none when they are the defaults).
 pub fn connect(
     client: Client,
     shape: Shape,
@@ -192,9 +209,10 @@ pub fn connect(
     targets: &[Target],
     mode: Mode,
     exe: &str,
+    hub_env: &[(String, String)],
 ) -> Result<Change, String> {
     if shape == Shape::CodexToml {
-        return connect_toml(text, targets, mode, exe);
+        return connect_toml(text, targets, mode, exe, hub_env);
     }
     json_clients::parse(text)?;
     let mut c = Change {
@@ -249,7 +267,7 @@ pub fn connect(
             }
         }
         if mode == Mode::Hub && t.hub_here {
-            let want = hub_entry(shape, exe);
+            let want = hub_entry(shape, exe, hub_env);
             let have = json_entries(&c.after, &t.keys)?
                 .into_iter()
                 .find(|(n, ..)| n == HUB_NAME);
@@ -340,7 +358,13 @@ fn set_in(text: &str, keys: &[String], key: &str, value: &New) -> Result<String,
     })
 }
 
-fn connect_toml(text: &str, targets: &[Target], mode: Mode, exe: &str) -> Result<Change, String> {
+fn connect_toml(
+    text: &str,
+    targets: &[Target],
+    mode: Mode,
+    exe: &str,
+    hub_env: &[(String, String)],
+) -> Result<Change, String> {
     let entries = codex::entries(text)?;
     let servers = codex::servers(text)?;
     let replaces = targets.first().map(|t| t.replaces);
@@ -408,7 +432,7 @@ fn connect_toml(text: &str, targets: &[Target], mode: Mode, exe: &str) -> Result
     }
     after = codex::cut(&after, &cuts);
     if mode == Mode::Hub && targets.iter().any(|t| t.hub_here) {
-        let want = codex::section(HUB_NAME, exe, &["mcp".to_string()]);
+        let want = codex::section(HUB_NAME, exe, &["mcp".to_string()], hub_env);
         match codex::entries(&after)?
             .into_iter()
             .find(|e| e.name == HUB_NAME)
@@ -634,7 +658,16 @@ mod tests {
                 hub_here: true,
                 replaces: &replace_a,
             }];
-            let c = connect(Client::Cursor, Shape::McpServers, &text, &t, Mode::Hub, EXE).unwrap();
+            let c = connect(
+                Client::Cursor,
+                Shape::McpServers,
+                &text,
+                &t,
+                Mode::Hub,
+                EXE,
+                &[],
+            )
+            .unwrap();
             assert!(
                 c.after.contains(y) && !c.after.contains(&format!("\"{x}\"")),
                 "{}",
@@ -658,6 +691,7 @@ mod tests {
             &t,
             Mode::Hub,
             EXE,
+            &[],
         )
         .unwrap();
         assert!(
@@ -676,6 +710,7 @@ mod tests {
             &t,
             Mode::Hub,
             EXE,
+            &[],
         )
         .unwrap();
         assert_eq!(again.after, c.after);
@@ -704,7 +739,16 @@ mod tests {
             hub_here: true,
             replaces: &replace_a,
         }];
-        let c = connect(Client::Cursor, Shape::McpServers, text, &t, Mode::Hub, EXE).unwrap();
+        let c = connect(
+            Client::Cursor,
+            Shape::McpServers,
+            text,
+            &t,
+            Mode::Hub,
+            EXE,
+            &[],
+        )
+        .unwrap();
         let edited = c
             .after
             .replace("\"mcp\"", "\"mcp\", \"--verbose\"")
@@ -729,7 +773,16 @@ mod tests {
             hub_here: true,
             replaces: &replace_a,
         }];
-        let c = connect(Client::Codex, Shape::CodexToml, text, &t, Mode::Wrap, EXE).unwrap();
+        let c = connect(
+            Client::Codex,
+            Shape::CodexToml,
+            text,
+            &t,
+            Mode::Wrap,
+            EXE,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             c.after,
             "# top\n[mcp_servers.a]\ncommand = \"/opt/bin/mcpshare\" # the server\nargs = [\"run\", \"--\", \"a\"]\nenv = { K = \"v\" }\n\n[mcp_servers.b]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"b\", \"-x\"]\n"

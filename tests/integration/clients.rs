@@ -135,6 +135,11 @@ impl Machine {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// [`Machine::run`] with more variables set, as a user exports them.
+    fn run_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
         let mut c = self.th.cmd();
         c.args(args)
             .env("HOME", &self.home)
@@ -145,11 +150,18 @@ impl Machine {
             .env_remove("APPDATA")
             .current_dir(&self.project)
             .stdin(Stdio::null());
+        for (k, v) in vars {
+            c.env(k, v);
+        }
         run_bounded(c, WAIT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(args, &[])
+    }
+
+    fn ok_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> String {
+        let out = self.run_with(args, vars);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
@@ -565,4 +577,162 @@ fn a_hub_entry_reaches_the_imported_servers_tools() {
     m.th.seen_upstreams.lock().unwrap().push(pid);
     b.close_stdin();
     b.wait_exit(WAIT);
+}
+
+/// A client that starts its servers without the user's environment (Codex
+/// passes only a few variables; an app started from a desktop never saw
+/// the shell's exports) still reaches the user's mcpshare home and config:
+/// connect writes the ones that are not the defaults into the hub entry.
+#[test]
+fn a_hub_entry_carries_a_home_and_config_that_are_not_the_defaults() {
+    let fixture = fixture().to_string_lossy().into_owned();
+    let codex = format!(
+        "[mcp_servers.fixture]\ncommand = {}\nargs = []\n",
+        json!(fixture)
+    );
+    let m = Machine::new("clients-hub-env", &[(".codex/config.toml", codex.clone())]);
+    let config = m.th.dir.join("elsewhere").join("config.json");
+    let vars: &[(&str, &Path)] = &[("MCPSHARE_CONFIG", &config)];
+    m.ok_with(&["import", "--from", "codex"], vars);
+    m.ok_with(&["connect", "codex"], vars);
+    let servers = mcpshare::clients::codex::servers(&m.read(".codex/config.toml")).unwrap();
+    let hub = servers.iter().find(|s| s.name == "mcpshare").unwrap();
+    let mcpshare::clients::Transport::Stdio {
+        command, args, env, ..
+    } = &hub.transport
+    else {
+        panic!("{hub:?}");
+    };
+    let want: BTreeMap<String, String> = [
+        ("MCPSHARE_CONFIG", config.clone()),
+        ("MCPSHARE_HOME", m.th.dir.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
+    .collect();
+    assert_eq!(env, &want, "{hub:?}");
+    // Started as Codex starts it: HOME, PATH and the entry's env only.
+    let mut c = Command::new(command);
+    c.args(args)
+        .env_clear()
+        .env("HOME", &m.home)
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env)
+        .current_dir(&m.project);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    assert_eq!(
+        b.call_text(json!(2), "fixture__echo", json!({"text": "via hub"})),
+        "via hub"
+    );
+    let pid: u32 = b
+        .call_text(json!(3), "fixture__pid", json!({}))
+        .parse()
+        .unwrap();
+    m.th.seen_upstreams.lock().unwrap().push(pid);
+    b.close_stdin();
+    b.wait_exit(WAIT);
+    m.ok_with(&["disconnect", "codex"], vars);
+    assert_eq!(m.read(".codex/config.toml"), codex);
+    // The defaults are not written: a client finds them from HOME.
+    let d = Machine::new(
+        "clients-hub-default",
+        &[(".codex/config.toml", codex.clone())],
+    );
+    let home = d.home.join(".local/state/mcpshare");
+    d.ok_with(&["import", "--from", "codex"], &[("MCPSHARE_HOME", &home)]);
+    let out = d.ok_with(
+        &["connect", "--dry-run", "codex"],
+        &[("MCPSHARE_HOME", &home)],
+    );
+    assert!(!out.contains("env"), "{out}");
+}
+
+/// A `claude` on PATH that records its arguments (one a line, then
+/// `--- DIR`) in `log` and changes nothing.
+fn fake_claude(dir: &Path, log: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.join("claude");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ for a in \"$@\"; do printf '%s\\n' \"$a\"; done; echo \"--- $PWD\"; }} >> '{}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The calls the fake `claude` saw: each call's arguments.
+fn claude_calls(log: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut calls = Vec::new();
+    let mut call = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("--- ") {
+            calls.push(std::mem::take(&mut call));
+        } else {
+            call.push(line.to_string());
+        }
+    }
+    calls
+}
+
+/// With `claude` on PATH, a running Claude Code may rewrite ~/.claude.json
+/// from its memory at any time: connect and disconnect both go through
+/// its own commands, never write the file.
+#[test]
+fn claude_code_is_connected_and_disconnected_through_claude_on_path() {
+    let memory = "{\n      \"type\": \"stdio\",\n      \"command\": \"memory-server\",\n      \"args\": [],\n      \"env\": {\"K\": \"a \\\"quoted\\\" value\"}\n    }";
+    let before = format!(
+        "{{\n  \"numStartups\": 3,\n  \"mcpServers\": {{\n    \"memory\": {memory}\n  }}\n}}\n"
+    );
+    let m = Machine::new("clients-claude-cli", &[(".claude.json", before.clone())]);
+    let bin = m.th.dir.join("bin");
+    let log = m.th.dir.join("claude.log");
+    fake_claude(&bin, &log);
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let vars: &[(&str, &Path)] = &[("PATH", Path::new(&path))];
+    m.ok_with(&["import", "--from", "claude-code"], vars);
+    m.ok_with(&["connect", "claude-code"], vars);
+    let calls = claude_calls(&log);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0][..5],
+        ["mcp", "add-json", "--scope", "user", "mcpshare"]
+    );
+    let hub: Value = serde_json::from_str(&calls[0][5..].join("\n")).unwrap();
+    assert_hub(&hub, "claude add-json");
+    assert_eq!(calls[1], ["mcp", "remove", "--scope", "user", "memory"]);
+    assert_eq!(
+        m.read(".claude.json"),
+        before,
+        "claude edits its file, not mcpshare"
+    );
+
+    // What claude would have written.
+    let connected = format!(
+        "{{\n  \"numStartups\": 4,\n  \"mcpServers\": {{\n    \"mcpshare\": {}\n  }}\n}}\n",
+        serde_json::to_string_pretty(&hub).unwrap()
+    );
+    std::fs::write(m.home.join(".claude.json"), &connected).unwrap();
+    m.ok_with(&["disconnect", "claude-code"], vars);
+    let calls = claude_calls(&log);
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    // Put back first, then the hub out: a failure part way loses nothing.
+    assert_eq!(
+        calls[2][..5],
+        ["mcp", "add-json", "--scope", "user", "memory"]
+    );
+    let back: Value = serde_json::from_str(&calls[2][5..].join("\n")).unwrap();
+    assert_eq!(back, serde_json::from_str::<Value>(memory).unwrap());
+    assert_eq!(calls[3], ["mcp", "remove", "--scope", "user", "mcpshare"]);
+    assert_eq!(
+        m.read(".claude.json"),
+        connected,
+        "claude edits its file, not mcpshare"
+    );
+    assert_eq!(m.records(), 0, "disconnect forgets its record");
 }

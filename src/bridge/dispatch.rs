@@ -56,6 +56,10 @@ impl Bridge {
                         let text = "server not initialized: send initialize first";
                         return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
                     }
+                    let bytes = msg.text().len();
+                    if !self.admit(bytes) {
+                        return self.write(&too_many(id));
+                    }
                     self.open(&id);
                     let mut early = self.send_early(&msg);
                     if input_idle && let Some(e) = early {
@@ -76,6 +80,7 @@ impl Bridge {
                         None => (None, None),
                     };
                     self.spawn(worker, move |b| {
+                        b.started(bytes);
                         let answer = b.request_sent(&msg, &|m| b.write_message(&m), early);
                         b.settle(&msg.id(), answer);
                     });
@@ -113,8 +118,13 @@ impl Bridge {
             let text = "Invalid Request: batches are only accepted in protocol 2025-03-26";
             return self.write(&jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, text));
         }
+        let bytes = items.iter().map(|m| m.text().len()).sum();
+        if !self.admit(bytes) {
+            return self.write(&too_many(Value::Null));
+        }
         lock(&self.requests).batches += 1;
         self.spawn(None, move |b| {
+            b.started(bytes);
             let mut answers: Vec<Message> = Vec::new();
             let ours = |v: Value| Message::from_value(&v);
             for msg in items {
@@ -163,4 +173,18 @@ impl Bridge {
             self.invalidate(conn.generation);
         }
     }
+}
+
+/// The answer to a request refused because too many wait for a worker.
+fn too_many(id: Value) -> Value {
+    jsonrpc::error(
+        id,
+        jsonrpc::UNAVAILABLE,
+        format!(
+            "mcpshare: {} requests (or {} MiB of them) already wait for the daemon; \
+             this one was not taken: send it again when answers come",
+            super::MAX_WAITING,
+            super::MAX_WAITING_BYTES >> 20
+        ),
+    )
 }

@@ -45,6 +45,12 @@ use stdio::Out;
 /// wait, so a full set of calls cannot block its own answers.
 pub const MAX_OPEN_REQUESTS: usize = 64;
 
+/// Requests read but not yet taken by a worker: at most this many, and
+/// [`MAX_WAITING_BYTES`] of them (or one message, if larger). A request
+/// past either is answered at once with an error instead of being kept.
+pub const MAX_WAITING: usize = 1024;
+pub const MAX_WAITING_BYTES: usize = 64 << 20;
+
 /// One bridge's state, shared by the thread reading stdin, the workers,
 /// the stream threads and the watchdog.
 pub struct Bridge {
@@ -69,6 +75,8 @@ pub struct Bridge {
     settled: Condvar,
     out: Out,
     pool: Pool,
+    /// Requests (and their bytes) handed to the pool, not yet started.
+    waiting: Mutex<(usize, usize)>,
     /// This bridge's registry record, removed on exit.
     registration: Mutex<Option<Registration>>,
     /// What this bridge met, for the daemon's console.
@@ -137,6 +145,7 @@ fn run_for(home: Home, target: Value) -> i32 {
                     .saturating_sub(crate::net::client::IDLE_CONNECTIONS + 2),
             ),
         ),
+        waiting: Mutex::new((0, 0)),
         registration: Mutex::new(registration),
         reporter: Default::default(),
     });
@@ -152,6 +161,23 @@ fn run_for(home: Home, target: Value) -> i32 {
 }
 
 impl Bridge {
+    /// Take a request of `bytes` into the wait for a worker, unless that
+    /// wait is full ([`MAX_WAITING`], [`MAX_WAITING_BYTES`]); the job calls
+    /// [`Bridge::started`] with the same `bytes` when it runs.
+    fn admit(&self, bytes: usize) -> bool {
+        let mut w = crate::pool::lock(&self.waiting);
+        if w.0 >= MAX_WAITING || (w.0 > 0 && w.1 + bytes > MAX_WAITING_BYTES) {
+            return false;
+        }
+        *w = (w.0 + 1, w.1 + bytes);
+        true
+    }
+
+    fn started(&self, bytes: usize) {
+        let mut w = crate::pool::lock(&self.waiting);
+        *w = (w.0.saturating_sub(1), w.1.saturating_sub(bytes));
+    }
+
     /// Run `job` on the pool: on a worker reserved for it, else as soon as one is free.
     fn spawn(
         self: &Arc<Self>,

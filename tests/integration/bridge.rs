@@ -845,3 +845,36 @@ fn sigterm_with_end_of_input_leaves_no_record() {
         );
     }
 }
+
+#[test]
+fn a_flood_past_the_waiting_bound_is_answered_at_once_not_kept() {
+    let home = TestHome::new("flood");
+    let (mut b, _) = home.client();
+    // 64 workers busy with long calls, 1024 requests waiting for one: the
+    // rest are answered at once with an error, not kept.
+    let total = 1200u64;
+    let mut lines = Vec::new();
+    for i in 0..total {
+        let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 30000}}});
+        lines.extend(serde_json::to_vec(&call).unwrap());
+        lines.push(b'\n');
+    }
+    lines.pop();
+    b.send_raw(&lines);
+    let at_least = total - 64 - 1024;
+    let mut refused = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while (refused.len() as u64) < at_least {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let m = b
+            .recv(left)
+            .unwrap_or_else(|| panic!("{} of at least {at_least} refused", refused.len()));
+        let text = m["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains("already wait for the daemon"), "{m}");
+        assert!(refused.insert(m["id"].as_u64().unwrap()), "twice: {m}");
+    }
+    // The bridge carries on.
+    let r = b.request(json!("ping"), "ping", json!({}));
+    assert_eq!(r["result"], json!({}), "{r}");
+}

@@ -56,10 +56,9 @@ impl Bridge {
                         let text = "server not initialized: send initialize first";
                         return self.write(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text));
                     }
-                    let bytes = msg.text().len();
-                    if !self.admit(bytes) {
+                    let Some(waiting) = self.admit(msg.text().len()) else {
                         return self.write(&too_many(id));
-                    }
+                    };
                     self.open(&id);
                     let mut early = self.send_early(&msg);
                     if input_idle && let Some(e) = early {
@@ -80,7 +79,7 @@ impl Bridge {
                         None => (None, None),
                     };
                     self.spawn(worker, move |b| {
-                        b.started(bytes);
+                        drop(waiting);
                         let answer = b.request_sent(&msg, &|m| b.write_message(&m), early);
                         b.settle(&msg.id(), answer);
                     });
@@ -118,13 +117,12 @@ impl Bridge {
             let text = "Invalid Request: batches are only accepted in protocol 2025-03-26";
             return self.write(&jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, text));
         }
-        let bytes = items.iter().map(|m| m.text().len()).sum();
-        if !self.admit(bytes) {
+        let Some(waiting) = self.admit(items.iter().map(|m| m.text().len()).sum()) else {
             return self.write(&too_many(Value::Null));
-        }
+        };
         lock(&self.requests).batches += 1;
         self.spawn(None, move |b| {
-            b.started(bytes);
+            drop(waiting);
             let mut answers: Vec<Message> = Vec::new();
             let ours = |v: Value| Message::from_value(&v);
             for msg in items {

@@ -45,6 +45,19 @@ use stdio::Out;
 /// wait, so a full set of calls cannot block its own answers.
 pub const MAX_OPEN_REQUESTS: usize = 64;
 
+/// A request's place in the wait for a worker (see [`Bridge::admit`]).
+struct Waiting {
+    bridge: Arc<Bridge>,
+    bytes: usize,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut w = crate::pool::lock(&self.bridge.waiting);
+        *w = (w.0.saturating_sub(1), w.1.saturating_sub(self.bytes));
+    }
+}
+
 /// Requests read but not yet taken by a worker: at most this many, and
 /// [`MAX_WAITING_BYTES`] of them (or one message, if larger). A request
 /// past either is answered at once with an error instead of being kept.
@@ -162,20 +175,19 @@ fn run_for(home: Home, target: Value) -> i32 {
 
 impl Bridge {
     /// Take a request of `bytes` into the wait for a worker, unless that
-    /// wait is full ([`MAX_WAITING`], [`MAX_WAITING_BYTES`]); the job calls
-    /// [`Bridge::started`] with the same `bytes` when it runs.
-    fn admit(&self, bytes: usize) -> bool {
+    /// wait is full ([`MAX_WAITING`], [`MAX_WAITING_BYTES`]). It leaves the
+    /// wait when the returned guard is dropped: when its job starts, or
+    /// when it was answered without one.
+    fn admit(self: &Arc<Self>, bytes: usize) -> Option<Waiting> {
         let mut w = crate::pool::lock(&self.waiting);
         if w.0 >= MAX_WAITING || (w.0 > 0 && w.1 + bytes > MAX_WAITING_BYTES) {
-            return false;
+            return None;
         }
         *w = (w.0 + 1, w.1 + bytes);
-        true
-    }
-
-    fn started(&self, bytes: usize) {
-        let mut w = crate::pool::lock(&self.waiting);
-        *w = (w.0.saturating_sub(1), w.1.saturating_sub(bytes));
+        Some(Waiting {
+            bridge: self.clone(),
+            bytes,
+        })
     }
 
     /// Run `job` on the pool: on a worker reserved for it, else as soon as one is free.

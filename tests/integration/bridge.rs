@@ -850,6 +850,12 @@ fn sigterm_with_end_of_input_leaves_no_record() {
 fn a_flood_past_the_waiting_bound_is_answered_at_once_not_kept() {
     let home = TestHome::new("flood");
     let (mut b, _) = home.client();
+    // Calls one at a time, however many, never fill the wait (each leaves
+    // it when answered, also when answered without a worker).
+    for i in 0..1100 {
+        let r = b.call(json!(format!("one{i}")), "echo", json!({"text": "x"}));
+        assert_eq!(text_of(&r).as_deref(), Some("x"), "{r}");
+    }
     // 64 workers busy with long calls, 1024 requests waiting for one: the
     // rest are answered at once with an error, not kept.
     let total = 1200u64;

@@ -41,7 +41,7 @@ impl Upstream {
                 st.idle_since = Instant::now();
             }
             match st.phase {
-                Phase::Running => return Ok(running(&st)),
+                Phase::Running if st.exited != st.generation => return Ok(running(&st)),
                 Phase::Stopping if !st.pausing => {
                     return Err(format!("upstream {} is stopping", self.id));
                 }
@@ -50,7 +50,9 @@ impl Upstream {
                     st.phase = Phase::Idle;
                 }
                 Phase::Crashed => return Err(self.crashed_message(&st)),
-                Phase::Starting | Phase::Stopping => {
+                // A child that exited and is being read out, a start or a
+                // stop under way: wait for it to be over.
+                Phase::Running | Phase::Starting | Phase::Stopping => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(self.start_timeout_message());
@@ -224,6 +226,7 @@ impl Upstream {
             format!("wait-{}", self.id),
             Box::new(move || {
                 if platform::child_exited(pid, true).is_ok() {
+                    me.lock().exited = generation;
                     read_out(&reader_ended, &reader, watch.as_ref());
                     me.on_exit(generation);
                 }

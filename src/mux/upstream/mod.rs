@@ -138,6 +138,10 @@ struct State {
     /// The newest generation whose end was dealt with (exit, stop or a
     /// failed start): a second report of the same end does nothing.
     ended: u64,
+    /// The newest generation whose child exited; its end is dealt with
+    /// once what it wrote was read. Meanwhile calls wait for the restart
+    /// rather than go to a child that is gone.
+    exited: u64,
     /// How the newest reaped child ended, by its generation.
     exit: Option<(u64, std::process::ExitStatus)>,
     /// When a crashed child is started again (its backoff), while idle.
@@ -228,6 +232,7 @@ impl Upstream {
                 pausing: false,
                 record: None,
                 ended: 0,
+                exited: 0,
                 exit: None,
                 restart_at: None,
             }),

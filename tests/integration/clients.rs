@@ -566,6 +566,12 @@ fn a_hub_entry_reaches_the_imported_servers_tools() {
         want.iter().all(|w| got.contains(w)),
         "{want:?} not all in {got:?}"
     );
+    calls_the_fixture_through_the_hub(&m, b);
+}
+
+/// A hub bridge started from a connected entry calls the imported fixture
+/// server's tools, then ends.
+fn calls_the_fixture_through_the_hub(m: &Machine, mut b: Bridge) {
     assert_eq!(
         b.call_text(json!(2), "fixture__echo", json!({"text": "via hub"})),
         "via hub"
@@ -621,17 +627,7 @@ fn a_hub_entry_carries_a_home_and_config_that_are_not_the_defaults() {
         .current_dir(&m.project);
     let mut b = Bridge::spawn(c);
     b.initialize();
-    assert_eq!(
-        b.call_text(json!(2), "fixture__echo", json!({"text": "via hub"})),
-        "via hub"
-    );
-    let pid: u32 = b
-        .call_text(json!(3), "fixture__pid", json!({}))
-        .parse()
-        .unwrap();
-    m.th.seen_upstreams.lock().unwrap().push(pid);
-    b.close_stdin();
-    b.wait_exit(WAIT);
+    calls_the_fixture_through_the_hub(&m, b);
     m.ok_with(&["disconnect", "codex"], vars);
     assert_eq!(m.read(".codex/config.toml"), codex);
     // The defaults are not written: a client finds them from HOME.

@@ -152,13 +152,8 @@ fn parse(bytes: &[u8]) -> Result<BTreeMap<(String, usize), Given>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::names::tests::pairs;
     use super::*;
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
 
     #[test]
     fn names_are_kept_in_the_file_per_list_and_budget() {

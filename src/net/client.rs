@@ -29,6 +29,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// connections, which they all share.
 pub const IDLE_CONNECTIONS: usize = 8;
 
+/// Each of a ureq connection's two buffers (what it reads, what it writes),
+/// zero-filled when it connects: ureq's default of 128 KiB made a bridge's
+/// GET stream alone hold a quarter of a MiB. A head must fit in one, and
+/// the daemon's heads are a few hundred bytes; bodies pass through in pieces.
+const BUFFER_BYTES: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub enum SendError {
     /// The request never reached the daemon: safe to retry elsewhere.
@@ -250,6 +256,8 @@ fn agent() -> ureq::Agent {
         .http_status_as_error(false)
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .max_idle_connections_per_host(IDLE_CONNECTIONS)
+        .input_buffer_size(BUFFER_BYTES)
+        .output_buffer_size(BUFFER_BYTES)
         .user_agent(concat!("mcpshare/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()

@@ -47,11 +47,11 @@ ifneq ($(findstring -linux-,$(RUST_HOST)),)
 		rustup target add $(MUSL) >/dev/null 2>&1 || true; fi
 	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 		echo "building static musl binary ($(MUSL))"; \
-		RUSTFLAGS="$(LINK_ORDER)" $(CARGO) build $(OFFLINE) --release --target $(MUSL) && \
+		RUSTFLAGS="$$RUSTFLAGS $(LINK_ORDER)" $(CARGO) build $(OFFLINE) --release --target $(MUSL) && \
 		$(call replace,target/$(MUSL)/release/mcpshare,target/mcpshare); \
 	else \
 		echo "musl target unavailable: building glibc crt-static binary ($(GNU))"; \
-		RUSTFLAGS="-C target-feature=+crt-static $(LINK_ORDER)" $(CARGO) build $(OFFLINE) --release --target $(GNU) && \
+		RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static $(LINK_ORDER)" $(CARGO) build $(OFFLINE) --release --target $(GNU) && \
 		$(call replace,target/$(GNU)/release/mcpshare,target/mcpshare); \
 	fi
 else

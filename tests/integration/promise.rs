@@ -149,10 +149,16 @@ fn an_answer_written_just_before_the_exit_reaches_its_caller() {
             )
         });
         assert_eq!(text.len() as u64, bytes);
-        home.seen_upstreams
-            .lock()
-            .unwrap()
-            .push(a.upstream_pid(json!(format!("pid{n}"))));
+        // The next call goes to a new child only once this exit was seen
+        // (sent before, it would meet the exiting child and fail, rightly).
+        assert!(
+            wait_until(WAIT, || home
+                .log()
+                .matches("exited (exit status: 0)")
+                .count()
+                == n as usize),
+            "exit {n} not seen"
+        );
     }
 }
 

@@ -419,7 +419,12 @@ mod tests {
         assert_eq!(got, vec![0, 1, 2, 3, 4], "none was dropped");
         assert_eq!(most.load(Ordering::SeqCst), 2);
         assert_eq!(lock(&pool.shared.queue).spawned, 2);
-        // Idle again: a reservation runs its job at once.
+        // Idle again (each worker goes back to waiting just after its job
+        // said it was done): a reservation runs its job at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while lock(&pool.shared.queue).idle < 2 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
         let reserved = pool.try_reserve().expect("a free worker");
         let (tx, rx) = channel();
         reserved.run(move || tx.send(()).unwrap());

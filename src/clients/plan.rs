@@ -4,7 +4,7 @@
 //! first. JSON edits go through the config's format-preserving editor;
 //! only the entries named here change, every other byte stays.
 
-use super::codex;
+use super::codex::{self, env_lines};
 use super::json_clients::{self, blank_comments};
 use super::toml;
 use super::{Client, ClientServer, Shape};
@@ -188,6 +188,21 @@ fn json_entries(text: &str, keys: &[String]) -> Result<Vec<(String, Value, Range
         .collect()
 }
 
+/// The names of `vars`: `A and B`.
+fn names_of(vars: &[(String, String)]) -> String {
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    names.join(" and ")
+}
+
+/// `vars` as a JSON object, in their order.
+fn env_object(vars: &[(String, String)]) -> New {
+    New::Object(
+        vars.iter()
+            .map(|(k, v)| (k.clone(), New::Value(Value::from(v.as_str()))))
+            .collect(),
+    )
+}
+
 fn hub_entry(shape: Shape, exe: &str, env: &[(String, String)]) -> New {
     let mut pairs = Vec::new();
     if shape == Shape::VscodeServers {
@@ -196,11 +211,7 @@ fn hub_entry(shape: Shape, exe: &str, env: &[(String, String)]) -> New {
     pairs.push(("command".to_string(), New::Value(Value::from(exe))));
     pairs.push(("args".to_string(), New::Value(serde_json::json!(["mcp"]))));
     if !env.is_empty() {
-        let vars = env
-            .iter()
-            .map(|(k, v)| (k.clone(), New::Value(Value::from(v.as_str()))))
-            .collect();
-        pairs.push(("env".to_string(), New::Object(vars)));
+        pairs.push(("env".to_string(), env_object(env)));
     }
     New::Object(pairs)
 }
@@ -259,6 +270,27 @@ pub fn connect(
                 Mode::Wrap => {
                     let (inner, ck) = launch_keys(&t.keys, &name, &v);
                     let new_args = compact(&wrap_args(command, args));
+                    let holder = json_clients::at(&v, &inner[t.keys.len() + 1..]);
+                    let (env, env_created) = match holder.and_then(|h| h.get("env")) {
+                        None => (hub_env.to_vec(), !hub_env.is_empty()),
+                        Some(Value::Object(set)) => (
+                            hub_env
+                                .iter()
+                                .filter(|(k, _)| !set.contains_key(k))
+                                .cloned()
+                                .collect(),
+                            false,
+                        ),
+                        Some(_) => {
+                            if !hub_env.is_empty() {
+                                c.notes.push(format!(
+                                    "'{name}': its env is not an object; {} not added",
+                                    names_of(hub_env)
+                                ));
+                            }
+                            (Vec::new(), false)
+                        }
+                    };
                     c.wrapped.push(Wrapped {
                         keys: t.keys.clone(),
                         name: name.clone(),
@@ -266,11 +298,20 @@ pub fn connect(
                         args: raw_member(&c.after, &inner, "args")?,
                         new_command: Value::from(exe).to_string(),
                         new_args: new_args.clone(),
-                        env: Vec::new(),
-                        env_created: false,
+                        env: env.clone(),
+                        env_created,
                     });
                     c.after = set_in(&c.after, &inner, ck, &New::Value(Value::from(exe)))?;
                     c.after = set_raw(&c.after, &inner, "args", &new_args)?;
+                    if env_created {
+                        c.after = set_in(&c.after, &inner, "env", &env_object(&env))?;
+                    } else {
+                        let at = [inner.as_slice(), &["env".to_string()]].concat();
+                        for (k, val) in &env {
+                            c.after =
+                                set_in(&c.after, &at, k, &New::Value(Value::from(val.as_str())))?;
+                        }
+                    }
                 }
             }
         }
@@ -414,7 +455,21 @@ fn connect_toml(
                     .map(toml::Value::Str)
                     .collect(),
             ));
-            let (_, cv) = e.command.clone().ok_or("command not in its table")?;
+            let (line, cv) = e.command.clone().ok_or("command not in its table")?;
+            let mut env: Vec<(String, String)> = hub_env
+                .iter()
+                .filter(|(k, _)| !codex::sets_env(e, k))
+                .cloned()
+                .collect();
+            if !env.is_empty() && e.env.is_none() && codex::has_env(e) {
+                c.notes.push(format!(
+                    "'{}': its env is not a table of its own; {} not added",
+                    s.name,
+                    names_of(&env)
+                ));
+                env.clear();
+            }
+            let env_created = !env.is_empty() && e.env.is_none();
             c.wrapped.push(Wrapped {
                 keys: keys.clone(),
                 name: s.name.clone(),
@@ -422,15 +477,43 @@ fn connect_toml(
                 args: e.args.as_ref().map(|(_, v)| text[v.clone()].to_string()),
                 new_command: toml::string(exe),
                 new_args: new_args.clone(),
-                env: Vec::new(),
-                env_created: false,
+                env: env.clone(),
+                env_created,
             });
             splices.push((cv, toml::string(exe)));
+            // A new env goes on the line after args.
+            let new_env = if env_created {
+                let vars = env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), toml::Value::Str(v.clone())))
+                    .collect();
+                format!("env = {}\n", toml::render(&toml::Value::Table(vars)))
+            } else {
+                String::new()
+            };
             match &e.args {
-                Some((_, av)) => splices.push((av.clone(), new_args)),
-                None => {
-                    let (line, _) = e.command.clone().expect("checked");
-                    splices.push((line.end..line.end, format!("args = {new_args}\n")));
+                Some((aline, av)) => {
+                    splices.push((av.clone(), new_args));
+                    if env_created {
+                        splices.push((aline.end..aline.end, new_env));
+                    }
+                }
+                None => splices.push((line.end..line.end, format!("args = {new_args}\n{new_env}"))),
+            }
+            match &e.env {
+                _ if env.is_empty() => {}
+                None => {}
+                Some(codex::Env::Inline { value, .. }) => splices.push((
+                    value.clone(),
+                    codex::inline_with(&text[value.clone()], &env)?,
+                )),
+                Some(codex::Env::Lines { prefix, end, .. }) => {
+                    let lead = if text[..*end].ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    };
+                    splices.push((*end..*end, format!("{lead}{}", env_lines(prefix, &env))));
                 }
             }
         }
@@ -514,11 +597,22 @@ pub fn disconnect(
         after = set_raw(&after, &inner, ck, &w.command)?;
         after = match &w.args {
             Some(a) => set_raw(&after, &inner, "args", a)?,
-            None => splice_back(&after, |strict| {
-                let obj = object_at(strict, &inner)?.ok_or("no such object")?;
-                Ok(edit::remove_member(strict, obj, "args")?.unwrap_or_else(|| strict.to_string()))
-            })?,
+            None => remove(&after, &inner, "args")?,
         };
+        let Some(Value::Object(env)) = holder.get("env") else {
+            continue;
+        };
+        let at = [inner.as_slice(), &["env".to_string()]].concat();
+        for (k, val) in &w.env {
+            match env.get(k) {
+                Some(now) if now.as_str() == Some(val) => after = remove(&after, &at, k)?,
+                Some(_) => notes.push(format!("kept {k} in '{}': edited since connect", w.name)),
+                None => {}
+            }
+        }
+        if w.env_created && json_entries(&after, &at)?.is_empty() {
+            after = remove(&after, &inner, "env")?;
+        }
     }
     for r in removed {
         if json_entries(&after, &r.keys)?
@@ -578,6 +672,41 @@ fn disconnect_toml(
         match &w.args {
             Some(a) => splices.push((av.clone(), a.clone())),
             None => splices.push((aline.clone(), String::new())),
+        }
+        let ours =
+            |k: &str, v: &toml::Value| w.env.iter().any(|(n, s)| n == k && v.as_str() == Some(s));
+        let mut edited: Vec<&str> = w.env.iter().map(|(k, _)| k.as_str()).collect();
+        match &e.env {
+            _ if w.env.is_empty() => {}
+            None => {}
+            Some(codex::Env::Inline { line, value }) => {
+                let members = toml::inline_members(text, value.start)?;
+                let (mine, theirs): (Vec<_>, Vec<_>) = members
+                    .iter()
+                    .partition(|m| matches!(m.keys.as_slice(), [k] if ours(k, &m.value)));
+                edited.retain(|k| !mine.iter().any(|m| m.keys == [*k]));
+                if w.env_created && theirs.is_empty() {
+                    splices.push((line.clone(), String::new()));
+                } else if !mine.is_empty() {
+                    let names: Vec<&str> = mine.iter().map(|m| m.keys[0].as_str()).collect();
+                    let table = codex::inline_without(&text[value.clone()], &names)?;
+                    splices.push((value.clone(), table));
+                }
+            }
+            Some(codex::Env::Lines { vars, .. }) => {
+                for (k, line, v) in vars {
+                    if ours(k, v) {
+                        edited.retain(|e| e != k);
+                        splices.push((line.clone(), String::new()));
+                    }
+                }
+            }
+        }
+        // Ours and still there, with another value.
+        for k in edited {
+            if codex::env_value(e, k).is_some() {
+                notes.push(format!("kept {k} in '{}': edited since connect", w.name));
+            }
         }
     }
     splices.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
@@ -842,7 +971,7 @@ mod tests {
         );
         assert_eq!(env_of(&s["d"]), both);
         assert_eq!(s["a"]["args"], serde_json::json!(["run", "--", "a"]));
-        let recorded: Vec<(&str, Vec<(String, String)>, bool)> = c
+        let recorded: Vec<_> = c
             .wrapped
             .iter()
             .map(|w| (w.name.as_str(), w.env.clone(), w.env_created))
@@ -856,8 +985,14 @@ mod tests {
                 ("d", hub_env(), false),
             ]
         );
-        let (back, notes) =
-            disconnect(Shape::McpServers, &c.after, &c.removed, &c.added, &c.wrapped).unwrap();
+        let (back, notes) = disconnect(
+            Shape::McpServers,
+            &c.after,
+            &c.removed,
+            &c.added,
+            &c.wrapped,
+        )
+        .unwrap();
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(back, text);
         // With the default home and config, nothing but command and args.
@@ -876,8 +1011,17 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert!(!plain.after.contains("MCPSHARE"), "{}", plain.after);
-        assert!(plain.wrapped.iter().all(|w| w.env.is_empty() && !w.env_created));
+        assert!(
+            !plain.after.contains("/c/config.json") && !plain.after.contains("\"/h\""),
+            "{}",
+            plain.after
+        );
+        assert!(
+            plain
+                .wrapped
+                .iter()
+                .all(|w| w.env.is_empty() && !w.env_created)
+        );
     }
 
     #[test]
@@ -889,12 +1033,16 @@ mod tests {
             env_of(&v["servers"]["v"]),
             serde_json::json!({"MCPSHARE_CONFIG": "/c/config.json", "MCPSHARE_HOME": "/h"})
         );
-        let (back, _) =
-            disconnect(Shape::VscodeServers, &c.after, &[], &[], &c.wrapped).unwrap();
+        let (back, _) = disconnect(Shape::VscodeServers, &c.after, &[], &[], &c.wrapped).unwrap();
         assert_eq!(back, text);
         // Zed's older entries nest the launch, env included.
         let text = "{\n  // mine\n  \"context_servers\": {\n    \"z\": {\"command\": {\"path\": \"z\", \"args\": [], \"env\": {\"MCPSHARE_CONFIG\": \"/z\"}}},\n    \"y\": {\"command\": {\"path\": \"y\"}}\n  }\n}\n";
-        let c = wrap(Client::Zed, Shape::ZedContextServers, "context_servers", text);
+        let c = wrap(
+            Client::Zed,
+            Shape::ZedContextServers,
+            "context_servers",
+            text,
+        );
         let (_, v) = json_clients::parse(&c.after).unwrap();
         let z = &v["context_servers"]["z"]["command"];
         assert_eq!(
@@ -919,12 +1067,9 @@ mod tests {
     fn a_wrapped_json_env_edited_since_connect_keeps_the_users_values() {
         let text = "{\"mcpServers\": {\"a\": {\"command\": \"a\"}, \"b\": {\"command\": \"b\", \"env\": {\"K\": \"v\"}}}}";
         let c = wrap(Client::Cursor, Shape::McpServers, "mcpServers", text);
-        let edited = c
-            .after
-            .replacen("\"MCPSHARE_HOME\": \"/h\"", "\"MCPSHARE_HOME\": \"/a\"", 1);
+        let edited = c.after.replacen("\"/h\"", "\"/a\"", 1);
         assert_ne!(edited, c.after);
-        let (back, notes) =
-            disconnect(Shape::McpServers, &edited, &[], &[], &c.wrapped).unwrap();
+        let (back, notes) = disconnect(Shape::McpServers, &edited, &[], &[], &c.wrapped).unwrap();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("MCPSHARE_HOME"), "{notes:?}");
         let (_, v) = json_clients::parse(&back).unwrap();
@@ -971,8 +1116,7 @@ mod tests {
                 ("e", 2, false)
             ]
         );
-        let (back, notes) =
-            disconnect(Shape::CodexToml, &c.after, &[], &[], &c.wrapped).unwrap();
+        let (back, notes) = disconnect(Shape::CodexToml, &c.after, &[], &[], &c.wrapped).unwrap();
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(back, CODEX);
         // With the default home and config, nothing but command and args.
@@ -1016,7 +1160,10 @@ mod tests {
             back.starts_with("# top\n[mcp_servers.a]\ncommand = \"a\" # the server\nenv = { MCPSHARE_HOME = \"/a\", X = \"1\" }\n\n[mcp_servers.b]\ncommand = 'b'\nargs = [\"-x\"]\nenv = { K = \"v\", MCPSHARE_CONFIG = \"/b\" } # mine\n"),
             "{back}"
         );
-        assert!(back.ends_with(&CODEX[CODEX.find("\n[mcp_servers.c]").unwrap()..]), "{back}");
+        assert!(
+            back.ends_with(&CODEX[CODEX.find("\n[mcp_servers.c]").unwrap()..]),
+            "{back}"
+        );
     }
 
     #[test]

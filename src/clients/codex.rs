@@ -25,6 +25,27 @@ pub struct Entry {
     /// value range).
     pub command: Option<(Range<usize>, Range<usize>)>,
     pub args: Option<(Range<usize>, Range<usize>)>,
+    /// Where its `env` is written in its own sections, if it is.
+    pub env: Option<Env>,
+}
+
+/// How a server's `env` is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Env {
+    /// `env = { ... }` in its main section: the pair's line range and the
+    /// value's range.
+    Inline {
+        line: Range<usize>,
+        value: Range<usize>,
+    },
+    /// Lines of their own: its `[mcp_servers.NAME.env]` table (`prefix`
+    /// empty) or `env.KEY = ...` in its main section (`prefix` `env.`).
+    /// Each key with its line range and value, and where a new line goes.
+    Lines {
+        prefix: &'static str,
+        vars: Vec<(String, Range<usize>, Value)>,
+        end: usize,
+    },
 }
 
 /// Every server of the file, in file order.
@@ -42,6 +63,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, String> {
                     scattered: false,
                     command: None,
                     args: None,
+                    env: None,
                 });
                 out.len() - 1
             }
@@ -57,6 +79,17 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, String> {
         if own {
             let i = get(&mut out, &head[1]);
             out[i].sections.push(s.span.clone());
+            if head.len() == 3 && head[2] == "env" {
+                // New keys go after its last pair, or its header's line.
+                let header = text[s.span.clone()]
+                    .find('\n')
+                    .map_or(s.span.end, |n| s.span.start + n + 1);
+                out[i].env = Some(Env::Lines {
+                    prefix: "",
+                    vars: Vec::new(),
+                    end: header,
+                });
+            }
         }
         for p in &s.pairs {
             let full: Vec<String> = head.iter().chain(&p.keys).cloned().collect();
@@ -83,7 +116,32 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, String> {
                         match p.keys[0].as_str() {
                             "command" => e.command = at,
                             "args" => e.args = at,
+                            "env" if matches!(p.value, Value::Table(_)) => {
+                                e.env = Some(Env::Inline {
+                                    line: p.span.clone(),
+                                    value: p.value_span.clone(),
+                                })
+                            }
                             _ => {}
+                        }
+                    }
+                    // `KEY = ...` of its env table, or `env.KEY = ...`.
+                    let var = match (head.len(), p.keys.as_slice()) {
+                        (3, [k]) if head[2] == "env" => Some(("", k)),
+                        (2, [env, k]) if env == "env" => Some(("env.", k)),
+                        _ => None,
+                    };
+                    if let Some((prefix, k)) = var.filter(|_| own) {
+                        if !matches!(e.env, Some(Env::Lines { .. })) {
+                            e.env = Some(Env::Lines {
+                                prefix,
+                                vars: Vec::new(),
+                                end: p.span.end,
+                            });
+                        }
+                        if let Some(Env::Lines { vars, end, .. }) = &mut e.env {
+                            vars.push((k.clone(), p.span.clone(), p.value.clone()));
+                            *end = p.span.end;
                         }
                     }
                 }
@@ -124,6 +182,68 @@ fn secs(v: Option<&Value>, per_sec: f64) -> Option<u64> {
         _ => return None,
     };
     (n > 0.0).then(|| (n / per_sec).ceil() as u64)
+}
+
+/// Does the server set variable `k`, in its env or by name in `env_vars`?
+pub fn sets_env(e: &Entry, k: &str) -> bool {
+    env_value(e, k).is_some() || strings(get(&e.table, "env_vars")).iter().any(|n| n == k)
+}
+
+/// Does the server have an env, of any kind, anywhere?
+pub fn has_env(e: &Entry) -> bool {
+    get(&e.table, "env").is_some()
+}
+
+/// The value of variable `k` in the server's env.
+pub fn env_value<'a>(e: &'a Entry, k: &str) -> Option<&'a Value> {
+    match get(&e.table, "env") {
+        Some(Value::Table(pairs)) => get(pairs, k),
+        _ => None,
+    }
+}
+
+/// `vars` as one line each: `PREFIXKEY = "value"`.
+pub fn env_lines(prefix: &str, vars: &[(String, String)]) -> String {
+    vars.iter()
+        .map(|(k, v)| format!("{prefix}{} = {}\n", toml::key(k), toml::string(v)))
+        .collect()
+}
+
+/// The inline table `table` (its text) with `vars` added after its last
+/// member: what [`inline_without`] takes out again, byte for byte.
+pub fn inline_with(table: &str, vars: &[(String, String)]) -> Result<String, String> {
+    let members = toml::inline_members(table, 0)?;
+    let (at, mut sep) = match members.last() {
+        Some(m) => (m.span.end, ", "),
+        None => (1, " "),
+    };
+    let mut add = String::new();
+    for (k, v) in vars {
+        add.push_str(&format!("{sep}{} = {}", toml::key(k), toml::string(v)));
+        sep = ", ";
+    }
+    let mut out = table.to_string();
+    out.insert_str(at, &add);
+    Ok(out)
+}
+
+/// The inline table `table` (its text) without its members `names`; the
+/// others keep their bytes.
+pub fn inline_without(table: &str, names: &[&str]) -> Result<String, String> {
+    let mut out = table.to_string();
+    for name in names {
+        let members = toml::inline_members(&out, 0)?;
+        let Some(i) = members.iter().position(|m| m.keys == [*name]) else {
+            continue;
+        };
+        let cut = match (i.checked_sub(1), members.get(i + 1)) {
+            (Some(before), _) => members[before].span.end..members[i].span.end,
+            (None, Some(next)) => members[i].span.start..next.span.start,
+            (None, None) => 1..members[i].span.end,
+        };
+        out.replace_range(cut, "");
+    }
+    Ok(out)
 }
 
 /// The file's servers as [`ClientServer`]s.
@@ -282,6 +402,44 @@ inline = { command = "srv" }
         assert!(!e[0].scattered && e[2].scattered);
         let (_, v) = e[0].args.clone().unwrap();
         assert_eq!(&FILE[v], "[\"-y\", \"@x/docs\"]");
+    }
+
+    #[test]
+    fn inline_env_members_are_added_and_taken_out_byte_for_byte() {
+        let vars = [
+            ("A".to_string(), "x".to_string()),
+            ("B b".into(), "y".into()),
+        ];
+        for table in [
+            "{}",
+            "{ }",
+            "{ K = \"v\" }",
+            "{ K = 1, L = [2] }",
+            "{\n  K = \"v\", # c\n}",
+        ] {
+            let with = inline_with(table, &vars).unwrap();
+            let read = toml::parse(&format!("x = {with}\n")).unwrap();
+            let toml::Value::Table(pairs) = &read.sections[0].pairs[0].value else {
+                panic!("{with}");
+            };
+            assert!(
+                pairs.ends_with(&[
+                    ("A".into(), Value::Str("x".into())),
+                    ("B b".into(), Value::Str("y".into()))
+                ]),
+                "{with}"
+            );
+            assert_eq!(inline_without(&with, &["A", "B b"]).unwrap(), table);
+            assert_eq!(inline_without(&with, &["B b", "A"]).unwrap(), table);
+        }
+        assert_eq!(
+            inline_with("{ K = 1 }", &vars[..1]).unwrap(),
+            "{ K = 1, A = \"x\" }"
+        );
+        assert_eq!(
+            inline_without("{ A = 1, K = 2 }", &["A"]).unwrap(),
+            "{ K = 2 }"
+        );
     }
 
     #[test]

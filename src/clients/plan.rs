@@ -4,7 +4,7 @@
 //! first. JSON edits go through the config's format-preserving editor;
 //! only the entries named here change, every other byte stays.
 
-use super::codex;
+use super::codex::{self, env_lines};
 use super::json_clients::{self, blank_comments};
 use super::toml;
 use super::{Client, ClientServer, Shape};
@@ -34,7 +34,8 @@ pub struct Entry {
 }
 
 /// An entry whose command and args connect rewrote: the values' text
-/// before and after.
+/// before and after; and the variables it added to the entry's env (the
+/// hub's, each one the entry did not set), and whether it made the env.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wrapped {
     pub keys: Vec<String>,
@@ -43,6 +44,11 @@ pub struct Wrapped {
     pub args: Option<String>,
     pub new_command: String,
     pub new_args: String,
+    // Records written before connect added variables have neither.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub env_created: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,6 +188,21 @@ fn json_entries(text: &str, keys: &[String]) -> Result<Vec<(String, Value, Range
         .collect()
 }
 
+/// The names of `vars`: `A and B`.
+fn names_of(vars: &[(String, String)]) -> String {
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    names.join(" and ")
+}
+
+/// `vars` as a JSON object, in their order.
+fn env_object(vars: &[(String, String)]) -> New {
+    New::Object(
+        vars.iter()
+            .map(|(k, v)| (k.clone(), New::Value(Value::from(v.as_str()))))
+            .collect(),
+    )
+}
+
 fn hub_entry(shape: Shape, exe: &str, env: &[(String, String)]) -> New {
     let mut pairs = Vec::new();
     if shape == Shape::VscodeServers {
@@ -190,11 +211,7 @@ fn hub_entry(shape: Shape, exe: &str, env: &[(String, String)]) -> New {
     pairs.push(("command".to_string(), New::Value(Value::from(exe))));
     pairs.push(("args".to_string(), New::Value(serde_json::json!(["mcp"]))));
     if !env.is_empty() {
-        let vars = env
-            .iter()
-            .map(|(k, v)| (k.clone(), New::Value(Value::from(v.as_str()))))
-            .collect();
-        pairs.push(("env".to_string(), New::Object(vars)));
+        pairs.push(("env".to_string(), env_object(env)));
     }
     New::Object(pairs)
 }
@@ -253,6 +270,27 @@ pub fn connect(
                 Mode::Wrap => {
                     let (inner, ck) = launch_keys(&t.keys, &name, &v);
                     let new_args = compact(&wrap_args(command, args));
+                    let holder = json_clients::at(&v, &inner[t.keys.len() + 1..]);
+                    let (env, env_created) = match holder.and_then(|h| h.get("env")) {
+                        None => (hub_env.to_vec(), !hub_env.is_empty()),
+                        Some(Value::Object(set)) => (
+                            hub_env
+                                .iter()
+                                .filter(|(k, _)| !set.contains_key(k))
+                                .cloned()
+                                .collect(),
+                            false,
+                        ),
+                        Some(_) => {
+                            if !hub_env.is_empty() {
+                                c.notes.push(format!(
+                                    "'{name}': its env is not an object; {} not added",
+                                    names_of(hub_env)
+                                ));
+                            }
+                            (Vec::new(), false)
+                        }
+                    };
                     c.wrapped.push(Wrapped {
                         keys: t.keys.clone(),
                         name: name.clone(),
@@ -260,9 +298,20 @@ pub fn connect(
                         args: raw_member(&c.after, &inner, "args")?,
                         new_command: Value::from(exe).to_string(),
                         new_args: new_args.clone(),
+                        env: env.clone(),
+                        env_created,
                     });
                     c.after = set_in(&c.after, &inner, ck, &New::Value(Value::from(exe)))?;
                     c.after = set_raw(&c.after, &inner, "args", &new_args)?;
+                    if env_created {
+                        c.after = set_in(&c.after, &inner, "env", &env_object(&env))?;
+                    } else {
+                        let at = [inner.as_slice(), &["env".to_string()]].concat();
+                        for (k, val) in &env {
+                            c.after =
+                                set_in(&c.after, &at, k, &New::Value(Value::from(val.as_str())))?;
+                        }
+                    }
                 }
             }
         }
@@ -406,7 +455,21 @@ fn connect_toml(
                     .map(toml::Value::Str)
                     .collect(),
             ));
-            let (_, cv) = e.command.clone().ok_or("command not in its table")?;
+            let (line, cv) = e.command.clone().ok_or("command not in its table")?;
+            let mut env: Vec<(String, String)> = hub_env
+                .iter()
+                .filter(|(k, _)| !codex::sets_env(e, k))
+                .cloned()
+                .collect();
+            if !env.is_empty() && e.env.is_none() && codex::has_env(e) {
+                c.notes.push(format!(
+                    "'{}': its env is not a table of its own; {} not added",
+                    s.name,
+                    names_of(&env)
+                ));
+                env.clear();
+            }
+            let env_created = !env.is_empty() && e.env.is_none();
             c.wrapped.push(Wrapped {
                 keys: keys.clone(),
                 name: s.name.clone(),
@@ -414,13 +477,43 @@ fn connect_toml(
                 args: e.args.as_ref().map(|(_, v)| text[v.clone()].to_string()),
                 new_command: toml::string(exe),
                 new_args: new_args.clone(),
+                env: env.clone(),
+                env_created,
             });
             splices.push((cv, toml::string(exe)));
+            // A new env goes on the line after args.
+            let new_env = if env_created {
+                let vars = env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), toml::Value::Str(v.clone())))
+                    .collect();
+                format!("env = {}\n", toml::render(&toml::Value::Table(vars)))
+            } else {
+                String::new()
+            };
             match &e.args {
-                Some((_, av)) => splices.push((av.clone(), new_args)),
-                None => {
-                    let (line, _) = e.command.clone().expect("checked");
-                    splices.push((line.end..line.end, format!("args = {new_args}\n")));
+                Some((aline, av)) => {
+                    splices.push((av.clone(), new_args));
+                    if env_created {
+                        splices.push((aline.end..aline.end, new_env));
+                    }
+                }
+                None => splices.push((line.end..line.end, format!("args = {new_args}\n{new_env}"))),
+            }
+            match &e.env {
+                _ if env.is_empty() => {}
+                None => {}
+                Some(codex::Env::Inline { value, .. }) => splices.push((
+                    value.clone(),
+                    codex::inline_with(&text[value.clone()], &env)?,
+                )),
+                Some(codex::Env::Lines { prefix, end, .. }) => {
+                    let lead = if text[..*end].ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    };
+                    splices.push((*end..*end, format!("{lead}{}", env_lines(prefix, &env))));
                 }
             }
         }
@@ -504,11 +597,22 @@ pub fn disconnect(
         after = set_raw(&after, &inner, ck, &w.command)?;
         after = match &w.args {
             Some(a) => set_raw(&after, &inner, "args", a)?,
-            None => splice_back(&after, |strict| {
-                let obj = object_at(strict, &inner)?.ok_or("no such object")?;
-                Ok(edit::remove_member(strict, obj, "args")?.unwrap_or_else(|| strict.to_string()))
-            })?,
+            None => remove(&after, &inner, "args")?,
         };
+        let Some(Value::Object(env)) = holder.get("env") else {
+            continue;
+        };
+        let at = [inner.as_slice(), &["env".to_string()]].concat();
+        for (k, val) in &w.env {
+            match env.get(k) {
+                Some(now) if now.as_str() == Some(val) => after = remove(&after, &at, k)?,
+                Some(_) => notes.push(format!("kept {k} in '{}': edited since connect", w.name)),
+                None => {}
+            }
+        }
+        if w.env_created && json_entries(&after, &at)?.is_empty() {
+            after = remove(&after, &inner, "env")?;
+        }
     }
     for r in removed {
         if json_entries(&after, &r.keys)?
@@ -568,6 +672,41 @@ fn disconnect_toml(
         match &w.args {
             Some(a) => splices.push((av.clone(), a.clone())),
             None => splices.push((aline.clone(), String::new())),
+        }
+        let ours =
+            |k: &str, v: &toml::Value| w.env.iter().any(|(n, s)| n == k && v.as_str() == Some(s));
+        let mut edited: Vec<&str> = w.env.iter().map(|(k, _)| k.as_str()).collect();
+        match &e.env {
+            _ if w.env.is_empty() => {}
+            None => {}
+            Some(codex::Env::Inline { line, value }) => {
+                let members = toml::inline_members(text, value.start)?;
+                let (mine, theirs): (Vec<_>, Vec<_>) = members
+                    .iter()
+                    .partition(|m| matches!(m.keys.as_slice(), [k] if ours(k, &m.value)));
+                edited.retain(|k| !mine.iter().any(|m| m.keys == [*k]));
+                if w.env_created && theirs.is_empty() {
+                    splices.push((line.clone(), String::new()));
+                } else if !mine.is_empty() {
+                    let names: Vec<&str> = mine.iter().map(|m| m.keys[0].as_str()).collect();
+                    let table = codex::inline_without(&text[value.clone()], &names)?;
+                    splices.push((value.clone(), table));
+                }
+            }
+            Some(codex::Env::Lines { vars, .. }) => {
+                for (k, line, v) in vars {
+                    if ours(k, v) {
+                        edited.retain(|e| e != k);
+                        splices.push((line.clone(), String::new()));
+                    }
+                }
+            }
+        }
+        // Ours and still there, with another value.
+        for k in edited {
+            if codex::env_value(e, k).is_some() {
+                notes.push(format!("kept {k} in '{}': edited since connect", w.name));
+            }
         }
     }
     splices.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
@@ -791,6 +930,247 @@ mod tests {
             disconnect(Shape::CodexToml, &c.after, &c.removed, &c.added, &c.wrapped).unwrap();
         assert!(notes.is_empty());
         assert_eq!(back, text);
+    }
+
+    fn hub_env() -> Vec<(String, String)> {
+        vec![
+            ("MCPSHARE_CONFIG".into(), "/c/config.json".into()),
+            ("MCPSHARE_HOME".into(), "/h".into()),
+        ]
+    }
+
+    fn wrap(client: Client, shape: Shape, key: &str, text: &str) -> Change {
+        let t = [Target {
+            keys: keys(&[key]),
+            hub_here: false,
+            replaces: &replace_a,
+        }];
+        connect(client, shape, text, &t, Mode::Wrap, EXE, &hub_env()).unwrap()
+    }
+
+    fn env_of(v: &Value) -> Value {
+        v.get("env").cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn json_wrap_adds_the_hub_env_the_entry_does_not_set_and_disconnect_takes_it_back() {
+        let text = "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"a\"},\n    \"b\": {\n      \"command\": \"b\",\n      \"args\": [\"-x\"],\n      \"env\": {\"K\": \"v\"}\n    },\n    \"c\": {\"command\": \"c\", \"env\": {\"MCPSHARE_HOME\": \"/mine\"}},\n    \"d\": {\"command\": \"d\", \"env\": {}}\n  }\n}\n";
+        let c = wrap(Client::Cursor, Shape::McpServers, "mcpServers", text);
+        let (_, v) = json_clients::parse(&c.after).unwrap();
+        let s = &v["mcpServers"];
+        let both = serde_json::json!({"MCPSHARE_CONFIG": "/c/config.json", "MCPSHARE_HOME": "/h"});
+        assert_eq!(env_of(&s["a"]), both, "{}", c.after);
+        assert_eq!(
+            env_of(&s["b"]),
+            serde_json::json!({"K": "v", "MCPSHARE_CONFIG": "/c/config.json", "MCPSHARE_HOME": "/h"})
+        );
+        // What the user set stays theirs.
+        assert_eq!(
+            env_of(&s["c"]),
+            serde_json::json!({"MCPSHARE_HOME": "/mine", "MCPSHARE_CONFIG": "/c/config.json"})
+        );
+        assert_eq!(env_of(&s["d"]), both);
+        assert_eq!(s["a"]["args"], serde_json::json!(["run", "--", "a"]));
+        let recorded: Vec<_> = c
+            .wrapped
+            .iter()
+            .map(|w| (w.name.as_str(), w.env.clone(), w.env_created))
+            .collect();
+        assert_eq!(
+            recorded,
+            [
+                ("a", hub_env(), true),
+                ("b", hub_env(), false),
+                ("c", hub_env()[..1].to_vec(), false),
+                ("d", hub_env(), false),
+            ]
+        );
+        let (back, notes) = disconnect(
+            Shape::McpServers,
+            &c.after,
+            &c.removed,
+            &c.added,
+            &c.wrapped,
+        )
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(back, text);
+        // With the default home and config, nothing but command and args.
+        let t = [Target {
+            keys: keys(&["mcpServers"]),
+            hub_here: false,
+            replaces: &replace_a,
+        }];
+        let plain = connect(
+            Client::Cursor,
+            Shape::McpServers,
+            text,
+            &t,
+            Mode::Wrap,
+            EXE,
+            &[],
+        )
+        .unwrap();
+        assert!(
+            !plain.after.contains("/c/config.json") && !plain.after.contains("\"/h\""),
+            "{}",
+            plain.after
+        );
+        assert!(
+            plain
+                .wrapped
+                .iter()
+                .all(|w| w.env.is_empty() && !w.env_created)
+        );
+    }
+
+    #[test]
+    fn json_wrap_env_goes_where_vscode_and_zed_keep_it() {
+        let text = "{\n  \"servers\": {\n    \"v\": {\"type\": \"stdio\", \"command\": \"v\", \"args\": []}\n  }\n}\n";
+        let c = wrap(Client::Vscode, Shape::VscodeServers, "servers", text);
+        let (_, v) = json_clients::parse(&c.after).unwrap();
+        assert_eq!(
+            env_of(&v["servers"]["v"]),
+            serde_json::json!({"MCPSHARE_CONFIG": "/c/config.json", "MCPSHARE_HOME": "/h"})
+        );
+        let (back, _) = disconnect(Shape::VscodeServers, &c.after, &[], &[], &c.wrapped).unwrap();
+        assert_eq!(back, text);
+        // Zed's older entries nest the launch, env included.
+        let text = "{\n  // mine\n  \"context_servers\": {\n    \"z\": {\"command\": {\"path\": \"z\", \"args\": [], \"env\": {\"MCPSHARE_CONFIG\": \"/z\"}}},\n    \"y\": {\"command\": {\"path\": \"y\"}}\n  }\n}\n";
+        let c = wrap(
+            Client::Zed,
+            Shape::ZedContextServers,
+            "context_servers",
+            text,
+        );
+        let (_, v) = json_clients::parse(&c.after).unwrap();
+        let z = &v["context_servers"]["z"]["command"];
+        assert_eq!(
+            env_of(z),
+            serde_json::json!({"MCPSHARE_CONFIG": "/z", "MCPSHARE_HOME": "/h"}),
+            "{}",
+            c.after
+        );
+        assert_eq!(z["path"], EXE);
+        assert_eq!(
+            env_of(&v["context_servers"]["y"]["command"]),
+            serde_json::json!({"MCPSHARE_CONFIG": "/c/config.json", "MCPSHARE_HOME": "/h"})
+        );
+        assert!(v["context_servers"]["y"].get("env").is_none());
+        let (back, notes) =
+            disconnect(Shape::ZedContextServers, &c.after, &[], &[], &c.wrapped).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(back, text);
+    }
+
+    #[test]
+    fn a_wrapped_json_env_edited_since_connect_keeps_the_users_values() {
+        let text = "{\"mcpServers\": {\"a\": {\"command\": \"a\"}, \"b\": {\"command\": \"b\", \"env\": {\"K\": \"v\"}}}}";
+        let c = wrap(Client::Cursor, Shape::McpServers, "mcpServers", text);
+        let edited = c.after.replacen("\"/h\"", "\"/a\"", 1);
+        assert_ne!(edited, c.after);
+        let (back, notes) = disconnect(Shape::McpServers, &edited, &[], &[], &c.wrapped).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("MCPSHARE_HOME"), "{notes:?}");
+        let (_, v) = json_clients::parse(&back).unwrap();
+        assert_eq!(v["mcpServers"]["a"]["command"], "a");
+        // The env connect made stays for the user's value, without ours.
+        assert_eq!(
+            env_of(&v["mcpServers"]["a"]),
+            serde_json::json!({"MCPSHARE_HOME": "/a"}),
+            "{back}"
+        );
+        assert_eq!(env_of(&v["mcpServers"]["b"]), serde_json::json!({"K": "v"}));
+    }
+
+    const CODEX: &str = "# top\n[mcp_servers.a]\ncommand = \"a\" # the server\n\n[mcp_servers.b]\ncommand = 'b'\nargs = [\"-x\"]\nenv = { K = \"v\" } # mine\n\n[mcp_servers.c]\ncommand = \"c\"\n\n[mcp_servers.c.env]\nMCPSHARE_HOME = \"/mine\"\n\n[mcp_servers.d]\ncommand = \"d\"\nenv = {}\nenv_vars = [\"MCPSHARE_CONFIG\"]\n\n[mcp_servers.e]\ncommand = \"e\"\nargs = []\nenv.K = \"v\"\n";
+
+    #[test]
+    fn codex_wrap_adds_the_hub_env_to_each_way_of_writing_env_and_takes_it_back() {
+        let c = wrap(Client::Codex, Shape::CodexToml, "mcp_servers", CODEX);
+        assert_eq!(
+            c.after,
+            "# top\n[mcp_servers.a]\ncommand = \"/opt/bin/mcpshare\" # the server\nargs = [\"run\", \"--\", \"a\"]\nenv = { MCPSHARE_CONFIG = \"/c/config.json\", MCPSHARE_HOME = \"/h\" }\n\n[mcp_servers.b]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"b\", \"-x\"]\nenv = { K = \"v\", MCPSHARE_CONFIG = \"/c/config.json\", MCPSHARE_HOME = \"/h\" } # mine\n\n[mcp_servers.c]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"c\"]\n\n[mcp_servers.c.env]\nMCPSHARE_HOME = \"/mine\"\nMCPSHARE_CONFIG = \"/c/config.json\"\n\n[mcp_servers.d]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"d\"]\nenv = { MCPSHARE_HOME = \"/h\"}\nenv_vars = [\"MCPSHARE_CONFIG\"]\n\n[mcp_servers.e]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"e\"]\nenv.K = \"v\"\nenv.MCPSHARE_CONFIG = \"/c/config.json\"\nenv.MCPSHARE_HOME = \"/h\"\n"
+        );
+        // It reads back as Codex reads it.
+        let servers = codex::servers(&c.after).unwrap();
+        for s in &servers {
+            let super::super::Transport::Stdio { env, .. } = &s.transport else {
+                panic!("{s:?}");
+            };
+            assert!(env.contains_key("MCPSHARE_HOME"), "{s:?}");
+            assert!(env.contains_key("MCPSHARE_CONFIG"), "{s:?}");
+        }
+        let recorded: Vec<(&str, usize, bool)> = c
+            .wrapped
+            .iter()
+            .map(|w| (w.name.as_str(), w.env.len(), w.env_created))
+            .collect();
+        assert_eq!(
+            recorded,
+            [
+                ("a", 2, true),
+                ("b", 2, false),
+                ("c", 1, false),
+                ("d", 1, false),
+                ("e", 2, false)
+            ]
+        );
+        let (back, notes) = disconnect(Shape::CodexToml, &c.after, &[], &[], &c.wrapped).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(back, CODEX);
+        // With the default home and config, nothing but command and args.
+        let t = [Target {
+            keys: keys(&["mcp_servers"]),
+            hub_here: false,
+            replaces: &replace_a,
+        }];
+        let plain = connect(
+            Client::Codex,
+            Shape::CodexToml,
+            CODEX,
+            &t,
+            Mode::Wrap,
+            EXE,
+            &[],
+        )
+        .unwrap();
+        assert!(!plain.after.contains("\"/h\""), "{}", plain.after);
+    }
+
+    #[test]
+    fn a_wrapped_codex_env_edited_since_connect_keeps_the_users_values() {
+        let c = wrap(Client::Codex, Shape::CodexToml, "mcp_servers", CODEX);
+        // The user changes one of ours in a's and b's env and adds one to a's.
+        let edited = c
+            .after
+            .replacen(
+                "env = { MCPSHARE_CONFIG = \"/c/config.json\", MCPSHARE_HOME = \"/h\" }",
+                "env = { MCPSHARE_CONFIG = \"/c/config.json\", MCPSHARE_HOME = \"/a\", X = \"1\" }",
+                1,
+            )
+            .replacen(
+                "K = \"v\", MCPSHARE_CONFIG = \"/c/config.json\"",
+                "K = \"v\", MCPSHARE_CONFIG = \"/b\"",
+                1,
+            );
+        let (back, notes) = disconnect(Shape::CodexToml, &edited, &[], &[], &c.wrapped).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            back.starts_with("# top\n[mcp_servers.a]\ncommand = \"a\" # the server\nenv = { MCPSHARE_HOME = \"/a\", X = \"1\" }\n\n[mcp_servers.b]\ncommand = 'b'\nargs = [\"-x\"]\nenv = { K = \"v\", MCPSHARE_CONFIG = \"/b\" } # mine\n"),
+            "{back}"
+        );
+        assert!(
+            back.ends_with(&CODEX[CODEX.find("\n[mcp_servers.c]").unwrap()..]),
+            "{back}"
+        );
+    }
+
+    #[test]
+    fn a_wrap_record_from_before_env_still_loads() {
+        let old = r#"{"keys": ["mcpServers"], "name": "a", "command": "\"a\"", "args": null, "new_command": "\"/m\"", "new_args": "[\"run\"]"}"#;
+        let w: Wrapped = serde_json::from_str(old).unwrap();
+        assert!(w.env.is_empty() && !w.env_created);
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub struct Section {
     pub pairs: Vec<Pair>,
 }
 
+/// `key = value` inside an inline table: the range from the key's first
+/// byte to the value's last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub keys: Vec<String>,
+    pub value: Value,
+    pub span: Range<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc {
     pub sections: Vec<Section>,
@@ -263,30 +272,11 @@ impl Parser<'_> {
                 }
             }
             Some(b'{') => {
-                self.i += 1;
                 let mut pairs: Vec<(String, Value)> = Vec::new();
-                loop {
-                    self.skip_in_array();
-                    if self.b.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(Value::Table(pairs));
-                    }
-                    let keys = self.keys()?;
-                    self.skip_ws();
-                    if self.b.get(self.i) != Some(&b'=') {
-                        return Err(self.err("expected '=' in an inline table"));
-                    }
-                    self.i += 1;
-                    self.skip_ws();
-                    let v = self.value()?;
-                    insert_dotted(&mut pairs, &keys, v);
-                    self.skip_in_array();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {}
-                        _ => return Err(self.err("expected ',' or '}' in an inline table")),
-                    }
+                for m in self.inline_table()? {
+                    insert_dotted(&mut pairs, &m.keys, m.value);
                 }
+                Ok(Value::Table(pairs))
             }
             _ => {
                 let start = self.i;
@@ -327,6 +317,39 @@ impl Parser<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// At a `{`: the inline table's members, up to and past its `}`.
+    fn inline_table(&mut self) -> Result<Vec<Member>, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            self.skip_in_array();
+            if self.b.get(self.i) == Some(&b'}') {
+                self.i += 1;
+                return Ok(out);
+            }
+            let start = self.i;
+            let keys = self.keys()?;
+            self.skip_ws();
+            if self.b.get(self.i) != Some(&b'=') {
+                return Err(self.err("expected '=' in an inline table"));
+            }
+            self.i += 1;
+            self.skip_ws();
+            let value = self.value()?;
+            out.push(Member {
+                keys,
+                value,
+                span: start..self.i,
+            });
+            self.skip_in_array();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {}
+                _ => return Err(self.err("expected ',' or '}' in an inline table")),
             }
         }
     }
@@ -451,6 +474,19 @@ impl Parser<'_> {
         self.i = end + 3;
         Ok(out)
     }
+}
+
+/// The members of the inline table whose `{` is at `at` in `text`.
+pub fn inline_members(text: &str, at: usize) -> Result<Vec<Member>, String> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: at,
+    };
+    if p.b.get(at) != Some(&b'{') {
+        return Err(p.err("expected an inline table"));
+    }
+    p.inline_table()
 }
 
 fn radix(digits: &str) -> Option<i64> {

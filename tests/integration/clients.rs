@@ -644,6 +644,76 @@ fn a_hub_entry_carries_a_home_and_config_that_are_not_the_defaults() {
     assert!(!out.contains("env"), "{out}");
 }
 
+/// The same for wrap mode: each wrapped entry carries the home and config
+/// that are not the defaults, so the server it starts is shared through
+/// the user's daemon, not one started under the default home.
+#[test]
+fn a_wrapped_entry_carries_a_home_and_config_that_are_not_the_defaults() {
+    let fixture = fixture().to_string_lossy().into_owned();
+    let codex = format!(
+        "[mcp_servers.fixture]\ncommand = {}\nargs = []\n",
+        json!(fixture)
+    );
+    let m = Machine::new("clients-wrap-env", &[(".codex/config.toml", codex.clone())]);
+    // A daemon under the default home would be a stray: stopped at the end.
+    let default_home = TestHome {
+        dir: m.home.join(".local/state/mcpshare"),
+        seen_upstreams: Default::default(),
+    };
+    let config = m.th.dir.join("elsewhere").join("config.json");
+    let vars: &[(&str, &Path)] = &[("MCPSHARE_CONFIG", &config)];
+    m.ok_with(&["connect", "--mode", "wrap", "codex"], vars);
+    let servers = mcpshare::clients::codex::servers(&m.read(".codex/config.toml")).unwrap();
+    let wrapped = servers.iter().find(|s| s.name == "fixture").unwrap();
+    let mcpshare::clients::Transport::Stdio {
+        command, args, env, ..
+    } = &wrapped.transport
+    else {
+        panic!("{wrapped:?}");
+    };
+    assert_eq!(args[..3], ["run", "--", fixture.as_str()]);
+    let want: BTreeMap<String, String> = [
+        ("MCPSHARE_CONFIG", config.clone()),
+        ("MCPSHARE_HOME", m.th.dir.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
+    .collect();
+    assert_eq!(env, &want, "{wrapped:?}");
+    // Started as Codex starts it: HOME, PATH and the entry's env only.
+    let mut c = Command::new(command);
+    c.args(args)
+        .env_clear()
+        .env("HOME", &m.home)
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env)
+        .current_dir(&m.project);
+    let mut b = Bridge::spawn(c);
+    b.initialize();
+    assert_eq!(
+        b.call_text(json!(1), "echo", json!({"text": "wrapped"})),
+        "wrapped"
+    );
+    let up = b.upstream_pid(json!(2));
+    m.th.seen_upstreams.lock().unwrap().push(up);
+    assert!(
+        !default_home.dir.exists(),
+        "a daemon started under the default home"
+    );
+    assert!(m.th.daemon_pid().is_some_and(pid_alive), "{}", m.th.log());
+    b.close_stdin();
+    b.wait_exit(WAIT);
+    m.ok_with(&["disconnect", "codex"], vars);
+    assert_eq!(m.read(".codex/config.toml"), codex);
+    // Edited since connect: only connect's changes are undone, env too.
+    m.ok_with(&["connect", "--mode", "wrap", "codex"], vars);
+    let p = m.home.join(".codex/config.toml");
+    let edited = format!("{}# mine\n", m.read(".codex/config.toml"));
+    std::fs::write(&p, edited).unwrap();
+    m.ok_with(&["disconnect", "codex"], vars);
+    assert_eq!(m.read(".codex/config.toml"), format!("{codex}# mine\n"));
+}
+
 /// A `claude` on PATH that records its arguments (one a line, then
 /// `--- DIR`) in `log` and changes nothing.
 fn fake_claude(dir: &Path, log: &Path) {

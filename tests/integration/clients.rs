@@ -585,6 +585,41 @@ fn calls_the_fixture_through_the_hub(m: &Machine, mut b: Bridge) {
     b.wait_exit(WAIT);
 }
 
+/// Codex's entry `name` started as Codex starts it: HOME, PATH and the
+/// entry's env only. Its args and env, and the bridge.
+fn started_as_codex_starts_it(
+    m: &Machine,
+    name: &str,
+) -> (Vec<String>, BTreeMap<String, String>, Bridge) {
+    let servers = mcpshare::clients::codex::servers(&m.read(".codex/config.toml")).unwrap();
+    let entry = servers.iter().find(|s| s.name == name).unwrap();
+    let mcpshare::clients::Transport::Stdio {
+        command, args, env, ..
+    } = &entry.transport
+    else {
+        panic!("{entry:?}");
+    };
+    let mut c = Command::new(command);
+    c.args(args)
+        .env_clear()
+        .env("HOME", &m.home)
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env)
+        .current_dir(&m.project);
+    (args.clone(), env.clone(), Bridge::spawn(c))
+}
+
+/// The env that points a client at this test's mcpshare home and `config`.
+fn home_and_config(m: &Machine, config: &Path) -> BTreeMap<String, String> {
+    [
+        ("MCPSHARE_CONFIG", config.to_path_buf()),
+        ("MCPSHARE_HOME", m.th.dir.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
+    .collect()
+}
+
 /// A client that starts its servers without the user's environment (Codex
 /// passes only a few variables; an app started from a desktop never saw
 /// the shell's exports) still reaches the user's mcpshare home and config:
@@ -601,31 +636,8 @@ fn a_hub_entry_carries_a_home_and_config_that_are_not_the_defaults() {
     let vars: &[(&str, &Path)] = &[("MCPSHARE_CONFIG", &config)];
     m.ok_with(&["import", "--from", "codex"], vars);
     m.ok_with(&["connect", "codex"], vars);
-    let servers = mcpshare::clients::codex::servers(&m.read(".codex/config.toml")).unwrap();
-    let hub = servers.iter().find(|s| s.name == "mcpshare").unwrap();
-    let mcpshare::clients::Transport::Stdio {
-        command, args, env, ..
-    } = &hub.transport
-    else {
-        panic!("{hub:?}");
-    };
-    let want: BTreeMap<String, String> = [
-        ("MCPSHARE_CONFIG", config.clone()),
-        ("MCPSHARE_HOME", m.th.dir.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
-    .collect();
-    assert_eq!(env, &want, "{hub:?}");
-    // Started as Codex starts it: HOME, PATH and the entry's env only.
-    let mut c = Command::new(command);
-    c.args(args)
-        .env_clear()
-        .env("HOME", &m.home)
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env)
-        .current_dir(&m.project);
-    let mut b = Bridge::spawn(c);
+    let (_, env, mut b) = started_as_codex_starts_it(&m, "mcpshare");
+    assert_eq!(env, home_and_config(&m, &config));
     b.initialize();
     calls_the_fixture_through_the_hub(&m, b);
     m.ok_with(&["disconnect", "codex"], vars);
@@ -663,32 +675,9 @@ fn a_wrapped_entry_carries_a_home_and_config_that_are_not_the_defaults() {
     let config = m.th.dir.join("elsewhere").join("config.json");
     let vars: &[(&str, &Path)] = &[("MCPSHARE_CONFIG", &config)];
     m.ok_with(&["connect", "--mode", "wrap", "codex"], vars);
-    let servers = mcpshare::clients::codex::servers(&m.read(".codex/config.toml")).unwrap();
-    let wrapped = servers.iter().find(|s| s.name == "fixture").unwrap();
-    let mcpshare::clients::Transport::Stdio {
-        command, args, env, ..
-    } = &wrapped.transport
-    else {
-        panic!("{wrapped:?}");
-    };
+    let (args, env, mut b) = started_as_codex_starts_it(&m, "fixture");
     assert_eq!(args[..3], ["run", "--", fixture.as_str()]);
-    let want: BTreeMap<String, String> = [
-        ("MCPSHARE_CONFIG", config.clone()),
-        ("MCPSHARE_HOME", m.th.dir.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
-    .collect();
-    assert_eq!(env, &want, "{wrapped:?}");
-    // Started as Codex starts it: HOME, PATH and the entry's env only.
-    let mut c = Command::new(command);
-    c.args(args)
-        .env_clear()
-        .env("HOME", &m.home)
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env)
-        .current_dir(&m.project);
-    let mut b = Bridge::spawn(c);
+    assert_eq!(env, home_and_config(&m, &config));
     b.initialize();
     assert_eq!(
         b.call_text(json!(1), "echo", json!({"text": "wrapped"})),

@@ -792,21 +792,15 @@ mod tests {
             let text = format!(
                 "{{\"mcpServers\": {{\"{x}\": {{\"command\": \"a\"}}, \"{y}\": {{\"command\": \"b\"}}}}}}"
             );
-            let t = [Target {
-                keys: keys(&["mcpServers"]),
-                hub_here: true,
-                replaces: &replace_a,
-            }];
-            let c = connect(
+            let c = plan(
                 Client::Cursor,
                 Shape::McpServers,
+                "mcpServers",
                 &text,
-                &t,
+                true,
                 Mode::Hub,
-                EXE,
                 &[],
-            )
-            .unwrap();
+            );
             assert!(
                 c.after.contains(y) && !c.after.contains(&format!("\"{x}\"")),
                 "{}",
@@ -818,21 +812,15 @@ mod tests {
     #[test]
     fn hub_keeps_comments_and_other_entries_and_is_undone_by_splicing() {
         let text = "// settings\n{\n  \"x\": 1, // one\n  \"context_servers\": {\n    \"a\": {\"command\": \"a\", \"args\": []},\n    \"b\": {\"command\": \"b\"},\n  },\n}\n";
-        let t = [Target {
-            keys: keys(&["context_servers"]),
-            hub_here: true,
-            replaces: &replace_a,
-        }];
-        let c = connect(
+        let c = plan(
             Client::Zed,
             Shape::ZedContextServers,
+            "context_servers",
             text,
-            &t,
+            true,
             Mode::Hub,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         assert!(
             c.after.starts_with("// settings\n{\n  \"x\": 1, // one\n"),
             "{}",
@@ -842,16 +830,15 @@ mod tests {
         assert_eq!(c.removed[0].text, "{\"command\": \"a\", \"args\": []}");
         assert_eq!(c.added.len(), 1);
         // Connecting again changes nothing.
-        let again = connect(
+        let again = plan(
             Client::Zed,
             Shape::ZedContextServers,
+            "context_servers",
             &c.after,
-            &t,
+            true,
             Mode::Hub,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         assert_eq!(again.after, c.after);
         assert!(again.removed.is_empty() && again.added.is_empty());
         let (back, notes) = disconnect(
@@ -873,21 +860,15 @@ mod tests {
     #[test]
     fn an_edited_hub_entry_is_kept_and_a_taken_name_not_put_back() {
         let text = "{\"mcpServers\": {\"a\": {\"command\": \"a\"}}}";
-        let t = [Target {
-            keys: keys(&["mcpServers"]),
-            hub_here: true,
-            replaces: &replace_a,
-        }];
-        let c = connect(
+        let c = plan(
             Client::Cursor,
             Shape::McpServers,
+            "mcpServers",
             text,
-            &t,
+            true,
             Mode::Hub,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         let edited = c
             .after
             .replace("\"mcp\"", "\"mcp\", \"--verbose\"")
@@ -907,21 +888,15 @@ mod tests {
     #[test]
     fn codex_wrap_and_unwrap_splice_only_command_and_args() {
         let text = "# top\n[mcp_servers.a]\ncommand = \"a\" # the server\nenv = { K = \"v\" }\n\n[mcp_servers.b]\ncommand = 'b'\nargs = [\"-x\"]\n";
-        let t = [Target {
-            keys: keys(&["mcp_servers"]),
-            hub_here: true,
-            replaces: &replace_a,
-        }];
-        let c = connect(
+        let c = plan(
             Client::Codex,
             Shape::CodexToml,
+            "mcp_servers",
             text,
-            &t,
+            true,
             Mode::Wrap,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         assert_eq!(
             c.after,
             "# top\n[mcp_servers.a]\ncommand = \"/opt/bin/mcpshare\" # the server\nargs = [\"run\", \"--\", \"a\"]\nenv = { K = \"v\" }\n\n[mcp_servers.b]\ncommand = \"/opt/bin/mcpshare\"\nargs = [\"run\", \"--\", \"b\", \"-x\"]\n"
@@ -939,13 +914,26 @@ mod tests {
         ]
     }
 
-    fn wrap(client: Client, shape: Shape, key: &str, text: &str) -> Change {
+    /// `connect` of `text`, the servers at `key`, replacing entry `a`.
+    fn plan(
+        client: Client,
+        shape: Shape,
+        key: &str,
+        text: &str,
+        hub_here: bool,
+        mode: Mode,
+        env: &[(String, String)],
+    ) -> Change {
         let t = [Target {
             keys: keys(&[key]),
-            hub_here: false,
+            hub_here,
             replaces: &replace_a,
         }];
-        connect(client, shape, text, &t, Mode::Wrap, EXE, &hub_env()).unwrap()
+        connect(client, shape, text, &t, mode, EXE, env).unwrap()
+    }
+
+    fn wrap(client: Client, shape: Shape, key: &str, text: &str) -> Change {
+        plan(client, shape, key, text, false, Mode::Wrap, &hub_env())
     }
 
     fn env_of(v: &Value) -> Value {
@@ -996,21 +984,15 @@ mod tests {
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(back, text);
         // With the default home and config, nothing but command and args.
-        let t = [Target {
-            keys: keys(&["mcpServers"]),
-            hub_here: false,
-            replaces: &replace_a,
-        }];
-        let plain = connect(
+        let plain = plan(
             Client::Cursor,
             Shape::McpServers,
+            "mcpServers",
             text,
-            &t,
+            false,
             Mode::Wrap,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         assert!(
             !plain.after.contains("/c/config.json") && !plain.after.contains("\"/h\""),
             "{}",
@@ -1120,21 +1102,15 @@ mod tests {
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(back, CODEX);
         // With the default home and config, nothing but command and args.
-        let t = [Target {
-            keys: keys(&["mcp_servers"]),
-            hub_here: false,
-            replaces: &replace_a,
-        }];
-        let plain = connect(
+        let plain = plan(
             Client::Codex,
             Shape::CodexToml,
+            "mcp_servers",
             CODEX,
-            &t,
+            false,
             Mode::Wrap,
-            EXE,
             &[],
-        )
-        .unwrap();
+        );
         assert!(!plain.after.contains("\"/h\""), "{}", plain.after);
     }
 
